@@ -1,0 +1,242 @@
+"""One error tree and one RFC 9457 ``application/problem+json`` responder.
+
+Every error the suite emits goes through :func:`send_problem` (pure ASGI) or
+:func:`problem_response` (a Starlette ``Response`` for exception handlers), so the shape
+is the same everywhere: ``type``, ``title``, ``status``, ``detail`` plus extension
+members such as ``retry_after``. Exception text from DynamoDB or JWT libraries never
+reaches a response: log it, then raise one of these with a safe ``detail``.
+
+Configuration mistakes are not HTTP errors: they raise :class:`ConfigurationError`
+when a middleware is built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Send
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_PREFIX = "urn:lift-asgi:problem:"
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "BadRequest",
+    "ConfigurationError",
+    "Conflict",
+    "Forbidden",
+    "InvalidCursor",
+    "InvalidTenant",
+    "LiftError",
+    "NotFound",
+    "ServiceUnavailable",
+    "TableMisconfigured",
+    "TenantMismatch",
+    "TooManyRequests",
+    "Unauthorized",
+    "problem_body",
+    "problem_exception_handler",
+    "problem_response",
+    "send_problem",
+]
+
+
+class ConfigurationError(ValueError):
+    """Bad middleware options; raised at construction time and names the option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"{option}: {message}")
+
+
+class LiftError(Exception):
+    """Base of every error that becomes an HTTP problem response.
+
+    Subclasses set ``status``, ``title`` and ``code`` (the last part of the problem
+    ``type`` URI). ``detail`` is shown to the client, so it must never carry exception
+    text from a dependency. ``extra`` members are added to the problem body.
+    """
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+    code: ClassVar[str] = "internal"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or self.title
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = extra
+        super().__init__(self.detail)
+
+    @property
+    def type(self) -> str:
+        return _TYPE_PREFIX + self.code
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        for key, value in self.extra.items():
+            body.setdefault(key, value)
+        return body
+
+
+class BadRequest(LiftError):
+    status = 400
+    title = "Bad Request"
+    code = "bad-request"
+
+
+class InvalidTenant(BadRequest):
+    title = "Invalid tenant id"
+    code = "invalid-tenant"
+
+
+class InvalidCursor(BadRequest):
+    title = "Invalid cursor"
+    code = "invalid-cursor"
+
+
+class Unauthorized(LiftError):
+    status = 401
+    title = "Unauthorized"
+    code = "unauthorized"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        merged = {"www-authenticate": "Bearer"}
+        merged.update(headers or {})
+        super().__init__(detail, headers=merged, **extra)
+
+
+class Forbidden(LiftError):
+    status = 403
+    title = "Forbidden"
+    code = "forbidden"
+
+
+class TenantMismatch(Forbidden):
+    title = "Tenant sources disagree"
+    code = "tenant-mismatch"
+
+
+class NotFound(LiftError):
+    status = 404
+    title = "Not Found"
+    code = "not-found"
+
+
+class Conflict(LiftError):
+    status = 409
+    title = "Conflict"
+    code = "conflict"
+
+
+class _RetryAfterError(LiftError):
+    """An error that tells the client when to come back (``Retry-After``)."""
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float = 1,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        merged = {"retry-after": str(seconds)}
+        merged.update(headers or {})
+        self.retry_after = seconds
+        super().__init__(detail, headers=merged, retry_after=seconds, **extra)
+
+
+class TooManyRequests(_RetryAfterError):
+    status = 429
+    title = "Too Many Requests"
+    code = "rate-limited"
+
+
+class ServiceUnavailable(_RetryAfterError):
+    status = 503
+    title = "Service Unavailable"
+    code = "unavailable"
+
+
+class TableMisconfigured(LiftError):
+    """The DynamoDB table is missing or has the wrong key schema (an operator error)."""
+
+    status = 500
+    title = "Table misconfigured"
+    code = "table-misconfigured"
+
+
+def problem_body(error: LiftError) -> bytes:
+    return json.dumps(error.to_dict(), separators=(",", ":"), default=str).encode()
+
+
+def _header_list(
+    error: LiftError, body: bytes, extra: Iterable[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())
+    headers.extend(extra)
+    return headers
+
+
+async def send_problem(
+    send: Send, error: LiftError, *, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Write ``error`` as a complete problem+json HTTP response on a raw ASGI ``send``."""
+    body = problem_body(error)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": _header_list(error, body, headers),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def problem_response(error: LiftError) -> Response:
+    """The same problem document as a Starlette ``Response``."""
+    body = problem_body(error)
+    return Response(
+        content=body,
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+async def problem_exception_handler(request: Request, exc: Exception) -> Response:
+    """Register with ``app.add_exception_handler(LiftError, problem_exception_handler)``.
+
+    The suite's middlewares already turn a :class:`LiftError` raised by a handler into a
+    problem response; registering this handler as well lets Starlette's own exception
+    middleware do it, before any outer middleware sees the exception.
+    """
+    if not isinstance(exc, LiftError):  # pragma: no cover - only registered for LiftError
+        raise exc
+    return problem_response(exc)
