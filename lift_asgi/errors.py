@@ -27,8 +27,12 @@ _TYPE_PREFIX = "urn:lift-asgi:problem:"
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "BadRequest",
+    "ConditionFailed",
     "ConfigurationError",
     "Conflict",
+    "DynamoDBError",
+    "DynamoDBThrottled",
+    "DynamoDBUnavailable",
     "Forbidden",
     "InvalidCursor",
     "InvalidTenant",
@@ -36,8 +40,10 @@ __all__ = [
     "NotFound",
     "ServiceUnavailable",
     "TableMisconfigured",
+    "TableNotFound",
     "TenantMismatch",
     "TooManyRequests",
+    "TransactionCancelled",
     "Unauthorized",
     "problem_body",
     "problem_exception_handler",
@@ -188,6 +194,70 @@ class TableMisconfigured(LiftError):
     code = "table-misconfigured"
 
 
+# -- DynamoDB failures, mapped from either client (see lift_asgi.dynamo.transport) --------
+
+
+class DynamoDBError(LiftError):
+    """A DynamoDB call failed. ``aws_code`` is the service's error code, for logs only."""
+
+    status = 500
+    title = "Internal Server Error"
+    code = "dynamodb-error"
+
+    def __init__(self, detail: str | None = None, *, aws_code: str = "", **kwargs: Any) -> None:
+        self.aws_code = aws_code
+        super().__init__(detail, **kwargs)
+
+
+class ConditionFailed(DynamoDBError):
+    """A ConditionExpression was false (or a transaction was cancelled by one)."""
+
+    status = 409
+    title = "Conflict"
+    code = "condition-failed"
+
+
+class TransactionCancelled(DynamoDBError):
+    """A TransactWriteItems was cancelled; ``reasons`` has one code (or None) per item."""
+
+    status = 409
+    title = "Conflict"
+    code = "transaction-cancelled"
+
+    def __init__(
+        self, detail: str | None = None, *, reasons: list[str | None], **kwargs: Any
+    ) -> None:
+        self.reasons = reasons
+        super().__init__(detail, aws_code="TransactionCanceledException", **kwargs)
+
+
+class DynamoDBUnavailable(ServiceUnavailable):
+    """Throttled, 5xx, timed out or unreachable: retryable, 503 when it persists."""
+
+    code = "dynamodb-unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        aws_code: str = "",
+        retry_after: float = 1,
+        **kwargs: Any,
+    ) -> None:
+        self.aws_code = aws_code
+        super().__init__(
+            detail or "The database is busy; retry shortly.", retry_after=retry_after, **kwargs
+        )
+
+
+class DynamoDBThrottled(DynamoDBUnavailable):
+    code = "dynamodb-throttled"
+
+
+class TableNotFound(TableMisconfigured):
+    code = "table-not-found"
+
+
 def problem_body(error: LiftError) -> bytes:
     return json.dumps(error.to_dict(), separators=(",", ":"), default=str).encode()
 
@@ -199,7 +269,9 @@ def _header_list(
         (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())
+    headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()
+    )
     headers.extend(extra)
     return headers
 

@@ -1,0 +1,319 @@
+"""A fault-injecting HTTP proxy in front of a DynamoDB endpoint.
+
+The local emulator never throttles, never fails and never drops a connection; the
+proxy does, on demand, so tests can prove what an app does when DynamoDB does::
+
+    proxy.throttle(times=2, operation="TransactWriteItems")
+    proxy.fail(status=500)                  # the next call answers 500
+    proxy.delay(2.0, operation="GetItem")   # the next GetItem waits 2 s first
+    proxy.drop(times=None)                  # every call: connection closed, no answer
+    proxy.reset()                           # no faults, no recorded calls
+
+``times=None`` keeps a fault until :meth:`FaultProxy.reset`. Faults are consumed in the
+order they were added; each call meets at most one. Every call is recorded (operation,
+decoded JSON payload, the fault it met) in :attr:`FaultProxy.calls`, which is how a test
+sees what a client really sent (retries, ClientRequestToken, batch sizes).
+
+The proxy runs its own event loop in a daemon thread, so it works from sync and async
+tests alike and whatever event loop the test uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp
+
+__all__ = ["Call", "Fault", "FaultProxy"]
+
+FaultKind = Literal["throttle", "error", "delay", "drop"]
+
+_THROTTLE_TYPES = {
+    "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#",
+    "ThrottlingException": "com.amazon.coral.availability#",
+    "RequestLimitExceeded": "com.amazonaws.dynamodb.v20120810#",
+}
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    times: int | None = 1
+    operation: str | None = None
+    status: int = 500
+    code: str = "ProvisionedThroughputExceededException"
+    seconds: float = 0.0
+
+    def matches(self, operation: str) -> bool:
+        return (self.times is None or self.times > 0) and (
+            self.operation is None or self.operation == operation
+        )
+
+
+@dataclass
+class Call:
+    """One request the proxy received."""
+
+    operation: str
+    payload: dict[str, Any] = field(repr=False)
+    fault: FaultKind | None = None
+    status: int | None = None
+
+
+class FaultProxy:
+    """Forward DynamoDB JSON-protocol requests to ``upstream``, injecting faults."""
+
+    def __init__(self, upstream: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.host = host
+        self.port = port
+        self.calls: list[Call] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    # -- faults ---------------------------------------------------------------------
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def throttle(
+        self,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        code: str = "ProvisionedThroughputExceededException",
+    ) -> Fault:
+        """Answer 400 with a throttling error (``ThrottlingException`` and others)."""
+        if code not in _THROTTLE_TYPES:
+            raise ValueError(f"code: one of {sorted(_THROTTLE_TYPES)}, not {code!r}")
+        return self.add(Fault("throttle", times, operation, status=400, code=code))
+
+    def fail(
+        self, times: int | None = 1, *, operation: str | None = None, status: int = 500
+    ) -> Fault:
+        """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...)."""
+        return self.add(Fault("error", times, operation, status=status))
+
+    def delay(
+        self, seconds: float, times: int | None = 1, *, operation: str | None = None
+    ) -> Fault:
+        """Wait ``seconds`` before forwarding the call."""
+        return self.add(Fault("delay", times, operation, seconds=seconds))
+
+    def drop(self, times: int | None = 1, *, operation: str | None = None) -> Fault:
+        """Close the connection without answering."""
+        return self.add(Fault("drop", times, operation))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.calls.clear()
+
+    def operations(self) -> list[str]:
+        return [call.operation for call in self.calls]
+
+    def calls_of(self, operation: str) -> list[Call]:
+        return [call for call in self.calls if call.operation == operation]
+
+    def _take(self, operation: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(operation):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FaultProxy:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._open())
+            except BaseException as exc:  # pragma: no cover - bind failure
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._close())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="lift-asgi-fault-proxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+        return self
+
+    async def _open(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False
+        )
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        if self._session is not None:
+            await self._session.close()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the proxy ------------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers: list[tuple[str, str]] = []
+                for line in header_lines:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers.append((name.strip(), value.strip()))
+                lowered = {name.lower(): value for name, value in headers}
+                body = await reader.readexactly(int(lowered.get("content-length", "0")))
+                if not await self._answer(writer, method, path, headers, lowered, body):
+                    return
+                if lowered.get("connection", "").lower() == "close":
+                    return
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _answer(
+        self,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        lowered: dict[str, str],
+        body: bytes,
+    ) -> bool:
+        operation = lowered.get("x-amz-target", "").rpartition(".")[2] or "?"
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            payload = {}
+        call = Call(operation, payload)
+        self.calls.append(call)
+        fault = self._take(operation)
+        if fault is not None:
+            call.fault = fault.kind
+            if fault.kind == "drop":
+                writer.transport.abort()
+                return False
+            if fault.kind == "delay":
+                await asyncio.sleep(fault.seconds)
+            elif fault.kind == "throttle":
+                error_type = _THROTTLE_TYPES[fault.code] + fault.code
+                call.status = 400
+                await self._write(
+                    writer,
+                    400,
+                    _error_body(error_type, "Rate of requests exceeds the allowed throughput."),
+                )
+                return True
+            else:
+                name = "ServiceUnavailable" if fault.status == 503 else "InternalServerError"
+                call.status = fault.status
+                await self._write(
+                    writer,
+                    fault.status,
+                    _error_body(f"com.amazonaws.dynamodb.v20120810#{name}", "Injected failure"),
+                )
+                return True
+        assert self._session is not None
+        forward = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
+        try:
+            async with self._session.request(
+                method, self.upstream + path, headers=forward, data=body
+            ) as response:
+                data = await response.read()
+                call.status = response.status
+                content_type = response.headers.get("content-type", "application/x-amz-json-1.0")
+        except aiohttp.ClientError:
+            writer.transport.abort()
+            return False
+        await self._write(writer, call.status, data, content_type)
+        return True
+
+    @staticmethod
+    async def _write(
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        content_type: str = "application/x-amz-json-1.0",
+    ) -> None:
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        writer.write(
+            (
+                f"HTTP/1.1 {status} {reason}\r\n"
+                f"Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+                "x-amzn-RequestId: lift-asgi-fault-proxy\r\n\r\n"
+            ).encode("latin-1")
+            + body
+        )
+        await writer.drain()
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"__type": error_type, "message": message}).encode()

@@ -1,0 +1,138 @@
+"""pytest plugin (entry point ``pytest11``): a local DynamoDB server and faults.
+
+Installed with ``lift-asgi[testing]``; nothing to import or configure. Fixtures:
+
+``dynamodb_server``       session: the serialised moto server (:class:`LocalDynamoDB`),
+                          started once per test session, stopped at its end.
+``dynamodb_endpoint``     session: its URL (``http://127.0.0.1:PORT``).
+``dynamodb_env``          function: ``AWS_ENDPOINT_URL_DYNAMODB`` and dummy credentials
+                          set in the environment for the test.
+``dynamodb_table``        function: a fresh, uniquely named table with the standard schema
+                          (``pk``/``sk`` strings, GSI ``gsi1`` on ``gsi1pk``/``gsi1sk``,
+                          TTL on ``ttl``), deleted after the test. Yields its TableSpec.
+``dynamodb_table_factory`` function: ``make(pk="pk", sk="sk", gsis=..., ttl_attribute=...)``
+                          for other schemas; every table it made is deleted after the test.
+``dynamodb_fault_proxy``  function: a :class:`FaultProxy` in front of the server; point the
+                          code under test at ``proxy.endpoint`` and inject faults.
+
+Set ``LIFT_ASGI_DYNAMODB_ENDPOINT`` to use an already running local server instead of
+starting one (it must accept unsigned requests, as moto does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lift_asgi.dynamo.tables import GSISpec, TableSpec, create_table_payload, ttl_payload
+from lift_asgi.local import LocalDynamoDB, dynamodb_request
+from lift_asgi.testing.faults import FaultProxy
+
+_DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class _External:
+    """An already running server named by LIFT_ASGI_DYNAMODB_ENDPOINT."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[LocalDynamoDB | _External]:
+    for name, value in _DUMMY_ENV.items():
+        os.environ.setdefault(name, value)
+    external = os.environ.get("LIFT_ASGI_DYNAMODB_ENDPOINT")
+    if external:
+        yield _External(external)
+        return
+    server = LocalDynamoDB().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(dynamodb_server: LocalDynamoDB | _External) -> str:
+    return dynamodb_server.endpoint
+
+
+@pytest.fixture
+def dynamodb_env(dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    for name, value in _DUMMY_ENV.items():
+        monkeypatch.setenv(name, value)
+    return dynamodb_endpoint
+
+
+def create_local_table(endpoint: str, spec: TableSpec) -> TableSpec:
+    """Create ``spec`` on a local (unsigned) endpoint, TTL included."""
+    dynamodb_request(endpoint, "CreateTable", create_table_payload(spec))
+    if spec.ttl_attribute:
+        dynamodb_request(endpoint, "UpdateTimeToLive", ttl_payload(spec))
+    return spec
+
+
+def delete_local_table(endpoint: str, name: str) -> None:
+    # Already gone, or the server went away: nothing left to clean.
+    with contextlib.suppress(Exception):
+        dynamodb_request(endpoint, "DeleteTable", {"TableName": name})
+
+
+@pytest.fixture
+def dynamodb_table_factory(dynamodb_endpoint: str) -> Iterator[Callable[..., TableSpec]]:
+    made: list[str] = []
+
+    def make(
+        *,
+        name: str | None = None,
+        pk: str = "pk",
+        sk: str | None = "sk",
+        gsis: tuple[GSISpec, ...] = (GSISpec("gsi1", "gsi1pk", "gsi1sk"),),
+        ttl_attribute: str | None = "ttl",
+    ) -> TableSpec:
+        spec = TableSpec(
+            name=name or f"test-{uuid.uuid4().hex[:12]}",
+            pk=pk,
+            sk=sk,
+            gsis=gsis,
+            ttl_attribute=ttl_attribute,
+        )
+        create_local_table(dynamodb_endpoint, spec)
+        made.append(spec.name)
+        return spec
+
+    yield make
+    for table_name in made:
+        delete_local_table(dynamodb_endpoint, table_name)
+
+
+@pytest.fixture
+def dynamodb_table(dynamodb_table_factory: Callable[..., TableSpec]) -> TableSpec:
+    return dynamodb_table_factory()
+
+
+@pytest.fixture
+def dynamodb_fault_proxy(dynamodb_endpoint: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(dynamodb_endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers", "dynamodb: the test talks to the local DynamoDB server (lift-asgi plugin)"
+    )
