@@ -1,0 +1,125 @@
+"""The fault-injecting proxy: each fault, its scoping, and what it records."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import AiodynamoTransport
+from lift_asgi.errors import DynamoDBThrottled, DynamoDBUnavailable
+from lift_asgi.testing import FaultProxy
+
+
+@pytest.fixture
+async def client(dynamodb_fault_proxy: FaultProxy) -> AsyncIterator[AiodynamoTransport]:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint, timeout=0.5)
+    yield transport
+    await transport.close()
+
+
+def _get(table: TableSpec) -> dict[str, object]:
+    return {"TableName": table.name, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}}
+
+
+def _put(table: TableSpec) -> dict[str, object]:
+    return {"TableName": table.name, "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}}
+
+
+async def test_passes_calls_through_and_records_them(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    assert await client.request("PutItem", _put(dynamodb_table)) == {}
+    got = await client.request("GetItem", _get(dynamodb_table))
+    assert got["Item"]["pk"] == {"S": "a"}
+    assert dynamodb_fault_proxy.operations() == ["PutItem", "GetItem"]
+    first = dynamodb_fault_proxy.calls[0]
+    assert first.payload["Item"]["sk"] == {"S": "b"}
+    assert (first.fault, first.status) == (None, 200)
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException"])
+async def test_throttle_answers_the_next_n_calls(
+    client: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    dynamodb_table: TableSpec,
+    code: str,
+) -> None:
+    dynamodb_fault_proxy.throttle(times=2, code=code)
+    for _ in range(2):
+        with pytest.raises(DynamoDBThrottled) as caught:
+            await client.request("GetItem", _get(dynamodb_table))
+        assert caught.value.aws_code == code
+        assert caught.value.status == 503
+    assert await client.request("GetItem", _get(dynamodb_table)) == {}
+    assert [c.fault for c in dynamodb_fault_proxy.calls] == ["throttle", "throttle", None]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(500, "InternalServerError"), (503, "ServiceUnavailable")]
+)
+async def test_server_errors(
+    client: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    dynamodb_table: TableSpec,
+    status: int,
+    code: str,
+) -> None:
+    dynamodb_fault_proxy.fail(status=status)
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await client.request("GetItem", _get(dynamodb_table))
+    assert caught.value.aws_code == code
+    assert dynamodb_fault_proxy.calls[0].status == status
+
+
+async def test_dropped_connection(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    dynamodb_fault_proxy.drop()
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await client.request("GetItem", _get(dynamodb_table))
+    assert caught.value.aws_code == "ConnectionError"
+    # The next call opens a fresh connection and goes through.
+    assert await client.request("GetItem", _get(dynamodb_table)) == {}
+
+
+async def test_latency_past_the_client_timeout_and_below_it(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    dynamodb_fault_proxy.delay(2.0)
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await client.request("GetItem", _get(dynamodb_table))
+    assert caught.value.aws_code == "Timeout"
+    dynamodb_fault_proxy.delay(0.05)
+    assert await client.request("GetItem", _get(dynamodb_table)) == {}
+    assert [c.fault for c in dynamodb_fault_proxy.calls] == ["delay", "delay"]
+
+
+async def test_operation_scoping_and_persistent_faults_until_reset(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    dynamodb_fault_proxy.throttle(times=None, operation="PutItem")
+    for _ in range(3):
+        with pytest.raises(DynamoDBThrottled):
+            await client.request("PutItem", _put(dynamodb_table))
+    assert await client.request("GetItem", _get(dynamodb_table)) == {}
+    dynamodb_fault_proxy.reset()
+    assert dynamodb_fault_proxy.calls == []
+    assert await client.request("PutItem", _put(dynamodb_table)) == {}
+    assert dynamodb_fault_proxy.calls_of("PutItem")[0].fault is None
+
+
+def test_unknown_throttle_code_is_refused(dynamodb_fault_proxy: FaultProxy) -> None:
+    with pytest.raises(ValueError, match="code"):
+        dynamodb_fault_proxy.throttle(code="Nope")
+
+
+def test_stop_closes_the_port(dynamodb_endpoint: str) -> None:
+    import socket
+
+    proxy = FaultProxy(dynamodb_endpoint).start()
+    port = proxy.port
+    proxy.stop()
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))

@@ -1,0 +1,77 @@
+"""The pytest plugin as a user meets it: installed, no configuration, fixtures work,
+tables are removed and no server process survives the session."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.local import dynamodb_request
+
+
+def test_fresh_table_has_the_standard_schema(
+    dynamodb_endpoint: str, dynamodb_table: TableSpec
+) -> None:
+    table = dynamodb_request(dynamodb_endpoint, "DescribeTable", {"TableName": dynamodb_table.name})
+    keys = {k["AttributeName"]: k["KeyType"] for k in table["Table"]["KeySchema"]}
+    assert keys == {"pk": "HASH", "sk": "RANGE"}
+    gsi = table["Table"]["GlobalSecondaryIndexes"][0]
+    assert gsi["IndexName"] == "gsi1"
+    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["gsi1pk", "gsi1sk"]
+    ttl = dynamodb_request(
+        dynamodb_endpoint, "DescribeTimeToLive", {"TableName": dynamodb_table.name}
+    )
+    assert ttl["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_each_test_gets_its_own_table(dynamodb_table_factory: object) -> None:
+    assert callable(dynamodb_table_factory)
+    first = dynamodb_table_factory()
+    second = dynamodb_table_factory(sk=None, gsis=())
+    assert first.name != second.name
+    assert second.sk is None
+
+
+def test_env_fixture_points_the_sdk_variable_at_the_server(
+    dynamodb_env: str, dynamodb_endpoint: str
+) -> None:
+    assert os.environ["AWS_ENDPOINT_URL_DYNAMODB"] == dynamodb_endpoint == dynamodb_env
+
+
+def test_a_user_suite_gets_the_fixtures_and_leaves_nothing_behind(
+    pytester: pytest.Pytester, dynamodb_endpoint: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "record.txt"
+    pytester.makepyfile(
+        f"""
+        from lift_asgi.local import dynamodb_request
+
+        def test_uses_fixtures(dynamodb_server, dynamodb_table, dynamodb_fault_proxy):
+            dynamodb_request(dynamodb_fault_proxy.endpoint, "PutItem", {{
+                "TableName": dynamodb_table.name,
+                "Item": {{"pk": {{"S": "a"}}, "sk": {{"S": "b"}}}},
+            }})
+            assert dynamodb_fault_proxy.operations() == ["PutItem"]
+            with open({str(record)!r}, "w") as out:
+                out.write(f"{{dynamodb_server.pid}} {{dynamodb_server.endpoint}} {{dynamodb_table.name}}")
+        """
+    )
+    # A subprocess, like a user's own `pytest` run; the plugin comes from the entry point.
+    env_endpoint = os.environ.pop("LIFT_ASGI_DYNAMODB_ENDPOINT", None)
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    finally:
+        if env_endpoint is not None:
+            os.environ["LIFT_ASGI_DYNAMODB_ENDPOINT"] = env_endpoint
+    result.assert_outcomes(passed=1)
+    pid_text, endpoint, _table = record.read_text().split()
+    assert endpoint != dynamodb_endpoint, "the inner session started its own server"
+    pid = int(pid_text)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "the inner session left its server running"
