@@ -57,7 +57,8 @@ def test_a_user_suite_gets_the_fixtures_and_leaves_nothing_behind(
             }})
             assert dynamodb_fault_proxy.operations() == ["PutItem"]
             with open({str(record)!r}, "w") as out:
-                out.write(f"{{dynamodb_server.pid}} {{dynamodb_server.endpoint}} {{dynamodb_table.name}}")
+                server, table = dynamodb_server, dynamodb_table
+                out.write(f"{{server.pid}} {{server.endpoint}} {{table.name}}")
         """
     )
     # A subprocess, like a user's own `pytest` run; the plugin comes from the entry point.
