@@ -30,11 +30,13 @@ __all__ = [
     "ConditionFailed",
     "ConfigurationError",
     "Conflict",
+    "DuplicateItem",
     "DynamoDBError",
     "DynamoDBThrottled",
     "DynamoDBUnavailable",
     "Forbidden",
     "InvalidCursor",
+    "InvalidItem",
     "InvalidTenant",
     "LiftError",
     "NotFound",
@@ -42,6 +44,7 @@ __all__ = [
     "TableMisconfigured",
     "TableNotFound",
     "TenantMismatch",
+    "TooManyOperations",
     "TooManyRequests",
     "TransactionCancelled",
     "Unauthorized",
@@ -116,6 +119,14 @@ class InvalidCursor(BadRequest):
     code = "invalid-cursor"
 
 
+class InvalidItem(BadRequest):
+    """An item or key DynamoDB would refuse, caught before any call: a key attribute
+    missing, empty or too long, an item over 400 KB."""
+
+    title = "Invalid item"
+    code = "invalid-item"
+
+
 class Unauthorized(LiftError):
     status = 401
     title = "Unauthorized"
@@ -154,6 +165,21 @@ class Conflict(LiftError):
     status = 409
     title = "Conflict"
     code = "conflict"
+
+
+class DuplicateItem(Conflict):
+    """The same item twice in one transaction or batch (DynamoDB refuses both)."""
+
+    title = "Duplicate item"
+    code = "duplicate-item"
+
+
+class TooManyOperations(LiftError):
+    """More operations than DynamoDB can make atomic (100 per transaction)."""
+
+    status = 500
+    title = "Too many operations"
+    code = "too-many-operations"
 
 
 class _RetryAfterError(LiftError):
