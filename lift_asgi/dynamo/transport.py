@@ -25,6 +25,7 @@ benchmarks count DynamoDB calls per request.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -231,10 +232,40 @@ def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
+def _binary_to_bytes(value: Any) -> Any:
+    """The JSON protocol's base64 ``B``/``BS`` values as the bytes botocore expects."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            tag, raw = next(iter(value.items()))
+            if tag == "B" and isinstance(raw, str):
+                return {"B": base64.b64decode(raw)}
+            if tag == "BS" and isinstance(raw, list) and all(isinstance(r, str) for r in raw):
+                return {"BS": [base64.b64decode(r) for r in raw]}
+        return {key: _binary_to_bytes(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [_binary_to_bytes(member) for member in value]
+    return value
+
+
+def _bytes_to_binary(value: Any) -> Any:
+    """botocore's ``bytes`` back into the JSON protocol's base64 text."""
+    if isinstance(value, dict):
+        return {key: _bytes_to_binary(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [_bytes_to_binary(member) for member in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    return value
+
+
 class Aioboto3Transport:
     """Adapt an aioboto3/aiobotocore DynamoDB *client* (``session.client("dynamodb")``).
 
-    The client stays yours: :meth:`close` does not close it.
+    The client stays yours: :meth:`close` does not close it. Payloads and answers keep
+    the JSON protocol's shape: binary values are base64 text on both sides, converted to
+    and from the bytes botocore works with. botocore's own retries (its ``retries``
+    config) stack with the unit of work's; give the client ``max_attempts=1`` to leave
+    retrying to the unit of work.
     """
 
     def __init__(self, client: Any) -> None:
@@ -248,7 +279,7 @@ class Aioboto3Transport:
             method = self._methods[action] = getattr(self.client, _snake(action))
         self.calls += 1
         try:
-            result: dict[str, Any] = await method(**payload)
+            result: dict[str, Any] = await method(**_binary_to_bytes(payload))
         except Exception as exc:
             response = getattr(exc, "response", None)
             if not isinstance(response, Mapping):
@@ -267,7 +298,8 @@ class Aioboto3Transport:
             log.debug("DynamoDB %s -> %s", action, error.get("Code"))
             raise mapped from exc
         result.pop("ResponseMetadata", None)
-        return result
+        converted: dict[str, Any] = _bytes_to_binary(result)
+        return converted
 
     async def close(self) -> None:
         return None

@@ -1,0 +1,195 @@
+"""Batch reads and bulk writes, outside the unit of work's transaction.
+
+``bulk_put``/``bulk_delete`` are for volume (imports, clean-ups), not atomicity: they run
+when called, as BatchWriteItem calls of at most 25 requests, at most
+``bulk_concurrency`` calls in flight (a fixed pool of workers), each chunk's
+``UnprocessedItems`` re-sent with backoff until written or the retry policy gives up.
+A failure raises the DynamoDB error with ``written`` (how many items are stored) in
+its ``extra``; what was written stays written.
+
+``batch_get`` reads up to 100 keys per BatchGetItem the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lift_asgi.dynamo.client import MAX_BATCH_GET, MAX_BATCH_WRITE
+from lift_asgi.dynamo.keys import KeyLike, Scope
+from lift_asgi.errors import DuplicateItem, DynamoDBThrottled, DynamoDBUnavailable, LiftError
+
+if TYPE_CHECKING:
+    from lift_asgi.dynamo.client import DynamoTable
+
+__all__ = ["BulkResult", "batch_get", "bulk_write"]
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk write did: ``written`` items stored, ``retried`` item sends repeated
+    (unprocessed or failed calls), ``calls`` BatchWriteItem calls made."""
+
+    written: int
+    retried: int
+    calls: int
+
+
+@dataclass(slots=True)
+class _Progress:
+    written: int = 0
+    retried: int = 0
+    calls: int = 0
+
+
+async def _pool(
+    chunks: Sequence[_T], concurrency: int, work: Callable[[_T], Awaitable[None]]
+) -> None:
+    """Run ``work`` over ``chunks`` with ``concurrency`` workers; stop at the first error."""
+    remaining = iter(chunks)
+    errors: list[Exception] = []
+
+    async def worker() -> None:
+        for chunk in remaining:
+            if errors:
+                return
+            try:
+                await work(chunk)
+            except Exception as exc:
+                errors.append(exc)
+                return
+
+    workers = max(1, min(concurrency, len(chunks)))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    if errors:
+        raise errors[0]
+
+
+async def bulk_write(
+    table: DynamoTable,
+    requests: Sequence[dict[str, Any]],
+    *,
+    concurrency: int | None = None,
+) -> BulkResult:
+    """Send ``PutRequest``/``DeleteRequest`` entries in BatchWriteItem calls of 25."""
+    if not requests:
+        return BulkResult(0, 0, 0)
+    schema = table.schema
+    key_names = (schema.pk, schema.sk) if schema.sk else (schema.pk,)
+    seen: set[tuple[Any, ...]] = set()
+    for request in requests:
+        body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+        identity = tuple(body[name]["S"] for name in key_names)
+        if identity in seen:
+            raise DuplicateItem(
+                "The same item appears twice in one bulk write; DynamoDB refuses duplicates."
+            )
+        seen.add(identity)
+    progress = _Progress()
+    policy = table.retry
+    name = table.name
+
+    async def write(chunk: list[dict[str, Any]]) -> None:
+        pending = chunk
+        attempt = 0
+        deadline = time.monotonic() + policy.deadline
+        while True:
+            progress.calls += 1
+            try:
+                result = await table.call("BatchWriteItem", {"RequestItems": {name: pending}})
+            except DynamoDBUnavailable as exc:
+                attempt += 1
+                progress.retried += len(pending)
+                await table.backoff(attempt, deadline, exc)
+                continue
+            unprocessed = (result.get("UnprocessedItems") or {}).get(name) or []
+            progress.written += len(pending) - len(unprocessed)
+            if not unprocessed:
+                return
+            attempt += 1
+            progress.retried += len(unprocessed)
+            await table.backoff(attempt, deadline, DynamoDBThrottled(aws_code="UnprocessedItems"))
+            pending = unprocessed
+
+    chunks = [
+        list(requests[i : i + MAX_BATCH_WRITE]) for i in range(0, len(requests), MAX_BATCH_WRITE)
+    ]
+    try:
+        await _pool(chunks, concurrency or table.bulk_concurrency, write)
+    except LiftError as error:
+        error.extra["written"] = progress.written
+        raise
+    return BulkResult(progress.written, progress.retried, progress.calls)
+
+
+async def batch_get(
+    table: DynamoTable,
+    scope: Scope,
+    keys: Iterable[KeyLike],
+    *,
+    consistent: bool = False,
+    concurrency: int | None = None,
+) -> list[dict[str, Any] | None]:
+    """The items at ``keys`` in order (``None`` where absent or not the scope's)."""
+    schema = scope.schema
+    positions: dict[tuple[str, str | None], list[int]] = {}
+    physical_keys: list[dict[str, Any]] = []
+    count = 0
+    for index, key in enumerate(keys):
+        physical, _ = scope.key(key)
+        identity = (
+            physical[schema.pk]["S"],
+            physical[schema.sk]["S"] if schema.sk else None,
+        )
+        slot = positions.get(identity)
+        if slot is None:
+            positions[identity] = [index]
+            physical_keys.append(physical)
+        else:
+            slot.append(index)
+        count = index + 1
+    results: list[dict[str, Any] | None] = [None] * count
+    if not physical_keys:
+        return results
+    policy = table.retry
+    name = table.name
+
+    async def read(chunk: list[dict[str, Any]]) -> None:
+        pending = chunk
+        attempt = 0
+        deadline = time.monotonic() + policy.deadline
+        while True:
+            request: dict[str, Any] = {"Keys": pending}
+            if consistent:
+                request["ConsistentRead"] = True
+            try:
+                result = await table.call("BatchGetItem", {"RequestItems": {name: request}})
+            except DynamoDBUnavailable as exc:
+                attempt += 1
+                await table.backoff(attempt, deadline, exc)
+                continue
+            for raw in (result.get("Responses") or {}).get(name, ()):
+                identity = (
+                    raw[schema.pk]["S"],
+                    raw[schema.sk]["S"] if schema.sk else None,
+                )
+                item = scope.visible(raw)
+                for position in positions.get(identity, ()):
+                    results[position] = item
+            unprocessed = ((result.get("UnprocessedKeys") or {}).get(name) or {}).get("Keys")
+            if not unprocessed:
+                return
+            attempt += 1
+            await table.backoff(attempt, deadline, DynamoDBThrottled(aws_code="UnprocessedKeys"))
+            pending = unprocessed
+
+    chunks = [
+        physical_keys[i : i + MAX_BATCH_GET] for i in range(0, len(physical_keys), MAX_BATCH_GET)
+    ]
+    await _pool(chunks, concurrency or table.bulk_concurrency, read)
+    return results

@@ -1,0 +1,306 @@
+"""Table schema and tenant key scoping: the one place that builds physical keys.
+
+A tenant-scoped view stores the logical partition key ``p`` of tenant ``t`` as
+``"t#p"``, in the table's partition key and in every index partition key the item
+carries, and writes the tenant id into the tenant attribute (``_tenant``). Reading, it
+checks the tenant attribute (an item of another tenant is not found, and logged) and
+strips the prefix, so handlers never see or build it. The unscoped view does none of
+this; it exists only behind :meth:`UnitOfWork.unscoped`.
+
+Key attributes are strings (the standard schema of :mod:`lift_asgi.dynamo.tables`);
+DynamoDB's key rules are checked here, before any call: present, non-empty, at most
+2048 bytes for a partition key and 1024 for a sort key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lift_asgi.dynamo.codec import decode_item, decode_value, encode_value
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.errors import InvalidItem, InvalidTenant
+
+__all__ = [
+    "MAX_PK_BYTES",
+    "MAX_SK_BYTES",
+    "KeyLike",
+    "Schema",
+    "Scope",
+    "TenantScope",
+    "UnscopedScope",
+    "check_key_value",
+    "key_parts",
+    "validate_tenant_id",
+]
+
+log = logging.getLogger("lift_asgi.dynamo")
+
+#: A key as handlers give it: ``{"pk": ..., "sk": ...}``, ``(pk, sk)`` or, for a table
+#: without a sort key, the partition key alone.
+KeyLike = Mapping[str, Any] | tuple[str, str] | str
+
+MAX_PK_BYTES = 2048
+MAX_SK_BYTES = 1024
+_MAX_TENANT_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """The key layout the unit of work expects of its table (checked once, lazily)."""
+
+    table: str
+    pk: str
+    sk: str | None
+    indexes: Mapping[str, tuple[str, str | None]]
+    tenant_attribute: str
+    version_attribute: str
+    #: Attributes stored with the tenant prefix: the table's and every index's partition key.
+    prefixed: frozenset[str]
+    #: Every key attribute of the table and its indexes (strings, never empty).
+    key_attributes: frozenset[str]
+
+    @classmethod
+    def from_spec(cls, spec: TableSpec, *, tenant_attribute: str, version_attribute: str) -> Schema:
+        indexes = {gsi.name: (gsi.pk, gsi.sk) for gsi in spec.gsis}
+        prefixed = frozenset({spec.pk, *(pk for pk, _ in indexes.values())})
+        keys = {spec.pk, *prefixed}
+        if spec.sk:
+            keys.add(spec.sk)
+        keys.update(sk for _, sk in indexes.values() if sk)
+        reserved = {tenant_attribute, version_attribute} & keys
+        if reserved:
+            raise ValueError(f"{sorted(reserved)} cannot be both a key and a bookkeeping attribute")
+        return cls(
+            table=spec.name,
+            pk=spec.pk,
+            sk=spec.sk,
+            indexes=indexes,
+            tenant_attribute=tenant_attribute,
+            version_attribute=version_attribute,
+            prefixed=prefixed,
+            key_attributes=frozenset(keys),
+        )
+
+    def index_keys(self, index: str | None) -> tuple[str, str | None]:
+        if index is None:
+            return self.pk, self.sk
+        try:
+            return self.indexes[index]
+        except KeyError:
+            known = ", ".join(sorted(self.indexes)) or "none"
+            raise ValueError(
+                f"unknown index {index!r} on table {self.table!r} (known: {known})"
+            ) from None
+
+
+def check_key_value(attribute: str, value: Any, limit: int) -> str:
+    """``value`` as a key string: a non-empty string of at most ``limit`` UTF-8 bytes."""
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise InvalidItem(f"The key attribute '{attribute}' must be a string.")
+        value = str(value)
+    text: str = value
+    if not text:
+        raise InvalidItem(f"The key attribute '{attribute}' must not be empty.")
+    if len(text) * 4 > limit and len(text.encode()) > limit:
+        raise InvalidItem(f"The key attribute '{attribute}' is longer than {limit} bytes.")
+    return text
+
+
+def key_parts(schema: Schema, key: KeyLike) -> tuple[str, str | None]:
+    """The logical (partition, sort) values of ``key``, checked."""
+    if isinstance(key, Mapping):
+        if schema.pk not in key:
+            raise InvalidItem(f"The key has no '{schema.pk}' attribute.")
+        pk = key[schema.pk]
+        if schema.sk is None:
+            return check_key_value(schema.pk, pk, MAX_PK_BYTES), None
+        if schema.sk not in key:
+            raise InvalidItem(f"The key has no '{schema.sk}' attribute.")
+        sk = key[schema.sk]
+    elif isinstance(key, tuple):
+        if len(key) != (2 if schema.sk else 1):
+            raise InvalidItem(
+                f"A key of table '{schema.table}' is ({schema.pk}"
+                + (f", {schema.sk})" if schema.sk else ",)")
+            )
+        pk = key[0]
+        sk = key[1] if schema.sk else None
+    elif isinstance(key, str) and schema.sk is None:
+        pk, sk = key, None
+    else:
+        raise InvalidItem(
+            f"A key is a mapping with '{schema.pk}'"
+            + (f" and '{schema.sk}'" if schema.sk else "")
+            + " or a tuple."
+        )
+    pk = check_key_value(schema.pk, pk, MAX_PK_BYTES)
+    if schema.sk is None:
+        return pk, None
+    return pk, check_key_value(schema.sk, sk, MAX_SK_BYTES)
+
+
+def validate_tenant_id(tenant_id: Any) -> str:
+    """A tenant id that is safe inside a key: a non-empty printable string without
+    ``#``, at most 256 characters (TenantMiddleware's default rule is stricter)."""
+    if (
+        type(tenant_id) is not str
+        or not 0 < len(tenant_id) <= _MAX_TENANT_ID
+        or "#" in tenant_id
+        or not tenant_id.isprintable()
+    ):
+        raise InvalidTenant("The tenant id is malformed.")
+    return tenant_id
+
+
+class Scope(Protocol):
+    """How one view of the table maps handler values to stored values and back."""
+
+    schema: Schema
+    #: Names the cursor binding (the tenant id, or a marker for unscoped access).
+    binding: str
+
+    def partition(self, logical: Any, attribute: str) -> str: ...
+
+    def key(self, key: KeyLike) -> tuple[dict[str, Any], tuple[str, str | None]]: ...
+
+    def stored(self, item: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+    def owns(self, last_key: Mapping[str, Any]) -> bool: ...
+
+    def stamp(self) -> tuple[str, dict[str, Any]] | None: ...
+
+
+class TenantScope:
+    """Everything a tenant's handler reads and writes, prefixed and checked."""
+
+    __slots__ = ("_prefix_len", "_tenant_av", "binding", "prefix", "schema", "tenant_id")
+
+    def __init__(self, schema: Schema, tenant_id: str) -> None:
+        self.schema = schema
+        self.tenant_id = validate_tenant_id(tenant_id)
+        self.prefix = tenant_id + "#"
+        self._prefix_len = len(self.prefix)
+        self._tenant_av: dict[str, Any] = {"S": tenant_id}
+        self.binding = "t:" + tenant_id
+
+    def partition(self, logical: Any, attribute: str) -> str:
+        value = check_key_value(attribute, logical, MAX_PK_BYTES - self._prefix_len)
+        return self.prefix + value
+
+    def key(self, key: KeyLike) -> tuple[dict[str, Any], tuple[str, str | None]]:
+        schema = self.schema
+        pk, sk = key_parts(schema, key)
+        physical: dict[str, Any] = {schema.pk: {"S": self.partition(pk, schema.pk)}}
+        if sk is not None and schema.sk is not None:
+            physical[schema.sk] = {"S": sk}
+        return physical, (pk, sk)
+
+    def stored(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        schema = self.schema
+        if schema.tenant_attribute in item:
+            raise InvalidItem(
+                f"'{schema.tenant_attribute}' is written by the unit of work, not by handlers."
+            )
+        encoded: dict[str, Any] = {}
+        keys = schema.key_attributes
+        prefixed = schema.prefixed
+        for name, value in item.items():
+            if name in keys:
+                if name in prefixed:
+                    encoded[name] = {"S": self.partition(value, name)}
+                else:
+                    encoded[name] = {"S": check_key_value(name, value, MAX_SK_BYTES)}
+            elif type(name) is not str or not name:
+                raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            else:
+                encoded[name] = encode_value(value)
+        encoded[schema.tenant_attribute] = self._tenant_av
+        return encoded
+
+    def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        schema = self.schema
+        owner = raw.get(schema.tenant_attribute)
+        if owner is None or owner.get("S") != self.tenant_id:
+            log.warning(
+                "item %s in table %r is not tenant %r's (tenant attribute %r): not found",
+                raw.get(schema.pk, {}).get("S"),
+                schema.table,
+                self.tenant_id,
+                owner,
+            )
+            return None
+        prefix = self.prefix
+        cut = self._prefix_len
+        prefixed = schema.prefixed
+        tenant_attribute = schema.tenant_attribute
+        item: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in prefixed:
+                text = value.get("S")
+                if text is not None and text.startswith(prefix):
+                    item[name] = text[cut:]
+                    continue
+            elif name == tenant_attribute:
+                continue
+            item[name] = decode_value(value)
+        return item
+
+    def owns(self, last_key: Mapping[str, Any]) -> bool:
+        prefix = self.prefix
+        for name in self.schema.prefixed:
+            value = last_key.get(name)
+            if value is not None and not str(value.get("S", "")).startswith(prefix):
+                return False
+        return True
+
+    def stamp(self) -> tuple[str, dict[str, Any]] | None:
+        return self.schema.tenant_attribute, self._tenant_av
+
+
+class UnscopedScope:
+    """No prefix, no tenant attribute, no checks: the table as it is stored."""
+
+    __slots__ = ("binding", "schema")
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.binding = "unscoped"
+
+    def partition(self, logical: Any, attribute: str) -> str:
+        return check_key_value(attribute, logical, MAX_PK_BYTES)
+
+    def key(self, key: KeyLike) -> tuple[dict[str, Any], tuple[str, str | None]]:
+        schema = self.schema
+        pk, sk = key_parts(schema, key)
+        physical: dict[str, Any] = {schema.pk: {"S": pk}}
+        if sk is not None and schema.sk is not None:
+            physical[schema.sk] = {"S": sk}
+        return physical, (pk, sk)
+
+    def stored(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        keys = self.schema.key_attributes
+        encoded: dict[str, Any] = {}
+        for name, value in item.items():
+            if name in keys:
+                limit = MAX_PK_BYTES if name in self.schema.prefixed else MAX_SK_BYTES
+                encoded[name] = {"S": check_key_value(name, value, limit)}
+            elif type(name) is not str or not name:
+                raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            else:
+                encoded[name] = encode_value(value)
+        return encoded
+
+    def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        return decode_item(raw)
+
+    def owns(self, last_key: Mapping[str, Any]) -> bool:
+        return True
+
+    def stamp(self) -> tuple[str, dict[str, Any]] | None:
+        return None
