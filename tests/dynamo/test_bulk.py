@@ -1,0 +1,114 @@
+"""Bulk writes outside the transaction: chunks of 25, retries, counts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from lift_asgi.dynamo import DynamoTable
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+from lift_asgi.errors import DuplicateItem, DynamoDBUnavailable, InvalidItem
+from lift_asgi.testing import FaultProxy
+
+from .conftest import FAST_RETRY
+from .test_faults import ScriptedTransport
+
+pytestmark = pytest.mark.dynamodb
+
+
+@pytest.fixture
+async def proxied(dynamodb_fault_proxy: FaultProxy) -> AsyncIterator[AiodynamoTransport]:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    yield transport
+    await transport.close()
+
+
+async def count(raw: DynamoTransport, table: str) -> int:
+    total = 0
+    payload: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+    while True:
+        result = await raw.request("Scan", payload)
+        total += result["Count"]
+        if "LastEvaluatedKey" not in result:
+            return total
+        payload["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+async def test_bulk_put_2000_items_in_batches_of_25(
+    dynamodb_table: TableSpec,
+    proxied: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+) -> None:
+    table = DynamoTable(dynamodb_table.name, transport=proxied, retry=FAST_RETRY)
+    uow = table.unit_of_work("acme")
+    dynamodb_fault_proxy.throttle(times=2, operation="BatchWriteItem")
+    items = [{"pk": "import", "sk": f"{i:05}", "title": f"task {i}"} for i in range(2000)]
+    result = await uow.bulk_put(items)
+    assert result.written == 2000
+    assert result.retried == 50  # two throttled calls of 25, sent again
+    assert result.calls == 82
+    batches = dynamodb_fault_proxy.calls_of("BatchWriteItem")
+    assert len(batches) == 82
+    sizes = [len(call.payload["RequestItems"][table.name]) for call in batches]
+    assert max(sizes) == 25 and sum(sizes) == 2000 + 50
+    assert uow.pending == 0  # executed at once, not buffered
+    assert await count(raw, table.name) == 2000
+    page = await uow.query("import", limit=3)
+    assert [item["title"] for item in page] == ["task 0", "task 1", "task 2"]
+    assert await table.unit_of_work("globex").get("import", "00000") is None
+
+    deleted = await uow.bulk_delete([("import", f"{i:05}") for i in range(0, 2000, 2)])
+    assert deleted.written == 1000 and deleted.calls == 40
+    assert await count(raw, table.name) == 1000
+
+
+async def test_bulk_runs_on_both_transports(
+    dynamodb_table: TableSpec, transport: DynamoTransport, raw: AiodynamoTransport
+) -> None:
+    uow = DynamoTable(dynamodb_table.name, transport=transport).unit_of_work("acme")
+    result = await uow.bulk_put({"pk": "b", "sk": str(i), "blob": b"\x01"} for i in range(60))
+    assert (result.written, result.calls) == (60, 3)
+    assert (await uow.get_or_404("b", "59"))["blob"] == b"\x01"
+
+
+async def test_bulk_refuses_bad_input_before_any_call(
+    dynamodb_table: TableSpec, proxied: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    uow = DynamoTable(dynamodb_table.name, transport=proxied).unit_of_work("acme")
+    with pytest.raises(DuplicateItem):
+        await uow.bulk_put([{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2"}, {"pk": "p", "sk": "1"}])
+    with pytest.raises(InvalidItem):
+        await uow.bulk_put([{"pk": "p", "sk": str(i)} for i in range(30)] + [{"pk": "p"}])
+    with pytest.raises(InvalidItem):
+        await uow.bulk_put([{"pk": "p", "sk": "1", "big": "x" * 500_000}])
+    assert dynamodb_fault_proxy.calls == []
+    assert (await uow.bulk_put([])).calls == 0
+
+
+async def test_unprocessed_items_are_resent_until_written() -> None:
+    def unprocessed(n: int) -> dict[str, Any]:
+        item = {"pk": {"S": "acme#p"}, "sk": {"S": str(n)}, "_tenant": {"S": "acme"}}
+        return {"UnprocessedItems": {"stub-table": [{"PutRequest": {"Item": item}}]}}
+
+    stub = ScriptedTransport(unprocessed(1), unprocessed(1), {})
+    table = DynamoTable("stub-table", transport=stub, verify_table=False, retry=FAST_RETRY)
+    result = await table.unit_of_work("acme").bulk_put({"pk": "p", "sk": str(i)} for i in range(3))
+    assert (result.written, result.retried, result.calls) == (3, 2, 3)
+    resent = [payload["RequestItems"]["stub-table"] for _, payload in stub.payloads]
+    assert [len(batch) for batch in resent] == [3, 1, 1]
+
+
+async def test_unprocessed_forever_is_a_503_reporting_what_was_written() -> None:
+    item = {"pk": {"S": "acme#p"}, "sk": {"S": "0"}, "_tenant": {"S": "acme"}}
+    stuck = {"UnprocessedItems": {"stub-table": [{"PutRequest": {"Item": item}}]}}
+    stub = ScriptedTransport(*([stuck] * 10))
+    table = DynamoTable("stub-table", transport=stub, verify_table=False, retry=FAST_RETRY)
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await table.unit_of_work("acme").bulk_put({"pk": "p", "sk": str(i)} for i in range(3))
+    assert caught.value.status == 503
+    assert caught.value.extra["written"] == 2
+    assert stub.calls == FAST_RETRY.attempts

@@ -1,0 +1,596 @@
+"""UnitOfWorkMiddleware over HTTP, on bare Starlette and on FastAPI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message
+
+from lift_asgi.dynamo import (
+    DynamoTable,
+    UnitOfWork,
+    UnitOfWorkMiddleware,
+    current_uow,
+    get_uow,
+)
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+from lift_asgi.errors import ConfigurationError
+from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
+
+from .conftest import FAST_RETRY, SECRET, TenantFromHeader, client_for, scan
+
+pytestmark = pytest.mark.dynamodb
+
+ACME = {"x-tenant": "acme"}
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+# -- the app under test, once per framework --------------------------------------------
+
+
+async def _apply(uow: UnitOfWork, body: dict[str, Any]) -> None:
+    for item in body.get("items", ()):
+        uow.put(item, if_absent=body.get("if_absent", False))
+    for update in body.get("updates", ()):
+        uow.update(
+            tuple(update["key"]),  # type: ignore[arg-type]
+            set=update.get("set"),
+            add=update.get("add"),
+            expect_version=update.get("expect_version"),
+        )
+    if body.get("commit_early"):
+        await uow.commit()
+        uow.put({"pk": "after", "sk": "early"})
+    if body.get("raise"):
+        raise RuntimeError("the handler failed after buffering writes")
+
+
+def _stream(uow: UnitOfWork, raw: DynamoTransport, table: str, once: bool) -> StreamingResponse:
+    uow.put({"pk": "stream", "sk": "1"}, if_absent=once)
+
+    async def body() -> AsyncIterator[bytes]:
+        key = {"pk": {"S": "acme#stream"}, "sk": {"S": "1"}}
+        found = await raw.request("GetItem", {"TableName": table, "Key": key})
+        yield b"committed-before-first-byte:" + (b"yes" if "Item" in found else b"no")
+        for i in range(5):
+            yield f"|chunk{i}".encode()
+
+    return StreamingResponse(body(), media_type="text/plain")
+
+
+def starlette_app(raw: DynamoTransport, table: str, **options: Any) -> ASGIApp:
+    async def write(request: StarletteRequest) -> Response:
+        body = await request.json()
+        await _apply(request.state.uow, body)
+        return JSONResponse({"written": True}, status_code=body.get("status", 201))
+
+    async def read(request: StarletteRequest) -> Response:
+        uow: UnitOfWork = request.state.uow
+        assert current_uow() is uow
+        item = await uow.get_or_404(request.path_params["pk"], request.path_params["sk"])
+        return JSONResponse(item)
+
+    async def listing(request: StarletteRequest) -> Response:
+        uow: UnitOfWork = request.state.uow
+        page = await uow.query(
+            request.path_params["pk"],
+            limit=int(request.query_params.get("limit", 20)),
+            cursor=request.query_params.get("cursor"),
+        )
+        return JSONResponse({"items": page.items, "next_cursor": page.next_cursor})
+
+    async def noop(request: StarletteRequest) -> Response:
+        return JSONResponse({"tenant": request.state.uow.tenant_id})
+
+    async def unscoped(request: StarletteRequest) -> Response:
+        uow: UnitOfWork = request.state.uow
+        item = await uow.unscoped().get(request.path_params["pk"], request.path_params["sk"])
+        return JSONResponse({"item": item})
+
+    async def stream(request: StarletteRequest) -> Response:
+        once = request.query_params.get("once") == "1"
+        return _stream(request.state.uow, raw, table, once)
+
+    return Starlette(
+        routes=[
+            Route("/write", write, methods=["POST"]),
+            Route("/items/{pk}/{sk}", read),
+            Route("/list/{pk}", listing),
+            Route("/noop", noop),
+            Route("/unscoped/{pk}/{sk}", unscoped),
+            Route("/stream", stream),
+        ],
+        middleware=[
+            Middleware(TenantFromHeader),
+            Middleware(UnitOfWorkMiddleware, table=table, **options),
+        ],
+    )
+
+
+def fastapi_app(raw: DynamoTransport, table: str, **options: Any) -> ASGIApp:
+    app = FastAPI()
+
+    @app.post("/write")
+    async def write(request: Request, uow: Uow) -> Response:
+        body = await request.json()
+        await _apply(uow, body)
+        return JSONResponse({"written": True}, status_code=body.get("status", 201))
+
+    @app.get("/items/{pk}/{sk}")
+    async def read(pk: str, sk: str, uow: Uow) -> dict[str, Any]:
+        assert current_uow() is uow
+        return await uow.get_or_404(pk, sk)
+
+    @app.get("/list/{pk}")
+    async def listing(pk: str, uow: Uow, limit: int = 20, cursor: str | None = None) -> Any:
+        page = await uow.query(pk, limit=limit, cursor=cursor)
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @app.get("/noop")
+    async def noop(request: Request) -> dict[str, Any]:
+        return {"tenant": request.state.uow.tenant_id}
+
+    @app.get("/unscoped/{pk}/{sk}")
+    async def unscoped(pk: str, sk: str, request: Request) -> dict[str, Any]:
+        return {"item": await request.state.uow.unscoped().get(pk, sk)}
+
+    @app.get("/stream")
+    async def stream(uow: Uow, once: int = 0) -> StreamingResponse:
+        return _stream(uow, raw, table, bool(once))
+
+    app.add_middleware(UnitOfWorkMiddleware, table=table, **options)
+    app.add_middleware(TenantFromHeader)
+    return app
+
+
+@pytest.fixture(params=["starlette", "fastapi"])
+def framework(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_app(framework: str, raw: AiodynamoTransport, dynamodb_table: TableSpec) -> Any:
+    def make(transport: DynamoTransport, **options: Any) -> ASGIApp:
+        options.setdefault("cursor_secret", SECRET)
+        options.setdefault("retry", FAST_RETRY)
+        build = starlette_app if framework == "starlette" else fastapi_app
+        return build(raw, dynamodb_table.name, transport=transport, **options)
+
+    return make
+
+
+@pytest.fixture
+async def http(
+    make_app: Any, aiodynamo_transport: AiodynamoTransport
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(make_app(aiodynamo_transport)) as client:
+        yield client
+
+
+async def stored(raw: DynamoTransport, table: TableSpec) -> list[str]:
+    return sorted(f"{item['pk']}/{item['sk']}" for item in await scan(raw, table.name))
+
+
+# -- commit on success, discard otherwise -------------------------------------------------
+
+
+async def test_success_commits_every_write(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    items = [{"pk": "p", "sk": str(i)} for i in range(3)]
+    response = await http.post("/write", json={"items": items}, headers=ACME)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"written": True}
+    assert await stored(raw, dynamodb_table) == ["acme#p/0", "acme#p/1", "acme#p/2"]
+    got = await http.get("/items/p/1", headers=ACME)
+    assert got.json() == {"pk": "p", "sk": "1"}
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422, 500])
+async def test_error_status_discards_every_write(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec, status: int
+) -> None:
+    items = [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2"}]
+    response = await http.post("/write", json={"items": items, "status": status}, headers=ACME)
+    assert response.status_code == status
+    assert await stored(raw, dynamodb_table) == []
+
+
+async def test_app_exception_after_writes_discards_them(
+    make_app: Any,
+    aiodynamo_transport: AiodynamoTransport,
+    raw: DynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    app = make_app(aiodynamo_transport)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        body = {"items": [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2"}], "raise": True}
+        response = await client.post("/write", json=body, headers=ACME)
+    assert response.status_code == 500
+    assert await stored(raw, dynamodb_table) == []
+
+
+async def test_failed_condition_replaces_the_response_with_a_409(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    await http.post("/write", json={"items": [{"pk": "p", "sk": "taken"}]}, headers=ACME)
+    items = [{"pk": "p", "sk": "new1"}, {"pk": "p", "sk": "taken"}, {"pk": "p", "sk": "new2"}]
+    response = await http.post("/write", json={"items": items, "if_absent": True}, headers=ACME)
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 409
+    assert problem["operation"] == {"index": 1, "kind": "put", "key": {"pk": "p", "sk": "taken"}}
+    assert '"written":true' not in response.text  # the app's own body was dropped
+    assert "acme#" not in response.text
+    assert await stored(raw, dynamodb_table) == ["acme#p/taken"]
+
+
+async def test_version_conflict_is_409(http: httpx.AsyncClient) -> None:
+    create = {"items": [{"pk": "p", "sk": "1", "name": "a", "version": 1}]}
+    assert (await http.post("/write", json=create, headers=ACME)).status_code == 201
+    update = {"updates": [{"key": ["p", "1"], "set": {"name": "b"}, "expect_version": 1}]}
+    assert (await http.post("/write", json=update, headers=ACME)).status_code == 201
+    stale = await http.post("/write", json=update, headers=ACME)
+    assert stale.status_code == 409
+    assert "expected version 1" in stale.json()["detail"]
+    assert (await http.get("/items/p/1", headers=ACME)).json()["version"] == 2
+
+
+async def test_101_operations_is_a_clear_500(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    items = [{"pk": "p", "sk": f"{i:03}"} for i in range(101)]
+    response = await http.post("/write", json={"items": items}, headers=ACME)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "at most 100 operations" in response.json()["detail"]
+    assert await stored(raw, dynamodb_table) == []
+
+
+async def test_commit_early_then_again_at_the_response(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    body = {"items": [{"pk": "p", "sk": "1"}], "commit_early": True}
+    assert (await http.post("/write", json=body, headers=ACME)).status_code == 201
+    assert await stored(raw, dynamodb_table) == ["acme#after/early", "acme#p/1"]
+
+
+async def test_atomic_counter_in_the_same_transaction(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    body = {
+        "items": [{"pk": "project-p1", "sk": "task#1"}],
+        "updates": [{"key": ["project-p1", "meta"], "add": {"tasks_open": 1}}],
+    }
+    for _ in range(2):
+        body["items"][0]["sk"] = f"task#{_}"  # type: ignore[index]
+        assert (await http.post("/write", json=body, headers=ACME)).status_code == 201
+    counter = await http.get("/items/project-p1/meta", headers=ACME)
+    assert counter.json()["tasks_open"] == 2
+    body["if_absent"] = True  # the task exists: the counter must not move either
+    assert (await http.post("/write", json=body, headers=ACME)).status_code == 409
+    counter = await http.get("/items/project-p1/meta", headers=ACME)
+    assert counter.json()["tasks_open"] == 2
+
+
+# -- no writes, no calls --------------------------------------------------------------
+
+
+async def test_request_without_writes_makes_no_dynamodb_call(
+    http: httpx.AsyncClient, aiodynamo_transport: AiodynamoTransport
+) -> None:
+    before = aiodynamo_transport.calls
+    for _ in range(3):
+        response = await http.get("/noop", headers=ACME)
+        assert response.json() == {"tenant": "acme"}
+    assert aiodynamo_transport.calls == before
+    await http.get("/items/p/1", headers=ACME)  # a read is one call (plus the table check)
+    assert aiodynamo_transport.calls == before + 2
+    await http.get("/items/p/1", headers=ACME)
+    assert aiodynamo_transport.calls == before + 3
+
+
+# -- errors raised by handlers, tenants ------------------------------------------------------
+
+
+async def test_get_or_404_becomes_a_problem(http: httpx.AsyncClient) -> None:
+    response = await http.get("/items/p/missing", headers=ACME)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+async def test_no_tenant_gets_401_but_can_use_unscoped(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    response = await http.get("/items/p/1")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    response = await http.post("/write", json={"items": [{"pk": "p", "sk": "1"}]})
+    assert response.status_code == 401
+    assert await stored(raw, dynamodb_table) == []
+    assert (await http.get("/noop")).json() == {"tenant": None}
+    await raw.request(
+        "PutItem",
+        {"TableName": dynamodb_table.name, "Item": {"pk": {"S": "global"}, "sk": {"S": "1"}}},
+    )
+    response = await http.get("/unscoped/global/1")
+    assert response.json() == {"item": {"pk": "global", "sk": "1"}}
+
+
+async def test_tenants_cannot_read_each_other(http: httpx.AsyncClient) -> None:
+    items = [{"pk": "projects", "sk": f"p{i}"} for i in range(3)]
+    await http.post("/write", json={"items": items}, headers=ACME)
+    globex = {"x-tenant": "globex"}
+    assert (await http.get("/items/projects/p1", headers=globex)).status_code == 404
+    assert (await http.get("/list/projects", headers=globex)).json()["items"] == []
+    page = (await http.get("/list/projects?limit=2", headers=ACME)).json()
+    assert [i["sk"] for i in page["items"]] == ["p0", "p1"]
+    foreign = await http.get(f"/list/projects?cursor={page['next_cursor']}", headers=globex)
+    assert foreign.status_code == 400
+    assert foreign.json()["type"].endswith("invalid-cursor")
+    own = await http.get(f"/list/projects?limit=2&cursor={page['next_cursor']}", headers=ACME)
+    assert [i["sk"] for i in own.json()["items"]] == ["p2"]
+    other_listing = await http.get(f"/list/tasks?cursor={page['next_cursor']}", headers=ACME)
+    assert other_listing.status_code == 400
+    forged = await http.get("/list/projects?cursor=eyJwayI6e319.AAAA", headers=ACME)
+    assert forged.status_code == 400
+
+
+async def test_current_uow_outside_a_request_raises() -> None:
+    with pytest.raises(RuntimeError, match="UnitOfWorkMiddleware"):
+        current_uow()
+
+
+# -- streaming ---------------------------------------------------------------------------
+
+
+async def test_streaming_response_commits_before_the_first_byte(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/stream", headers=ACME)
+    assert response.status_code == 200
+    assert response.text == "committed-before-first-byte:yes" + "".join(
+        f"|chunk{i}" for i in range(5)
+    )
+
+
+async def test_streaming_response_with_a_failing_commit_is_replaced(
+    http: httpx.AsyncClient,
+) -> None:
+    assert (await http.get("/stream?once=1", headers=ACME)).status_code == 200
+    again = await http.get("/stream?once=1", headers=ACME)  # the item exists now
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert "chunk" not in again.text and "committed" not in again.text
+
+
+# -- 50 tenants at once ----------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_tenants_each_see_only_their_own(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    async def tenant_writes(n: int) -> int:
+        headers = {"x-tenant": f"tenant{n}"}
+        items = [{"pk": "projects", "sk": f"t{n}-a"}, {"pk": "projects", "sk": f"t{n}-b"}]
+        response = await http.post("/write", json={"items": items}, headers=headers)
+        return response.status_code
+
+    statuses = await asyncio.gather(*(tenant_writes(n) for n in range(50)))
+    assert statuses == [201] * 50
+
+    async def tenant_reads(n: int) -> list[str]:
+        response = await http.get("/list/projects", headers={"x-tenant": f"tenant{n}"})
+        return [item["sk"] for item in response.json()["items"]]
+
+    listings = await asyncio.gather(*(tenant_reads(n) for n in range(50)))
+    for n, listing in enumerate(listings):
+        assert listing == [f"t{n}-a", f"t{n}-b"]
+    assert len(await stored(raw, dynamodb_table)) == 100
+
+
+# -- the table check over HTTP ----------------------------------------------------------------
+
+
+async def test_missing_table_is_a_500_problem_naming_it(
+    framework: str, raw: AiodynamoTransport, aiodynamo_transport: AiodynamoTransport
+) -> None:
+    build = starlette_app if framework == "starlette" else fastapi_app
+    app = build(raw, "missing-table-abc", transport=aiodynamo_transport)
+    async with client_for(app) as client:
+        response = await client.get("/items/p/1", headers=ACME)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert "missing-table-abc" in problem["detail"]
+    assert "Traceback" not in response.text
+
+
+async def test_wrong_key_schema_is_a_500_problem_naming_it(
+    framework: str,
+    raw: AiodynamoTransport,
+    aiodynamo_transport: AiodynamoTransport,
+    dynamodb_table_factory: Any,
+) -> None:
+    spec: TableSpec = dynamodb_table_factory(sk="created_at")
+    build = starlette_app if framework == "starlette" else fastapi_app
+    app = build(raw, spec.name, transport=aiodynamo_transport)
+    async with client_for(app) as client:
+        response = await client.post(
+            "/write", json={"items": [{"pk": "p", "sk": "1"}]}, headers=ACME
+        )
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert spec.name in detail and "sort key is 'created_at', expected 'sk'" in detail
+
+
+# -- lifecycle ---------------------------------------------------------------------------
+
+
+async def _lifespan(app: ASGIApp) -> list[str]:
+    queue: asyncio.Queue[Message] = asyncio.Queue()
+    sent: list[str] = []
+    await queue.put({"type": "lifespan.startup"})
+    await queue.put({"type": "lifespan.shutdown"})
+
+    async def receive() -> Message:
+        return await queue.get()
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return sent
+
+
+async def test_shared_transport_opens_lazily_and_closes_on_shutdown(
+    framework: str, raw: AiodynamoTransport, dynamodb_env: str, dynamodb_table: TableSpec
+) -> None:
+    build = starlette_app if framework == "starlette" else fastapi_app
+    app = build(raw, dynamodb_table.name, cursor_secret=SECRET)
+    async with client_for(app) as client:
+        assert (await client.get("/items/p/1", headers=ACME)).status_code == 404
+        again = await client.get("/items/p/1", headers=ACME)
+        assert again.status_code == 404
+    from lift_asgi.dynamo.transport import shared_transport
+
+    shared = shared_transport()
+    assert shared._session is not None and not shared._session.closed
+    assert await _lifespan(app) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert shared._session is None
+
+
+def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTransport) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({}, "table"),
+        ({"table": ""}, "table"),
+        ({"table": "   "}, "table"),
+        ({"table": "t-1", "timeout": 0}, "timeout"),
+        ({"table": "t-1", "retry": "often"}, "retry"),
+        ({"table": "t-1", "bulk_concurrency": 0}, "bulk_concurrency"),
+        ({"table": "t-1", "cursor_secret": "short"}, "cursor_secret"),
+        ({"table": "t-1", "tenant_attribute": ""}, "tenant_attribute"),
+        ({"table": "t-1", "version_attribute": "sk"}, "table"),
+        ({"table": "t-1", "transport": aiodynamo_transport, "client": object()}, "transport"),
+        ({"table": "t-1", "transport": object()}, "transport"),
+        ({"table": "t-1", "tenant_from": "state"}, "tenant_from"),
+        ({"table": DynamoTable("t-1", transport=aiodynamo_transport), "timeout": 1}, "timeout"),
+    ]
+    for options, option in cases:
+        with pytest.raises(ConfigurationError) as caught:
+            UnitOfWorkMiddleware(app, **options)
+        assert caught.value.option == option, options
+
+
+# -- with the real TenantMiddleware, the aioboto3 client and tenant_from ----------------------
+
+
+async def test_behind_the_real_tenant_middleware(
+    raw: AiodynamoTransport, aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    app = FastAPI()
+
+    @app.post("/projects/{pid}")
+    async def create(pid: str, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> dict[str, str]:
+        uow.put({"pk": "projects", "sk": pid}, if_absent=True)
+        return {"id": pid}
+
+    @app.get("/projects/{pid}")
+    async def show(pid: str, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> dict[str, Any]:
+        return await uow.get_or_404("projects", pid)
+
+    app.add_middleware(
+        UnitOfWorkMiddleware, table=dynamodb_table.name, transport=aiodynamo_transport
+    )
+    app.add_middleware(TenantMiddleware, resolvers=[HeaderResolver()])
+    async with client_for(app) as client:
+        created = await client.post("/projects/p1", headers={"x-tenant-id": "acme"})
+        assert created.status_code == 200
+        assert (await client.get("/projects/p1", headers={"x-tenant-id": "acme"})).json() == {
+            "pk": "projects",
+            "sk": "p1",
+        }
+        assert (
+            await client.get("/projects/p1", headers={"x-tenant-id": "globex"})
+        ).status_code == 404
+        assert (await client.get("/projects/p1")).status_code == 401
+        taken = await client.post("/projects/p1", headers={"x-tenant-id": "acme"})
+        assert taken.status_code == 409
+    assert await stored(raw, dynamodb_table) == ["acme#projects/p1"]
+
+
+async def test_aioboto3_client_through_the_middleware(
+    make_app: Any, aioboto3_client: Any, raw: DynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    app = make_app(None, client=aioboto3_client)
+    async with client_for(app) as client:
+        items = [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2"}]
+        assert (await client.post("/write", json={"items": items}, headers=ACME)).status_code == 201
+        listing = (await client.get("/list/p", headers=ACME)).json()
+        assert [i["sk"] for i in listing["items"]] == ["1", "2"]
+        conflict = await client.post(
+            "/write", json={"items": items, "if_absent": True}, headers=ACME
+        )
+        assert conflict.status_code == 409
+    assert await stored(raw, dynamodb_table) == ["acme#p/1", "acme#p/2"]
+
+
+async def test_tenant_from_replaces_the_state_lookup(
+    raw: AiodynamoTransport, aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    def from_path(scope: Any) -> str | None:
+        return str(scope["path"]).split("/")[2] if scope["path"].startswith("/t/") else None
+
+    async def show(request: StarletteRequest) -> Response:
+        return JSONResponse({"tenant": request.state.uow.tenant_id})
+
+    app = Starlette(
+        routes=[Route("/t/{tenant}", show)],
+        middleware=[
+            Middleware(
+                UnitOfWorkMiddleware,
+                table=dynamodb_table.name,
+                transport=aiodynamo_transport,
+                tenant_from=from_path,
+            )
+        ],
+    )
+    async with client_for(app) as client:
+        assert (await client.get("/t/initech")).json() == {"tenant": "initech"}
+
+
+async def test_websocket_and_unknown_scopes_pass_through(
+    aiodynamo_transport: AiodynamoTransport,
+) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+        assert "uow" not in scope.get("state", {})
+
+    middleware = UnitOfWorkMiddleware(app, table="t-1", transport=aiodynamo_transport)
+
+    async def nothing() -> Message:
+        return {}
+
+    async def ignore(message: Message) -> None:
+        return None
+
+    await middleware({"type": "websocket", "state": {}}, nothing, ignore)
+    assert seen == ["websocket"]
