@@ -198,8 +198,11 @@ def _utf8_len(text: str) -> int:
 
 def _number_size(text: str) -> int:
     # About one byte per two significant digits, plus one (DynamoDB's documented rule).
-    mantissa = text.lstrip("-+").split("e")[0].split("E")[0].replace(".", "")
-    digits = len(mantissa.strip("0")) or 1
+    if text.isdigit():  # the common case: a plain non-negative integer
+        digits = len(text.lstrip("0").rstrip("0")) or 1
+    else:
+        mantissa = text.lstrip("-+").split("e")[0].split("E")[0].replace(".", "")
+        digits = len(mantissa.strip("0")) or 1
     return (digits + 1) // 2 + 1
 
 
@@ -242,4 +245,12 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     sum of their members. An estimate by the published rules, close enough to refuse a
     write before DynamoDB would.
     """
-    return sum(_utf8_len(name) + _value_size(value) for name, value in item.items())
+    total = 0
+    for name, value in item.items():
+        total += len(name) if name.isascii() else len(name.encode())
+        text = value.get("S")
+        if text is not None:  # the common case, without a call
+            total += len(text) if text.isascii() else len(text.encode())
+        else:
+            total += _value_size(value)
+    return total

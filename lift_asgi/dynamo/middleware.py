@@ -54,17 +54,6 @@ log = logging.getLogger("lift_asgi.dynamo")
 TenantGetter = Callable[[Scope], "str | None"]
 
 
-def _tenant_from_state(scope: Scope) -> str | None:
-    state = scope.get("state")
-    if not state:
-        return None
-    tenant = state.get("tenant")
-    if tenant is None or type(tenant) is str:
-        return tenant
-    tenant_id: str | None = getattr(tenant, "id", None)
-    return tenant_id
-
-
 class UnitOfWorkMiddleware:
     """One :class:`UnitOfWork` per HTTP request, scoped to the request's tenant.
 
@@ -139,7 +128,7 @@ class UnitOfWorkMiddleware:
             )
         if tenant_from is not None and not callable(tenant_from):
             raise ConfigurationError("tenant_from", "must be a function of the ASGI scope")
-        self._tenant_of: TenantGetter = tenant_from or _tenant_from_state
+        self._tenant_from = tenant_from
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -149,10 +138,16 @@ class UnitOfWorkMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        uow = UnitOfWork(self.table, self._tenant_of(scope))
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
+        if self._tenant_from is None:
+            tenant = state.get("tenant")
+            if tenant is not None and type(tenant) is not str:
+                tenant = getattr(tenant, "id", None)
+        else:
+            tenant = self._tenant_from(scope)
+        uow = UnitOfWork(self.table, tenant)
         state["uow"] = uow
         reset = uow_var.set(uow)
         started = False
@@ -188,7 +183,10 @@ class UnitOfWorkMiddleware:
             uow.discard()
             raise
         finally:
-            uow._end()
+            if uow._ops is None:
+                uow._closed = True
+            else:
+                uow._end()
             uow_var.reset(reset)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

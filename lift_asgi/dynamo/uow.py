@@ -397,15 +397,16 @@ class _View:
             physical[schema.sk] = encoded[schema.sk]
         logical = (str(item[schema.pk]), str(item[schema.sk]) if schema.sk else None)
         request: dict[str, Any] = {"TableName": schema.table, "Item": encoded}
-        expr = Expression()
-        expression = self._conditions(
-            scope,
-            expr,
-            condition,
-            must_exist=False if if_absent else None,
-            expected_version=expect_version,
-        )
-        if expression is not None:
+        expression = None
+        if if_absent or condition is not None or expect_version is not None:
+            expr = Expression()
+            expression = self._conditions(
+                scope,
+                expr,
+                condition,
+                must_exist=False if if_absent else None,
+                expected_version=expect_version,
+            )
             request["ConditionExpression"] = expression
             expr.apply(request)
         self._buffer(
