@@ -1,0 +1,367 @@
+"""The multi-tenant SaaS example: projects, tasks, imports and analytics.
+
+Built only from lift_asgi's public API. The request path is
+TenantMiddleware (who) → RateLimitMiddleware (may they, now) → UnitOfWorkMiddleware
+(a tenant-scoped unit of work, committed atomically when the response is a success).
+
+Data, in one table (every partition key is stored as ``{tenant}#{key}`` by the unit of
+work; handlers never see that prefix):
+
+==========================  ===================  =========================================
+item                        pk / sk              indexes
+==========================  ===================  =========================================
+project                     ``projects`` /       —
+                            ``project#{id}``
+task                        ``project#{pid}`` /  gsi1 ``tasks#{pid}#{status}`` (by status),
+                            ``task#{tid}``       gsi2 ``tasks#{pid}`` (all), both sorted
+                                                 by ``{created_at}#{tid}``
+analytics counters          ``analytics`` /      —
+                            ``summary``
+==========================  ===================  =========================================
+
+Every write that changes a count changes the counter in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from examples.saas.settings import Settings
+from examples.saas.setup import data_table_spec
+from lift_asgi import (
+    SK,
+    Attr,
+    AuthorizerResolver,
+    Conflict,
+    JWTResolver,
+    LiftError,
+    RateLimitMiddleware,
+    TenantMiddleware,
+    UnitOfWork,
+    UnitOfWorkMiddleware,
+    get_uow,
+    problem_exception_handler,
+)
+
+Status = Literal["open", "in_progress", "done"]
+STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
+TaskId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Title = Annotated[str, Field(min_length=1, max_length=500)]
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+ANALYTICS = {"pk": "analytics", "sk": "summary"}
+
+
+# -- bodies -------------------------------------------------------------------------
+
+
+class NewProject(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectPatch(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1)
+
+
+class NewTask(BaseModel):
+    title: Title
+    status: Status = "open"
+    id: TaskId | None = None
+
+
+class BulkTasks(BaseModel):
+    tasks: list[NewTask] = Field(min_length=1, max_length=50)
+
+
+class TaskPatch(BaseModel):
+    title: Title | None = None
+    status: Status | None = None
+    version: int = Field(ge=1)
+
+
+class ImportTask(BaseModel):
+    title: Title
+    status: Status = "open"
+
+
+class TaskImport(BaseModel):
+    project_id: str = Field(min_length=1, max_length=64)
+    tasks: list[ImportTask] = Field(min_length=1, max_length=5000)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def new_id() -> str:
+    """Time-ordered and unguessable: 12 hex digits of milliseconds, 10 random."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def project_key(project_id: str) -> dict[str, str]:
+    return {"pk": "projects", "sk": f"project#{project_id}"}
+
+
+def task_key(project_id: str, task_id: str) -> dict[str, str]:
+    return {"pk": f"project#{project_id}", "sk": f"task#{task_id}"}
+
+
+def project_out(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "name": item["name"],
+        "created_at": item["created_at"],
+        "version": int(item["version"]),
+    }
+
+
+def task_out(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item["id"],
+        "project_id": item["project_id"],
+        "title": item["title"],
+        "status": item["status"],
+        "created_at": item["created_at"],
+        "version": int(item["version"]),
+    }
+
+
+def task_item(project_id: str, task_id: str, title: str, status: str) -> dict[str, Any]:
+    created = now()
+    order = f"{created}#{task_id}"
+    return {
+        **task_key(project_id, task_id),
+        "gsi1pk": f"tasks#{project_id}#{status}",
+        "gsi1sk": order,
+        "gsi2pk": f"tasks#{project_id}",
+        "gsi2sk": order,
+        "id": task_id,
+        "project_id": project_id,
+        "title": title,
+        "status": status,
+        "created_at": created,
+        "version": 1,
+    }
+
+
+def count_tasks(uow: UnitOfWork, project_id: str, statuses: Counter[str]) -> None:
+    """Buffer the counter updates for tasks added (or removed, negative) by status."""
+    total = sum(statuses.values())
+    if total:
+        uow.update(project_key(project_id), add={"task_count": total})
+    changes = {f"tasks_{status}": n for status, n in statuses.items() if n}
+    if changes:
+        uow.update(ANALYTICS, add=changes)
+
+
+async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
+    return await uow.get_or_404(project_key(project_id), detail="No such project.")
+
+
+# -- the app ------------------------------------------------------------------------
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    app = FastAPI(title="lift-asgi SaaS example", version="1.0")
+    app.add_exception_handler(LiftError, problem_exception_handler)
+
+    # Added last = outermost: Tenant → RateLimit → UnitOfWork → routes.
+    app.add_middleware(
+        UnitOfWorkMiddleware,
+        table=data_table_spec(settings.table),
+        endpoint=settings.endpoint,
+        region=settings.region,
+        cursor_secret=settings.jwt_secret,
+    )
+    app.add_middleware(
+        RateLimitMiddleware,
+        limit={**settings.rates, "default": "free"},
+        key="tenant",
+        storage=f"async+dynamodb://{settings.rate_table}"
+        + (f"?endpoint_url={settings.endpoint}" if settings.endpoint else ""),
+        exempt=("/health",),
+    )
+    app.add_middleware(
+        TenantMiddleware,
+        resolvers=[
+            AuthorizerResolver(),
+            JWTResolver(key=settings.jwt_secret, algorithms=["HS256"]),
+        ],
+        exempt=("/health", "/docs", "/openapi.json"),
+        default_plan="free",
+    )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # -- projects -----------------------------------------------------------------
+
+    @app.post("/projects", status_code=201)
+    async def create_project(body: NewProject, uow: Uow) -> dict[str, Any]:
+        project_id = new_id()
+        item = {
+            **project_key(project_id),
+            "id": project_id,
+            "name": body.name,
+            "created_at": now(),
+            "version": 1,
+            "task_count": 0,
+        }
+        uow.put(item, if_absent=True)
+        uow.update(ANALYTICS, add={"projects": 1})
+        return project_out(item)
+
+    @app.get("/projects")
+    async def list_projects(
+        uow: Uow,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        page = await uow.query(
+            "projects",
+            sk=SK.begins_with("project#"),
+            limit=limit,
+            cursor=cursor,
+            scan_forward=False,
+        )
+        return {"items": [project_out(i) for i in page.items], "next_cursor": page.next_cursor}
+
+    @app.get("/projects/{project_id}")
+    async def get_project(project_id: str, uow: Uow) -> dict[str, Any]:
+        return project_out(await existing_project(uow, project_id))
+
+    @app.patch("/projects/{project_id}")
+    async def patch_project(project_id: str, body: ProjectPatch, uow: Uow) -> dict[str, Any]:
+        item = await existing_project(uow, project_id)
+        if int(item["version"]) != body.version:
+            raise Conflict(f"Stale version {body.version}; the project is at {item['version']}.")
+        uow.update(project_key(project_id), set={"name": body.name}, expect_version=body.version)
+        return project_out({**item, "name": body.name, "version": body.version + 1})
+
+    @app.delete("/projects/{project_id}", status_code=204)
+    async def delete_project(project_id: str, uow: Uow) -> Response:
+        item = await existing_project(uow, project_id)
+        if int(item.get("task_count", 0)):
+            raise Conflict("The project still has tasks.")
+        uow.delete(project_key(project_id), condition=Attr("task_count").eq(0))
+        uow.update(ANALYTICS, add={"projects": -1})
+        return Response(status_code=204)
+
+    # -- tasks --------------------------------------------------------------------
+
+    @app.post("/projects/{project_id}/tasks", status_code=201)
+    async def create_task(project_id: str, body: NewTask, uow: Uow) -> dict[str, Any]:
+        await existing_project(uow, project_id)
+        item = task_item(project_id, body.id or new_id(), body.title, body.status)
+        uow.put(item, if_absent=True)
+        count_tasks(uow, project_id, Counter({body.status: 1}))
+        return task_out(item)
+
+    @app.post("/projects/{project_id}/tasks:bulk", status_code=201)
+    async def create_tasks(project_id: str, body: BulkTasks, uow: Uow) -> dict[str, Any]:
+        await existing_project(uow, project_id)
+        ids = [task.id or new_id() for task in body.tasks]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise Conflict(f"Task id {repeated[0]!r} appears more than once in the batch.")
+        items = [
+            task_item(project_id, task_id, task.title, task.status)
+            for task_id, task in zip(ids, body.tasks, strict=True)
+        ]
+        for item in items:
+            uow.put(item, if_absent=True)
+        count_tasks(uow, project_id, Counter(task.status for task in body.tasks))
+        return {"items": [task_out(i) for i in items]}
+
+    @app.get("/projects/{project_id}/tasks")
+    async def list_tasks(
+        project_id: str,
+        uow: Uow,
+        status: Status | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        await existing_project(uow, project_id)
+        if status is None:
+            index, partition = "gsi2", f"tasks#{project_id}"
+        else:
+            index, partition = "gsi1", f"tasks#{project_id}#{status}"
+        page = await uow.query(
+            partition, index=index, limit=limit, cursor=cursor, scan_forward=False
+        )
+        return {"items": [task_out(i) for i in page.items], "next_cursor": page.next_cursor}
+
+    @app.patch("/projects/{project_id}/tasks/{task_id}")
+    async def patch_task(
+        project_id: str, task_id: str, body: TaskPatch, uow: Uow
+    ) -> dict[str, Any]:
+        item = await uow.get_or_404(task_key(project_id, task_id), detail="No such task.")
+        if int(item["version"]) != body.version:
+            raise Conflict(f"Stale version {body.version}; the task is at {item['version']}.")
+        changes: dict[str, Any] = {}
+        if body.title is not None:
+            changes["title"] = body.title
+        if body.status is not None and body.status != item["status"]:
+            changes["status"] = body.status
+            changes["gsi1pk"] = f"tasks#{project_id}#{body.status}"
+            uow.update(ANALYTICS, add={f"tasks_{item['status']}": -1, f"tasks_{body.status}": 1})
+        uow.update(
+            task_key(project_id, task_id),
+            set=changes or {"title": item["title"]},
+            expect_version=body.version,
+        )
+        return task_out({**item, **changes, "version": body.version + 1})
+
+    # -- imports and analytics -----------------------------------------------------
+
+    @app.post("/imports/tasks")
+    async def import_tasks(body: TaskImport, uow: Uow) -> dict[str, Any]:
+        """Not atomic: batch writes of 25, unprocessed items retried. The counters are
+        committed for exactly what was written, even when the import fails midway."""
+        project_id = body.project_id
+        await existing_project(uow, project_id)
+        by_status: dict[str, list[dict[str, Any]]] = {}
+        for task in body.tasks:
+            item = task_item(project_id, new_id(), task.title, task.status)
+            by_status.setdefault(task.status, []).append(item)
+        written: Counter[str] = Counter()
+        failure: LiftError | None = None
+        for status, items in by_status.items():
+            try:
+                written[status] += (await uow.bulk_put(items)).written
+            except LiftError as exc:  # carries how many of this batch were written
+                written[status] += int(exc.extra.get("written", 0))
+                failure = exc
+                break
+        count_tasks(uow, project_id, written)
+        if failure is not None:
+            await uow.commit()  # the counters of what did land, before the error response
+            raise failure
+        return {"imported": sum(written.values())}
+
+    @app.get("/analytics/summary")
+    async def analytics(uow: Uow) -> dict[str, Any]:
+        item = await uow.get(ANALYTICS) or {}
+        return {
+            "projects": int(item.get("projects", 0)),
+            "tasks": {status: int(item.get(f"tasks_{status}", 0)) for status in STATUSES},
+        }
+
+    return app
+
+
+app = create_app()
