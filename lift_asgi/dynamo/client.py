@@ -179,7 +179,9 @@ class DynamoTable:
       ``region`` (default ``AWS_REGION``/``AWS_DEFAULT_REGION``).
     - ``tenant_attribute`` (``"_tenant"``), ``version_attribute`` (``"version"``).
     - ``cursor_secret`` (``None``: ``LIFT_ASGI_CURSOR_SECRET``, else random per process).
-    - ``timeout`` (``5.0`` s per DynamoDB call; past it the call counts as unavailable).
+    - ``timeout`` (``5.0`` s per DynamoDB call; past it the call counts as unavailable
+      and is retried or becomes a 503). An aiodynamo transport enforces its own timeout
+      (5 s for the shared one); a shorter ``timeout`` here is enforced on top.
     - ``retry`` (:class:`RetryPolicy`, default 5 attempts, 50 ms base, 1 s cap, 10 s deadline).
     - ``bulk_concurrency`` (``4``): BatchWriteItem/BatchGetItem calls in flight at once.
     - ``verify_table`` (``True``): describe the table once, lazily, and check its schema.

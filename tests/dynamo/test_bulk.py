@@ -112,3 +112,19 @@ async def test_unprocessed_forever_is_a_503_reporting_what_was_written() -> None
     assert caught.value.status == 503
     assert caught.value.extra["written"] == 2
     assert stub.calls == FAST_RETRY.attempts
+
+
+async def test_batch_get_resends_unprocessed_keys() -> None:
+    def item(n: int) -> dict[str, Any]:
+        return {"pk": {"S": "acme#p"}, "sk": {"S": str(n)}, "_tenant": {"S": "acme"}}
+
+    first = {
+        "Responses": {"stub-table": [item(0)]},
+        "UnprocessedKeys": {"stub-table": {"Keys": [{"pk": {"S": "acme#p"}, "sk": {"S": "1"}}]}},
+    }
+    second = {"Responses": {"stub-table": [item(1)]}}
+    stub = ScriptedTransport(first, second)
+    table = DynamoTable("stub-table", transport=stub, verify_table=False, retry=FAST_RETRY)
+    got = await table.unit_of_work("acme").batch_get([("p", "0"), ("p", "1"), ("p", "2")])
+    assert got == [{"pk": "p", "sk": "0"}, {"pk": "p", "sk": "1"}, None]
+    assert [len(p["RequestItems"]["stub-table"]["Keys"]) for _, p in stub.payloads] == [3, 1]
