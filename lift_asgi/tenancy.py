@@ -15,13 +15,13 @@ The Lambda-specific resolvers live in :mod:`lift_asgi.aws`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from hashlib import sha256 as _sha256
 from types import MappingProxyType
 from typing import Any, Protocol, TypeAlias
 
@@ -177,6 +177,26 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
+_MEMO_SIZE = 1024
+_MEMO_KEY_MAX = 300
+_MISSING: Any = object()
+
+
+def _memo_put(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Remember ``value`` under ``key`` in a small per-resolver memo (cleared when full).
+
+    Tenants are immutable, so a resolver hands out the same object for the same input
+    instead of building one per request; the memo only saves work, never decides. Long
+    keys (never a valid tenant id) are not kept, so junk input cannot fill memory.
+    """
+    if isinstance(key, bytes | str) and len(key) > _MEMO_KEY_MAX:
+        return value
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def _header_name(option: str, name: str) -> bytes:
     if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise ConfigurationError(option, f"{name!r} is not a valid HTTP header name")
@@ -197,12 +217,17 @@ class HeaderResolver:
     def __init__(self, name: str = "x-tenant-id", *, source: str = "header") -> None:
         self.header = _header_name("name", name)
         self.name = source
+        self._memo: dict[bytes, Tenant] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
         header = self.header
         for key, value in scope["headers"]:
             if key == header:
-                return Tenant(value.decode("latin-1"), None, None, _EMPTY_CLAIMS, self.name)
+                tenant = self._memo.get(value)
+                if tenant is None:
+                    tenant = Tenant(value.decode("latin-1"), None, None, _EMPTY_CLAIMS, self.name)
+                    _memo_put(self._memo, bytes(value), tenant)
+                return tenant
         return None
 
 
@@ -228,11 +253,18 @@ class SubdomainResolver:
         self._suffix = "." + domain
         self._exclude = frozenset(label.lower() for label in exclude)
         self.name = name
+        self._memo: dict[bytes, Tenant | None] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
         raw = _header(scope, b"host")
         if raw is None:
             return None
+        tenant: Tenant | None = self._memo.get(raw, _MISSING)
+        if tenant is _MISSING:
+            tenant = _memo_put(self._memo, raw, self._parse(raw))
+        return tenant
+
+    def _parse(self, raw: bytes) -> Tenant | None:
         if raw.startswith(b"["):  # an IPv6 literal is never a tenant's host name
             return None
         host = raw.partition(b":")[0].decode("latin-1").lower().rstrip(".")
@@ -267,6 +299,10 @@ class PathResolver:
             raise ConfigurationError(
                 "template", f"{template!r} must contain {{{param}}} exactly once"
             )
+        if not all(name.isidentifier() for name in placeholders) or re.search(
+            r"[{}]", re.sub(r"{[^{}]*}", "", template)
+        ):
+            raise ConfigurationError("template", f"{template!r} has a malformed placeholder")
         pattern = ["^"]
         for literal, placeholder in re.findall(r"([^{}]*)(?:{([^{}]*)})?", template):
             pattern.append(re.escape(literal))
@@ -278,12 +314,18 @@ class PathResolver:
         self._regex = re.compile("".join(pattern))
         self.template = template
         self.name = name
+        self._memo: dict[str, Tenant] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
         match = self._regex.match(_route_path(scope))
         if match is None:
             return None
-        return Tenant(match.group("tenant"), None, None, _EMPTY_CLAIMS, self.name)
+        tenant_id = match.group("tenant")
+        tenant = self._memo.get(tenant_id)
+        if tenant is None:
+            tenant = Tenant(tenant_id, None, None, _EMPTY_CLAIMS, self.name)
+            _memo_put(self._memo, tenant_id, tenant)
+        return tenant
 
 
 # ------------------------------------------------------------------------------- JWT
@@ -419,42 +461,26 @@ def _check_algorithms(algorithms: Any) -> list[str]:
 
 
 class _TokenCache:
-    """Verified tokens by sha256 of the token: LRU-bounded, only between nbf and exp."""
+    """Verified tokens by sha256 of the credentials: LRU-bounded, used only in [nbf, exp).
 
-    __slots__ = ("_entries", "maxsize")
+    ``entries`` maps digest -> (nbf, exp, tenant); :meth:`JWTResolver.resolve` reads it
+    inline (this runs on every request), :meth:`put` writes it.
+    """
+
+    __slots__ = ("entries", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._entries: OrderedDict[bytes, tuple[float, float, Tenant]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, digest: bytes) -> Tenant | None:
-        entries = self._entries
-        entry = entries.get(digest)
-        if entry is None:
-            return None
-        now = _wallclock()
-        if now >= entry[1]:
-            entries.pop(digest, None)
-            return None
-        if now < entry[0]:
-            return None
-        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
-            entries.move_to_end(digest)
-        except KeyError:  # evicted by another thread between get and here
-            pass
-        return entry[2]
+        self.entries: OrderedDict[bytes, tuple[float, float, Tenant]] = OrderedDict()
 
     def put(self, digest: bytes, not_before: float, expires: float, tenant: Tenant) -> None:
-        entries = self._entries
+        entries = self.entries
         entries[digest] = (not_before, expires, tenant)
         entries.move_to_end(digest)
         while len(entries) > self.maxsize:
             try:
                 entries.popitem(last=False)
-            except KeyError:  # pragma: no cover - emptied concurrently
+            except KeyError:  # pragma: no cover - emptied by another thread
                 break
 
 
@@ -550,7 +576,8 @@ class JWTResolver:
         self.required_claims = tuple(required_claims)
         self.name = name
         self._header = _header_name("header", header)
-        self._prefix = scheme.lower().encode("ascii") + b" "
+        self._prefix = scheme.encode("ascii") + b" "
+        self._prefix_lower = self._prefix.lower()
         self._prefix_len = len(self._prefix)
         self._jwt = jwt.PyJWT(
             {"require": list(self.required_claims), "enforce_minimum_key_length": True}
@@ -589,34 +616,45 @@ class JWTResolver:
     def cache_size(self) -> int:
         return self._cache.maxsize if self._cache is not None else 0
 
-    def _token(self, scope: Scope) -> bytes | None:
-        name = self._header
-        for key, value in scope["headers"]:
-            if key == name:
-                prefix_len = self._prefix_len
-                if value[:prefix_len].lower() != self._prefix:
-                    return None  # another scheme (Basic, ...): not this source
-                token = bytes(value[prefix_len:]).strip()
-                if not token:
-                    raise Unauthorized("The bearer token is empty.")
-                return token
-        return None
-
     async def resolve(self, scope: Scope) -> Tenant | None:
-        token = self._token(scope)
-        if token is None:
+        # This runs on every request: the header scan and cache lookup are inlined.
+        name = self._header
+        for key, credentials in scope["headers"]:  # noqa: B007 - used after break
+            if key == name:
+                break
+        else:
             return None
+        if not credentials.startswith(self._prefix) and (
+            # The scheme is case-insensitive (RFC 9110 section 11.1).
+            credentials[: self._prefix_len].lower() != self._prefix_lower
+        ):
+            return None  # another scheme (Basic, ...): not this source
         cache = self._cache
         if cache is None:
-            return (await self.verify(token))[0]
-        digest = hashlib.sha256(token).digest()
-        tenant = cache.get(digest)
-        if tenant is not None:
-            return tenant
-        tenant, not_before, expires = await self.verify(token)
+            return (await self.verify(self._token(credentials)))[0]
+        # The cache is keyed by a digest so it never holds a bearer token itself.
+        digest = _sha256(credentials).digest()
+        entry = cache.entries.get(digest)
+        if entry is not None:
+            now = _wallclock()
+            if entry[0] <= now < entry[1]:
+                try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
+                    cache.entries.move_to_end(digest)
+                except KeyError:  # evicted by another thread meanwhile
+                    pass
+                return entry[2]
+            if now >= entry[1]:
+                cache.entries.pop(digest, None)
+        tenant, not_before, expires = await self.verify(self._token(credentials))
         if expires is not None:
             cache.put(digest, not_before, expires, tenant)
         return tenant
+
+    def _token(self, credentials: bytes) -> bytes:
+        token = credentials[self._prefix_len :].strip()
+        if not token:
+            raise Unauthorized("The bearer token is empty.")
+        return token
 
     async def verify(self, token: str | bytes) -> tuple[Tenant, float, float | None]:
         """Verify ``token`` (no cache): ``(tenant, nbf or 0, exp or None)``.
@@ -789,6 +827,10 @@ class TenantMiddleware:
         if default_plan is not None and not isinstance(default_plan, str):
             raise ConfigurationError("default_plan", "must be a string or None")
         self._default_plan = default_plan
+        # id(resolver's tenant) -> (that tenant, the accepted one): resolvers hand out the
+        # same object for a hot token or header, so it is validated once, not per request.
+        # Holding the first element keeps its id from being reused while remembered.
+        self._accepted: dict[int, tuple[Tenant, Tenant]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -798,15 +840,25 @@ class TenantMiddleware:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        if self._exempt and self._is_exempt(_route_path(scope)):
-            state["tenant"] = None
-            await self.app(scope, receive, send)
-            return
+        exempt = self._exempt
+        if exempt:
+            path = _route_path(scope) if scope.get("root_path") else scope["path"]
+            if path.startswith(exempt) and self._is_exempt(path):
+                state["tenant"] = None
+                await self.app(scope, receive, send)
+                return
         try:
             if self._require_consistent:
                 tenant = await self._resolve_consistent(scope)
             else:
-                tenant = await self._resolve_first(scope)
+                for resolve in self._resolve_funcs:  # inlined: this runs on every request
+                    found = await resolve(scope)
+                    if found is not None:
+                        break
+                else:
+                    raise Unauthorized("No tenant could be determined for this request.")
+                accepted = self._accepted.get(id(found))
+                tenant = accepted[1] if accepted and accepted[0] is found else self._accept(found)
         except LiftError as error:
             logger.debug("tenant refused (%s): %s", error.status, error.detail)
             if scope_type == "http":
@@ -822,27 +874,19 @@ class TenantMiddleware:
             tenant_var.reset(reset)
 
     def _is_exempt(self, path: str) -> bool:
-        exempt = self._exempt
-        if not path.startswith(exempt):
-            return False
-        for prefix in exempt:
+        for prefix in self._exempt:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 return True
         return False
 
-    def _accept(self, tenant: Tenant) -> Tenant:
-        if not self._valid(tenant.id):
+    def _accept(self, found: Tenant) -> Tenant:
+        if not self._valid(found.id):
             raise InvalidTenant("The tenant id is malformed.")
-        if tenant.plan is None and self._default_plan is not None:
-            return replace(tenant, plan=self._default_plan)
+        tenant = found
+        if found.plan is None and self._default_plan is not None:
+            tenant = replace(found, plan=self._default_plan)
+        _memo_put(self._accepted, id(found), (found, tenant))
         return tenant
-
-    async def _resolve_first(self, scope: Scope) -> Tenant:
-        for resolve in self._resolve_funcs:
-            tenant = await resolve(scope)
-            if tenant is not None:
-                return self._accept(tenant)
-        raise Unauthorized("No tenant could be determined for this request.")
 
     async def _resolve_consistent(self, scope: Scope) -> Tenant:
         first: Tenant | None = None

@@ -1021,6 +1021,8 @@ CONFIG_ERRORS = [
     _bad("template", lambda: PathResolver("/tenants/{id}"), "no placeholder"),
     _bad("template", lambda: PathResolver("tenants/{tenant_id}"), "relative template"),
     _bad("template", lambda: PathResolver("/t/{tenant_id}/{tenant_id}"), "twice"),
+    _bad("template", lambda: PathResolver("/t/{tenant_id}}/x"), "stray brace"),
+    _bad("template", lambda: PathResolver("/t/{}/{tenant_id}"), "empty placeholder"),
 ]
 
 
@@ -1056,3 +1058,26 @@ def test_tenancy_does_not_import_fastapi() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+async def test_many_distinct_tenants_each_resolve_to_themselves() -> None:
+    """More tenants than the resolvers' memos hold: answers stay right after each reset."""
+    seen: list[str] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(require_tenant().id)
+
+    middleware = TenantMiddleware(inner, resolvers=[HeaderResolver()], default_plan="free")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        pass
+
+    tenants = [f"t{i}" for i in range(2500)] + ["t0", "t1"]
+    for tenant in tenants:
+        scope = {"type": "http", "path": "/", "headers": [(b"x-tenant-id", tenant.encode())]}
+        await middleware(scope, receive, send)
+        assert scope["state"]["tenant"].plan == "free"
+    assert seen == tenants
