@@ -1,4 +1,8 @@
-"""AWS Lambda: tenant resolvers that read what API Gateway and Lambda hand to Mangum.
+"""AWS Lambda: the Mangum handler, and tenant resolvers that read what API Gateway and
+Lambda hand to Mangum.
+
+``handler = lift_asgi.aws.handler(app)`` is the whole deployment story: the same app
+that runs under uvicorn runs on Lambda (see :class:`LambdaHandler`).
 
 Mangum puts the Lambda event in ``scope["aws.event"]`` and the Lambda context in
 ``scope["aws.context"]``. API Gateway has already verified its authorizer before the
@@ -8,15 +12,21 @@ isolation ``context.tenant_id``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import ipaddress
+import logging
+import signal
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi.errors import ConfigurationError, InvalidTenant
 from lift_asgi.tenancy import Tenant, _as_text
 
-__all__ = ["AuthorizerResolver", "LambdaTenantResolver"]
+__all__ = ["AuthorizerResolver", "LambdaHandler", "LambdaTenantResolver", "handler"]
+
+log = logging.getLogger("lift_asgi.aws")
 
 
 # ---------------------------------------------------------------------------- resolvers
@@ -114,3 +124,168 @@ class LambdaTenantResolver:
         if tenant_id is None:
             raise InvalidTenant("The tenant id is malformed.")
         return Tenant(tenant_id, source=self.name)
+
+
+# -- the Lambda handler ---------------------------------------------------------------
+
+_LAMBDA_LIFESPAN = ("auto", "on", "off")
+
+
+class LambdaHandler:
+    """An AWS Lambda handler for an ASGI app, built on Mangum, that stays warm.
+
+    Mangum runs the app's lifespan startup and shutdown around *every* invocation and
+    uses whatever event loop ``asyncio.get_event_loop()`` returns. This handler instead:
+
+    - owns one event loop per container and sets it before each invocation (so it works
+      on Python 3.11-3.13+, where ``get_event_loop()`` no longer creates one), keeping the
+      DynamoDB session, caches and anything the app built bound to a live loop;
+    - runs lifespan startup once per container, on the first invocation, and passes its
+      state (``scope["state"]``) to every request; shutdown runs on :meth:`shutdown` (or
+      on SIGTERM with ``shutdown_on_sigterm=True``, which Lambda sends when an extension
+      is registered);
+    - gives the app a client address it can trust: API Gateway's and function URLs'
+      ``sourceIp`` (as Mangum does), and for ALB events the right-most
+      ``X-Forwarded-For`` hop that is not one of ``trusted_proxies`` (Mangum passes the
+      raw header, which any client can prefix).
+
+    Every other Mangum option (``api_gateway_base_path``, ``text_mime_types``,
+    ``exclude_headers``, ``custom_handlers``) passes through unchanged.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lifespan: str = "auto",
+        trusted_proxies: Sequence[str] = (),
+        shutdown_on_sigterm: bool = False,
+        **mangum_options: Any,
+    ) -> None:
+        from mangum import Mangum
+
+        if lifespan not in _LAMBDA_LIFESPAN:
+            raise ConfigurationError("lifespan", f"one of {_LAMBDA_LIFESPAN}, not {lifespan!r}")
+        if "lifespan" in mangum_options:  # pragma: no cover - guarded by the signature
+            raise ConfigurationError("lifespan", "pass it once")
+        try:
+            self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        except ValueError as exc:
+            raise ConfigurationError("trusted_proxies", str(exc)) from None
+        self.app = app
+        self.lifespan = lifespan
+        self.state: dict[str, Any] = {}
+        self.startups = 0
+        self._loop = asyncio.new_event_loop()
+        self._started = lifespan == "off"
+        self._lifespan_task: asyncio.Task[None] | None = None
+        self._lifespan_queue: asyncio.Queue[Message] | None = None
+        self._shutdown_done: asyncio.Future[None] | None = None
+        asyncio.set_event_loop(self._loop)
+        self._mangum = Mangum(self._asgi, lifespan="off", **mangum_options)
+        if shutdown_on_sigterm:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        asyncio.set_event_loop(self._loop)
+        if not self._started:
+            self._loop.run_until_complete(self._startup())
+        result: dict[str, Any] = self._mangum(event, context)
+        return result
+
+    # -- the app, as Mangum calls it --------------------------------------------------
+
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["state"] = {**self.state, **scope.get("state", {})}
+            event = scope.get("aws.event") or {}
+            if "elb" in event.get("requestContext", {}):
+                scope["client"] = (self._alb_client(scope), 0)
+        await self.app(scope, receive, send)
+
+    def _alb_client(self, scope: Scope) -> str:
+        forwarded = ""
+        for name, value in scope.get("headers", ()):
+            if bytes(name).lower() == b"x-forwarded-for":
+                forwarded = (forwarded + "," if forwarded else "") + bytes(value).decode("latin-1")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            try:
+                address = ipaddress.ip_address(hop)
+            except ValueError:
+                return hop  # not an address: report it, never skip past it
+            if not any(address in network for network in self._trusted):
+                return hop
+        return hops[0] if hops else ""
+
+    # -- lifespan, once per container ---------------------------------------------------
+
+    async def _startup(self) -> None:
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        started: asyncio.Future[None] = self._loop.create_future()
+        self._shutdown_done = self._loop.create_future()
+        self._lifespan_queue = queue
+
+        async def send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and not started.done():
+                started.set_result(None)
+            elif kind == "lifespan.startup.failed" and not started.done():
+                started.set_exception(
+                    RuntimeError(f"lifespan startup failed: {message.get('message', '')}")
+                )
+            elif (
+                kind.startswith("lifespan.shutdown.")
+                and self._shutdown_done is not None
+                and not self._shutdown_done.done()
+            ):
+                self._shutdown_done.set_result(None)
+
+        async def run() -> None:
+            scope = {
+                "type": "lifespan",
+                "asgi": {"version": "3.0", "spec_version": "2.0"},
+                "state": self.state,
+            }
+            try:
+                await self.app(scope, queue.get, send)
+            except BaseException as exc:
+                if not started.done():
+                    started.set_exception(exc)
+                raise
+            finally:
+                if not started.done():
+                    started.set_exception(RuntimeError("the app returned during lifespan"))
+                if self._shutdown_done is not None and not self._shutdown_done.done():
+                    self._shutdown_done.set_result(None)
+
+        self._lifespan_task = self._loop.create_task(run())
+        await queue.put({"type": "lifespan.startup"})
+        try:
+            await started
+        except BaseException:
+            if self.lifespan == "on":
+                raise
+            log.info("lifespan not supported by the app; running without it")
+            self._lifespan_task = None
+        else:
+            self.startups += 1
+        self._started = True
+
+    def shutdown(self) -> None:
+        """Run the app's lifespan shutdown (once) and close the loop's pending work."""
+        asyncio.set_event_loop(self._loop)
+        task, queue, done = self._lifespan_task, self._lifespan_queue, self._shutdown_done
+        self._lifespan_task = None
+        if task is not None and queue is not None and done is not None and not task.done():
+            queue.put_nowait({"type": "lifespan.shutdown"})
+            self._loop.run_until_complete(asyncio.wait({done, task}, timeout=5))
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:  # pragma: no cover - signal
+        self.shutdown()
+        raise SystemExit(0)
+
+
+def handler(app: ASGIApp, **options: Any) -> LambdaHandler:
+    """``handler = lift_asgi.aws.handler(app)``: see :class:`LambdaHandler`."""
+    return LambdaHandler(app, **options)
