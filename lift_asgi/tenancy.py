@@ -15,6 +15,7 @@ The Lambda-specific resolvers live in :mod:`lift_asgi.aws`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -299,12 +300,13 @@ class PathResolver:
             raise ConfigurationError(
                 "template", f"{template!r} must contain {{{param}}} exactly once"
             )
-        if not all(name.isidentifier() for name in placeholders) or re.search(
+        if not all(placeholder.isidentifier() for placeholder in placeholders) or re.search(
             r"[{}]", re.sub(r"{[^{}]*}", "", template)
         ):
             raise ConfigurationError("template", f"{template!r} has a malformed placeholder")
         pattern = ["^"]
-        for literal, placeholder in re.findall(r"([^{}]*)(?:{([^{}]*)})?", template):
+        # A trailing "/" would demand a second one before the rest of the path.
+        for literal, placeholder in re.findall(r"([^{}]*)(?:{([^{}]*)})?", template.rstrip("/")):
             pattern.append(re.escape(literal))
             if placeholder == param:
                 pattern.append("(?P<tenant>[^/]*)")
@@ -361,8 +363,13 @@ _EC_CURVE_ALGORITHM = {
     "secp384r1": "ES384",
     "secp521r1": "ES512",
 }
-_EC_ALGORITHM_CURVE = {"ES256": "secp256r1", "ES256K": "secp256k1", "ES384": "secp384r1"}
-_EC_ALGORITHM_CURVE.update(ES512="secp521r1", ES521="secp521r1")
+_EC_ALGORITHM_CURVE = {
+    "ES256": "secp256r1",
+    "ES256K": "secp256k1",
+    "ES384": "secp384r1",
+    "ES512": "secp521r1",
+    "ES521": "secp521r1",
+}
 _RSA_MIN_BITS = 2048
 
 _PublicKey: TypeAlias = (
@@ -499,9 +506,12 @@ class JWTResolver:
     ``required_claims`` must be present (default ``("exp",)``); tokens that carry ``aud``
     are refused unless ``audience`` is set. A token without the tenant claim is a 401.
 
-    Verified tokens are cached (``cache_size`` entries, LRU, keyed by sha256 of the
-    token, never used after ``exp`` or before ``nbf``; tokens without ``exp`` are not
-    cached); ``cache_size=0`` turns the cache off.
+    Verified tokens are cached (``cache_size`` entries, LRU, keyed by the sha256 of the
+    ``Authorization`` value so no token is kept, never used after ``exp`` or before
+    ``nbf``; tokens without ``exp`` are not cached); ``cache_size=0`` turns it off.
+
+    ``verify(token)`` checks a token without the cache (for tokens that arrive another
+    way, such as in a WebSocket message).
     """
 
     def __init__(
@@ -593,6 +603,10 @@ class JWTResolver:
                 "key", f"algorithms {algorithms} need a {needed}, but the key is a {kind}"
             )
         if isinstance(key, bytes):
+            try:  # PyJWT refuses PEM/SSH/DER key material as an HMAC secret: say so now
+                jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256).prepare_key(key)
+            except jwt.InvalidKeyError as exc:
+                raise ConfigurationError("key", str(exc)) from exc
             shortest = max(_HMAC_MIN_BYTES[name] for name in algorithms)
             if len(key) < shortest:
                 raise ConfigurationError(
@@ -699,7 +713,7 @@ class JWTResolver:
     async def _signing_key(self, token: str | bytes) -> jwt.PyJWK:
         assert self._jwks is not None
         try:
-            kid = self._jwt._jws.get_unverified_header(token).get("kid")
+            kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as exc:
             logger.debug("bearer token rejected: %s: %s", type(exc).__name__, exc)
             raise Unauthorized("The bearer token is invalid or expired.") from None
@@ -728,28 +742,33 @@ class JWTResolver:
 
 
 def _compile_validator(option: Any) -> Callable[[str], object]:
+    if option == DEFAULT_TENANT_ID_PATTERN:
+        return re.compile(option).fullmatch  # implies the floor below
     if isinstance(option, str):
         try:
-            return re.compile(option).fullmatch
+            check: Callable[[str], object] = re.compile(option).fullmatch
         except re.error as exc:
             raise ConfigurationError("tenant_id_pattern", f"invalid regex: {exc}") from exc
-    if isinstance(option, re.Pattern):
-        return option.fullmatch
-    if callable(option):
-        check: Callable[[str], object] = option
+    elif isinstance(option, re.Pattern):
+        check = option.fullmatch
+    elif callable(option):
+        check = option
+    else:
+        raise ConfigurationError(
+            "tenant_id_pattern", "must be a regex (str or compiled) or a callable"
+        )
 
-        def validate(tenant_id: str) -> bool:
-            # A custom rule may widen the default, but never lets through what would
-            # break a "{tenant}#{key}" partition key or a log line.
-            return (
-                0 < len(tenant_id) <= 256
-                and "#" not in tenant_id
-                and tenant_id.isprintable()
-                and bool(check(tenant_id))
-            )
+    def validate(tenant_id: str) -> bool:
+        # A custom rule may widen the default, but never lets through what would break
+        # a "{tenant}#{key}" partition key or a log line.
+        return (
+            0 < len(tenant_id) <= 256
+            and "#" not in tenant_id
+            and tenant_id.isprintable()
+            and bool(check(tenant_id))
+        )
 
-        return validate
-    raise ConfigurationError("tenant_id_pattern", "must be a regex (str or compiled) or callable")
+    return validate
 
 
 def _compile_exempt(exempt: Iterable[str]) -> tuple[str, ...]:
@@ -773,13 +792,18 @@ def _compile_resolvers(resolvers: Any) -> tuple[tuple[ResolveFunc, str], ...]:
     for resolver in resolvers:
         method = getattr(resolver, "resolve", None)
         if callable(method):
-            compiled.append((method, str(getattr(resolver, "name", type(resolver).__name__))))
+            name = str(getattr(resolver, "name", type(resolver).__name__))
         elif callable(resolver):
-            compiled.append((resolver, str(getattr(resolver, "__name__", "custom"))))
+            method, name = resolver, str(getattr(resolver, "__name__", "custom"))
         else:
             raise ConfigurationError(
                 "resolvers", f"{resolver!r} has no resolve(scope) method and is not callable"
             )
+        # An object with an async __call__ counts too (the attribute, not callable()).
+        call = type(method).__call__ if not inspect.isroutine(method) else None
+        if not (inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(call)):
+            raise ConfigurationError("resolvers", f"{name}: resolve(scope) must be async")
+        compiled.append((method, name))
     if not compiled:
         raise ConfigurationError("resolvers", "at least one resolver is required")
     return tuple(compiled)
@@ -794,9 +818,9 @@ class TenantMiddleware:
     - ``require_consistent`` (``False``): ask every resolver; two answers that name
       different tenants are a 403 (:class:`~lift_asgi.errors.TenantMismatch`).
     - ``tenant_id_pattern`` (:data:`DEFAULT_TENANT_ID_PATTERN`): a regex the whole id
-      must match, or a callable ``(tenant_id) -> bool``. A callable can widen the default
-      but ids that are empty, longer than 256 characters, contain ``#`` or non-printable
-      characters are refused regardless. A malformed id is a 400.
+      must match, or a callable ``(tenant_id) -> bool``. A custom rule can widen the
+      default, but ids that are empty, longer than 256 characters, contain ``#`` or
+      non-printable characters are refused regardless. A malformed id is a 400.
     - ``exempt`` (``()``): path prefixes, matched on segment boundaries (``"/health"``
       covers ``/health`` and ``/health/db``, not ``/healthz``), that pass through with
       ``request.state.tenant = None``.

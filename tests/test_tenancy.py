@@ -494,6 +494,11 @@ async def test_custom_tenant_id_pattern_and_callable_floor(make_app: AppFactory)
     assert (await get(only_digits, headers={"x-tenant-id": "123"})).status_code == 200
     assert_problem(await get(only_digits, headers={"x-tenant-id": "1234"}), 400)  # fullmatch
 
+    # Even a custom regex never lets through what breaks a "{tenant}#{pk}" key.
+    hashes = make_app(resolvers=[HeaderResolver()], tenant_id_pattern=r"[a-z#]+")
+    assert (await get(hashes, headers={"x-tenant-id": "ab"})).status_code == 200
+    assert_problem(await get(hashes, headers={"x-tenant-id": "a#b"}), 400)
+
     anything = make_app(resolvers=[HeaderResolver()], tenant_id_pattern=lambda _: True)
     assert (await get(anything, headers={"x-tenant-id": "team@acme"})).status_code == 200
     # A permissive callable still never lets through what breaks a "{tenant}#{pk}" key.
@@ -617,6 +622,10 @@ async def test_path_template_with_other_placeholders() -> None:
     assert await resolver.resolve({**scope, "path": "/v1/eu/orgs/acmex"}) is not None
     mounted = {**scope, "path": "/api/v1/eu/orgs/acme", "root_path": "/api"}
     assert (await resolver.resolve(mounted)) == Tenant("acme", source="path")
+    trailing = PathResolver("/tenants/{tenant_id}/")
+    assert (await trailing.resolve({**scope, "path": "/tenants/acme/items"})) == Tenant(
+        "acme", source="path"
+    )
 
 
 async def test_custom_resolver_function(make_app: AppFactory) -> None:
@@ -955,6 +964,7 @@ CONFIG_ERRORS = [
     _bad("resolvers", lambda: TenantMiddleware(_app), "no resolvers"),
     _bad("resolvers", lambda: TenantMiddleware(_app, resolvers=[]), "empty resolvers"),
     _bad("resolvers", lambda: TenantMiddleware(_app, resolvers=[42]), "not a resolver"),
+    _bad("resolvers", lambda: TenantMiddleware(_app, resolvers=[lambda scope: None]), "sync"),
     _bad(
         "tenant_id_pattern",
         lambda: TenantMiddleware(_app, resolvers=[HeaderResolver()], tenant_id_pattern="(["),
@@ -994,6 +1004,16 @@ CONFIG_ERRORS = [
         "public key as HMAC secret",
     ),
     _bad("key", lambda: JWTResolver(key=HS_SECRET, algorithms=["RS256"]), "secret for RS256"),
+    _bad(
+        "key",
+        lambda: JWTResolver(
+            key=_rsa_public().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+            algorithms=["HS256"],
+        ),
+        "DER public key as HMAC secret",
+    ),
     _bad(
         "algorithms",
         lambda: JWTResolver(key=ec.generate_private_key(ec.SECP256R1()), algorithms=["ES384"]),
