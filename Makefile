@@ -19,6 +19,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check lift_asgi tests bench examples
 	$(BIN)/ruff format --check lift_asgi tests bench examples
+	$(BIN)/cfn-lint examples/saas/template.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict lift_asgi
