@@ -1,0 +1,31 @@
+"""DynamoDB-backed rate limiting: :class:`RateLimitMiddleware`, its rules and keys, and
+``limits`` storages on DynamoDB (``async+dynamodb://``, ``dynamodb://``), registered with
+``limits`` when this package is imported."""
+
+from lift_asgi.ratelimit.backends import Backend, LimitsBackend, MemoryBackend
+from lift_asgi.ratelimit.core import Decision, Window
+from lift_asgi.ratelimit.middleware import RateLimitMiddleware, RateLimitStats
+from lift_asgi.ratelimit.rules import ClientIP, Rule, api_key_digest
+from lift_asgi.ratelimit.storage import (
+    AsyncDynamoDBStorage,
+    DynamoDBStorage,
+    create_rate_limit_table,
+    rate_limit_table_spec,
+)
+
+__all__ = [
+    "AsyncDynamoDBStorage",
+    "Backend",
+    "ClientIP",
+    "Decision",
+    "DynamoDBStorage",
+    "LimitsBackend",
+    "MemoryBackend",
+    "RateLimitMiddleware",
+    "RateLimitStats",
+    "Rule",
+    "Window",
+    "api_key_digest",
+    "create_rate_limit_table",
+    "rate_limit_table_spec",
+]

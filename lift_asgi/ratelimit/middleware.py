@@ -1,0 +1,418 @@
+"""RateLimitMiddleware: pure ASGI rate limiting, counted in DynamoDB (or memory).
+
+Per HTTP request: every matching rule (in order) resolves its key and limit, then asks
+the backend once; the first refusal answers 429 and stops. A key known to be blocked is
+refused from an in-process cache without asking the backend until the moment it could
+pass again. Admitted responses get the headers of the tightest window, added to
+``http.response.start`` once; the body streams through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lift_asgi.errors import (
+    ConfigurationError,
+    LiftError,
+    ServiceUnavailable,
+    TooManyRequests,
+    send_problem,
+)
+from lift_asgi.ratelimit.backends import Backend, backend_from
+from lift_asgi.ratelimit.core import Decision
+from lift_asgi.ratelimit.rules import (
+    ClientIP,
+    CompiledRule,
+    KeySpec,
+    LimitSet,
+    LimitSpec,
+    RouteTable,
+    Rule,
+    bounded_key,
+    compile_prefixes,
+    route_path,
+    rule_name,
+    under,
+)
+
+__all__ = ["RateLimitMiddleware", "RateLimitStats"]
+
+logger = logging.getLogger("lift_asgi.ratelimit")
+
+_HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
+
+
+@dataclass(slots=True)
+class RateLimitStats:
+    """Counters the app can read (``middleware.stats``); they only ever grow."""
+
+    admitted: int = 0  # requests that passed at least one rule
+    refused: int = 0  # 429 answers, blocked ones included
+    blocked: int = 0  # 429 answers from the cache of blocked keys: no backend call
+    fail_open: int = 0  # backend failed or timed out; the request was let through
+    fail_closed: int = 0  # backend failed or timed out; the request got a 503
+
+
+class _Blocked:
+    __slots__ = ("index", "limits", "until")
+
+    def __init__(self, until: float, limits: LimitSet, index: int) -> None:
+        self.until = until
+        self.limits = limits
+        self.index = index
+
+
+class RateLimitMiddleware:
+    """Limit HTTP requests per tenant, user, client address, API key or route.
+
+    One rule in short (``limit=``, with ``key``, ``methods``, ``routes``, ``path_prefix``,
+    ``cost``), or several (``rules=[Rule(...), ...]``; every matching rule applies, each
+    one backend call). Options, checked once here (mistakes raise
+    :class:`~lift_asgi.errors.ConfigurationError` naming the option):
+
+    - ``storage`` (``"memory://"``): ``"async+dynamodb://TABLE?endpoint_url=...&region=..."``
+      in production, an :class:`~lift_asgi.ratelimit.AsyncDynamoDBStorage`, any async
+      ``limits`` storage, or ``"memory://"`` (this process only).
+    - ``strategy`` (``"fixed-window"``) or ``"sliding-window-counter"``; rules may override.
+    - ``exempt`` (``()``): path prefixes never limited, matched on segment boundaries.
+    - ``trusted_proxies`` (``()``): addresses/networks whose ``X-Forwarded-For`` is
+      believed for the ``"ip"`` key (``"*"``: any peer); ``ipv6_prefix`` (64) groups IPv6
+      clients by network.
+    - ``api_key_header`` (``"X-API-Key"``): read by the ``"api_key"`` key, kept hashed.
+    - ``fail_open`` (True): when the backend fails or takes longer than ``timeout``
+      (1.0 s), let the request through (counted in ``stats.fail_open``, a warning at most
+      every ``warn_interval`` (60 s)), or with False answer 503 with ``Retry-After:
+      unavailable_retry_after`` (5 s). Rules may override ``fail_open``.
+    - ``headers`` (True): ``X-RateLimit-Limit/-Remaining/-Reset`` and the IETF draft's
+      ``RateLimit-Policy``/``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-09) on every
+      limited response.
+    - ``blocked_cache_size`` (10 000): keys remembered as blocked; 0 disables.
+    - ``clock`` (``time.time``): the epoch clock; tests move it instead of sleeping.
+    - ``router``: where route templates come from (default: ``scope["app"]``, else the
+      wrapped app's router, found on the first request).
+    """
+
+    __slots__ = (
+        "_acquire_now",
+        "_blocked",
+        "_blocked_size",
+        "_clock",
+        "_exempt",
+        "_headers",
+        "_io",
+        "_need_path",
+        "_next_warning",
+        "_route",
+        "_suppressed",
+        "_timeout",
+        "_unavailable_retry_after",
+        "_warn_interval",
+        "app",
+        "backend",
+        "rules",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: LimitSpec | None = None,
+        key: KeySpec = "ip",
+        methods: Iterable[str] | None = None,
+        routes: Iterable[str] | None = None,
+        path_prefix: str | Iterable[str] | None = None,
+        cost: int | Callable[[Scope], int] = 1,
+        rules: Sequence[Rule] | None = None,
+        storage: Any = "memory://",
+        strategy: str = "fixed-window",
+        exempt: str | Iterable[str] = (),
+        trusted_proxies: str | Iterable[str] = (),
+        ipv6_prefix: int = 64,
+        api_key_header: str = "x-api-key",
+        fail_open: bool = True,
+        timeout: float = 1.0,
+        unavailable_retry_after: int = 5,
+        warn_interval: float = 60.0,
+        headers: bool = True,
+        blocked_cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        router: Any = None,
+    ) -> None:
+        self.app = app
+        if rules is not None and limit is not None:
+            raise ConfigurationError("rules", "give either rules=[...] or limit=..., not both")
+        if rules is None:
+            if limit is None:
+                raise ConfigurationError("limit", "a limit such as '100/minute' (or rules=[...])")
+            rules = [
+                Rule(
+                    limit,
+                    key=key,
+                    name="default",
+                    methods=methods,
+                    routes=routes,
+                    path_prefix=path_prefix,
+                    cost=cost,
+                )
+            ]
+        elif isinstance(rules, Rule) or not isinstance(rules, Sequence) or not rules:
+            raise ConfigurationError("rules", "a non-empty list of Rule")
+        if not isinstance(fail_open, bool):
+            raise ConfigurationError("fail_open", "True or False")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise ConfigurationError("timeout", "a number of seconds > 0")
+        if not isinstance(unavailable_retry_after, int) or unavailable_retry_after < 1:
+            raise ConfigurationError("unavailable_retry_after", "an integer number of seconds >= 1")
+        if not isinstance(warn_interval, int | float) or warn_interval < 0:
+            raise ConfigurationError("warn_interval", "a number of seconds >= 0")
+        if not isinstance(blocked_cache_size, int) or blocked_cache_size < 0:
+            raise ConfigurationError("blocked_cache_size", "an integer >= 0 (0 disables)")
+        if not callable(clock):
+            raise ConfigurationError("clock", "a callable returning epoch seconds")
+        if (
+            not isinstance(api_key_header, str)
+            or not api_key_header
+            or not (set(api_key_header.lower().encode("latin-1", "replace")) <= _HEADER_NAME)
+        ):
+            raise ConfigurationError("api_key_header", f"{api_key_header!r} is not a header name")
+
+        self.backend: Backend = backend_from(storage)
+        self._io = bool(getattr(self.backend, "io", True))
+        # A backend that never waits may offer a plain function: no coroutine per request.
+        self._acquire_now: Callable[[str, Any, int, float], Decision] | None = (
+            None if self._io else getattr(self.backend, "acquire_now", None)
+        )
+        self._exempt = compile_prefixes("exempt", exempt)
+        self._route = RouteTable(app, router)
+        client_ip = ClientIP(trusted_proxies, ipv6_prefix)
+        compiled: list[CompiledRule] = []
+        seen: set[str] = set()
+        for position, rule in enumerate(rules):
+            if not isinstance(rule, Rule):
+                raise ConfigurationError("rules", f"{rule!r} is not a Rule")
+            default_name = "default" if position == 0 else f"rule{position}"
+            name = rule_name("name", default_name if rule.name is None else rule.name)
+            if name in seen:
+                raise ConfigurationError("name", f"two rules are named {name!r}")
+            seen.add(name)
+            rule_fail_open = fail_open if rule.fail_open is None else rule.fail_open
+            if not isinstance(rule_fail_open, bool):
+                raise ConfigurationError("fail_open", "True or False")
+            compiled.append(
+                CompiledRule(
+                    rule,
+                    name=name,
+                    strategy=rule.strategy or strategy,
+                    fail_open=rule_fail_open,
+                    client_ip=client_ip,
+                    api_key_header=api_key_header.lower().encode("latin-1"),
+                    route=self._route,
+                )
+            )
+        self.rules: tuple[CompiledRule, ...] = tuple(compiled)
+        self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
+        self._timeout = float(timeout)
+        self._unavailable_retry_after = unavailable_retry_after
+        self._warn_interval = float(warn_interval)
+        self._headers = bool(headers)
+        self._blocked: dict[str, _Blocked] = {}
+        self._blocked_size = blocked_cache_size
+        self._clock = clock
+        self._next_warning = -math.inf
+        self._suppressed = 0
+        self.stats = RateLimitStats()
+
+    # -- the request path -------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = ""
+        if self._need_path:
+            path = route_path(scope)
+            if self._exempt and under(path, self._exempt):
+                await self.app(scope, receive, send)
+                return
+        now = self._clock()
+        blocked_keys = self._blocked
+        report_set: LimitSet | None = None
+        report: Decision | None = None
+        for rule in self.rules:
+            if not rule.everywhere and not rule.applies(scope["method"], path, self._route, scope):
+                continue
+            key = rule.key(scope)
+            if key is None:
+                continue
+            limit_set = rule.limits(scope)
+            if limit_set is None:
+                continue
+            cost = rule.cost
+            if rule.cost_fn is not None:
+                cost = rule.cost_fn(scope)
+                if cost < 1:
+                    continue
+            full_key = rule.key_prefix + key
+            if len(full_key) > 512:
+                full_key = bounded_key(full_key)
+            if blocked_keys:
+                blocked = blocked_keys.get(full_key)
+                if blocked is not None:
+                    if blocked.until > now and blocked.limits is limit_set:
+                        self.stats.blocked += 1
+                        self.stats.refused += 1
+                        until = blocked.until
+                        decision = Decision(False, blocked.index, 0, until, until - now, until)
+                        await self._refuse(send, limit_set, decision, now)
+                        return
+                    del blocked_keys[full_key]
+            try:
+                if self._acquire_now is not None:
+                    decision = self._acquire_now(full_key, limit_set.windows, cost, now)
+                elif self._io:
+                    async with asyncio.timeout(self._timeout):
+                        decision = await self.backend.acquire(
+                            full_key, limit_set.windows, cost, now
+                        )
+                else:
+                    decision = await self.backend.acquire(full_key, limit_set.windows, cost, now)
+            except Exception as exc:  # the store failed, or was too slow
+                if rule.fail_open:
+                    self._failed_open(rule, exc)
+                    continue
+                await self._fail_closed(send, rule, exc)
+                return
+            if decision.blocked_until > now and self._blocked_size:
+                # Refused, or this hit took the last unit: ask nobody until it can pass.
+                self._block(full_key, limit_set, decision)
+            if not decision.allowed:
+                self.stats.refused += 1
+                await self._refuse(send, limit_set, decision, now)
+                return
+            if report is None or decision.remaining < report.remaining:
+                report, report_set = decision, limit_set
+        if report is None or report_set is None:
+            await self.app(scope, receive, send)
+            return
+        self.stats.admitted += 1
+        if not self._headers:
+            await self.app(scope, receive, send)
+            return
+        index = report.index
+        remaining = b"%d" % report.remaining
+        reset = report.reset
+        reset_in = math.ceil(reset - now)
+        extra = (
+            report_set.limit_headers[index],
+            (b"x-ratelimit-remaining", remaining),
+            (b"x-ratelimit-reset", b"%d" % math.ceil(reset)),
+            report_set.policy_header,
+            (
+                b"ratelimit",
+                b"%s;r=%s;t=%d"
+                % (report_set.policy_names[index], remaining, reset_in if reset_in > 0 else 0),
+            ),
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            # ASGI sends exactly one http.response.start, before any body.
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _rate_headers(
+        limit_set: LimitSet, decision: Decision, now: float
+    ) -> list[tuple[bytes, bytes]]:
+        index = decision.index
+        remaining = b"%d" % decision.remaining
+        reset = decision.reset
+        reset_in = math.ceil(reset - now)
+        return [
+            limit_set.limit_headers[index],
+            (b"x-ratelimit-remaining", remaining),
+            (b"x-ratelimit-reset", b"%d" % math.ceil(reset)),
+            limit_set.policy_header,
+            (
+                b"ratelimit",
+                b"%s;r=%s;t=%d"
+                % (limit_set.policy_names[index], remaining, reset_in if reset_in > 0 else 0),
+            ),
+        ]
+
+    async def _fail_closed(self, send: Send, rule: CompiledRule, exc: Exception) -> None:
+        self.stats.fail_closed += 1
+        self._log_failure(rule, exc, "closed")
+        await send_problem(
+            send,
+            ServiceUnavailable(
+                "Rate limiting is unavailable; retry shortly.",
+                retry_after=self._unavailable_retry_after,
+            ),
+        )
+
+    async def _refuse(
+        self, send: Send, limit_set: LimitSet, decision: Decision, now: float
+    ) -> None:
+        retry_after = max(1, math.ceil(decision.retry_after))
+        headers = self._rate_headers(limit_set, decision, now) if self._headers else []
+        await send_problem(
+            send,
+            TooManyRequests(
+                f"Rate limit exceeded; retry in {retry_after} seconds.", retry_after=retry_after
+            ),
+            headers=headers,
+        )
+
+    def _block(self, key: str, limit_set: LimitSet, decision: Decision) -> None:
+        blocked = self._blocked
+        if key not in blocked and len(blocked) >= self._blocked_size:
+            now = self._clock()
+            for stale in [k for k, b in blocked.items() if b.until <= now]:
+                del blocked[stale]
+            while len(blocked) >= self._blocked_size:
+                del blocked[next(iter(blocked))]
+        blocked[key] = _Blocked(decision.blocked_until, limit_set, decision.index)
+
+    def _failed_open(self, rule: CompiledRule, exc: Exception) -> None:
+        self.stats.fail_open += 1
+        self._log_failure(rule, exc, "open")
+
+    def _log_failure(self, rule: CompiledRule, exc: Exception, mode: str) -> None:
+        moment = time.monotonic()
+        if moment < self._next_warning:
+            self._suppressed += 1
+            return
+        reason = type(exc).__name__
+        aws_code = getattr(exc, "aws_code", "")
+        if aws_code:
+            reason += f" ({aws_code})"
+        elif isinstance(exc, TimeoutError):
+            reason = f"no answer within {self._timeout:g}s"
+        logger.warning(
+            "rate limit rule %r failed %s: %s; %d more failures since the last warning",
+            rule.name,
+            mode,
+            reason,
+            self._suppressed,
+            exc_info=not isinstance(exc, LiftError | TimeoutError),
+        )
+        self._suppressed = 0
+        self._next_warning = moment + self._warn_interval
+
+    def blocked_keys(self) -> int:
+        """How many keys the in-process cache holds as blocked (for metrics)."""
+        return len(self._blocked)
