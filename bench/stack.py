@@ -305,6 +305,19 @@ class CallsRow:
     calls: int
     operations: str  # e.g. "UpdateItem + GetItem"
     expected: int | None = None
+    kind: str | None = None  # short name for the headline
+
+
+# The request kinds of the headline, by row label.
+KINDS = {
+    "read (one get)": "read",
+    "one write": "one write",
+    "five writes (one transaction)": "five writes",
+    "bulk of 50 (one atomic transaction)": "bulk of 50",
+    "admitted, route touches no data": "admitted, no data",
+    "refused (429; the last unit was taken by another worker)": "refused",
+    "blocked (refused again, from the blocked-key cache)": "blocked",
+}
 
 
 def describe(calls: list[Any]) -> str:
@@ -415,7 +428,8 @@ async def _calls() -> list[CallsRow]:
                 if got != status:
                     raise RuntimeError(f"{name}: answered {got}, expected {status}")
                 calls = list(proxy.calls)
-                rows.append(CallsRow(name, got, len(calls), describe(calls), expected))
+                row = CallsRow(name, got, len(calls), describe(calls), expected, KINDS.get(name))
+                rows.append(row)
         finally:
             await transport.close()
             proxy.stop()

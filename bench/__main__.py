@@ -1,0 +1,550 @@
+"""Run every benchmark in bench/ in one process and write bench/RESULTS.md.
+
+    python -m bench                    # everything (what `make bench` runs), writes RESULTS.md
+    python -m bench --quick            # fewer iterations: a smoke run, printed, not written
+    python -m bench --only stack,e2e   # some sections, printed, not written
+    python -m bench --quick --output /tmp/r.md
+
+Sections, in order: clients, uow, overhead, ratelimit, stack, e2e. A progress line per
+section goes to stderr. A section whose module cannot be imported (still being written)
+is skipped with a line saying so; one that fails is reported as failed and the others
+still run. Figures are from a shared machine: every section compares against a baseline
+measured in the same run, and nothing here asserts on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import importlib
+import importlib.metadata
+import inspect
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTIONS = ("clients", "uow", "overhead", "ratelimit", "stack", "e2e")
+
+# (full, quick) keyword arguments of each module's run(); only those it accepts are passed.
+PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "clients": ({"calls": 2000, "warmup": 200}, {"calls": 300, "warmup": 50}),
+    "uow": ({"requests": 10000, "rounds": 20}, {"requests": 1000, "rounds": 4}),
+    "overhead": (
+        {"iterations": 1000, "repeats": 20, "instances": 3},
+        {"iterations": 200, "repeats": 4, "instances": 1},
+    ),
+    "ratelimit": ({"iterations": 500, "repeats": 40}, {"iterations": 200, "repeats": 5}),
+    "stack": (
+        {"batch": 1000, "rounds": 20, "instances": 2},
+        {"batch": 200, "rounds": 4, "instances": 1},
+    ),
+    "e2e": (
+        {"requests": 400, "rounds": 4, "concurrency": 8},
+        {"requests": 48, "rounds": 1, "concurrency": 8},
+    ),
+}
+
+TITLES = {
+    "clients": "DynamoDB clients: CPU per GetItem (`bench/clients.py`)",
+    "uow": "UnitOfWorkMiddleware: CPU and DynamoDB calls per request (`bench/uow.py`)",
+    "overhead": "TenantMiddleware: CPU per request (`bench/overhead.py`)",
+    "ratelimit": "RateLimitMiddleware against slowapi (`bench/ratelimit.py`)",
+    "stack": "The request path in process: CPU per request (`bench/stack.py`)",
+    "e2e": "End to end over uvicorn and the local DynamoDB server (`bench/e2e.py`)",
+}
+
+LIBRARIES = (
+    "lift-asgi",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "aiohttp",
+    "aiodynamo",
+    "aioboto3",
+    "httpx",
+    "slowapi",
+    "limits",
+    "PyJWT",
+    "moto",
+)
+
+
+@dataclass
+class Outcome:
+    name: str
+    seconds: float = 0.0
+    result: Any = None
+    skipped: str | None = None  # the module could not be imported
+    failed: str | None = None  # run() raised
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# -- markdown ---------------------------------------------------------------------------
+
+
+def _cell(value: Any, name: str = "") -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, float):
+        if "ratio" in name:
+            return f"{value:.2f}"
+        if name.startswith("added") or name.startswith("overhead_us"):
+            return f"{value:+.1f}"
+        return f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value).replace("|", "\\|")
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.rstrip("%x").replace(",", ""))
+    except ValueError:
+        return text == ""
+    return True
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table; columns whose cells are all numbers are right-aligned."""
+    aligns = [
+        "---:" if i and rows and all(_numeric(row[i]) for row in rows) else "---"
+        for i in range(len(headers))
+    ]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(aligns) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+_HEADERS = {
+    "name": "variant",
+    "us_per_request": "µs/request",
+    "added_us": "+µs vs bare FastAPI",
+    "ratio": "ratio to bare FastAPI",
+    "calls": "DynamoDB calls",
+    "target": "target",
+    "expected": "expected",
+}
+
+
+def generic_tables(rows: Sequence[Any]) -> list[str]:
+    """One markdown table per dataclass type among ``rows``, columns from its fields
+    (for modules whose rows may still change shape)."""
+    groups: dict[type, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(type(row), []).append(row)
+    out = []
+    for kind, members in groups.items():
+        if not dataclasses.is_dataclass(kind):
+            out.append("\n".join(f"- {member}" for member in members))
+            continue
+        names = [f.name for f in dataclasses.fields(kind)]
+        headers = [_HEADERS.get(name, name.replace("_", " ")) for name in names]
+        if "calls" in names and "name" in names:
+            headers[names.index("name")] = "request"
+        body = [[_cell(getattr(m, n), n) for n in names] for m in members]
+        out.append(table(headers, body))
+    return out
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
+def _clients(rows: Any) -> list[str]:
+    return [
+        table(
+            ["client", "CPU µs/call", "wall µs/call", "CPU ratio to raw aiohttp"],
+            [[r.client, f"{r.cpu_us:.0f}", f"{r.wall_us:.0f}", f"{r.ratio:.2f}"] for r in rows],
+        )
+    ]
+
+
+def _uow(rows: Any) -> list[str]:
+    return [
+        table(
+            ["request", "transport", "calls", "bare µs", "with µs", "+µs", "overhead"],
+            [
+                [
+                    r.request,
+                    r.transport,
+                    f"{r.calls_per_request:.0f}",
+                    f"{r.bare_us:.1f}",
+                    f"{r.cpu_us:.1f}",
+                    f"{r.overhead_us:+.1f}",
+                    f"{r.overhead_ratio:.1%}",
+                ]
+                for r in rows
+            ],
+        )
+    ]
+
+
+def _stack(result: Any) -> list[str]:
+    cpu, calls = result
+    tables = [
+        table(
+            ["variant", "µs/request", "+µs vs bare FastAPI", "ratio to bare FastAPI"],
+            [
+                [r.name, f"{r.us_per_request:.1f}", f"{r.added_us:+.1f}", f"{r.ratio:.2f}"]
+                for r in cpu
+            ],
+        )
+    ]
+    if calls:
+        tables.append(
+            "DynamoDB calls per request kind, full stack (Tenant → RateLimit on "
+            "`AsyncDynamoDBStorage` → UnitOfWork) against the local DynamoDB server, "
+            "counted by a `FaultProxy` in front of it; one request per row, in this order "
+            "(`-> 400`: the call answered 400, here the refused hit's failed condition):\n\n"
+            + table(
+                ["request", "status", "calls", "expected", "operations"],
+                [
+                    [
+                        r.request,
+                        str(r.status),
+                        str(r.calls),
+                        "" if r.expected is None else str(r.expected),
+                        r.operations,
+                    ]
+                    for r in calls
+                ],
+            )
+        )
+    return tables
+
+
+def _e2e(rows: Any) -> list[str]:
+    from bench.e2e import ratios
+
+    tables = [
+        table(
+            [
+                "route",
+                "app",
+                "requests",
+                "errors",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "server CPU ms/req",
+            ],
+            [
+                [
+                    r.route,
+                    r.app,
+                    str(r.requests),
+                    str(r.errors),
+                    f"{r.rps:.1f}",
+                    f"{r.p50_ms:.1f}",
+                    f"{r.p99_ms:.1f}",
+                    f"{r.server_cpu_ms:.2f}",
+                ]
+                for r in rows
+            ],
+        )
+    ]
+    tables.append(
+        table(
+            ["route", "example/bare req/s", "p50", "p99", "server CPU"],
+            [
+                [
+                    route,
+                    f"{q['rps']:.2f}",
+                    f"{q['p50_ms']:.2f}",
+                    f"{q['p99_ms']:.2f}",
+                    f"{q['server_cpu_ms']:.2f}",
+                ]
+                for route, q in ratios(rows).items()
+            ],
+        )
+    )
+    return tables
+
+
+def _how(name: str, params: dict[str, Any]) -> str:
+    p = params
+    notes = {
+        "clients": (
+            f"CPU (`process_time`) of this process per GetItem, {p.get('calls')} sequential "
+            "calls per client after a warm-up, on one event loop, against an instant canned "
+            "endpoint in a child process (its CPU is not counted); ratio to raw aiohttp."
+        ),
+        "uow": (
+            "A FastAPI app called straight through ASGI, bare and behind "
+            f"UnitOfWorkMiddleware, best of {p.get('rounds')} alternating batches "
+            f"({p.get('requests')} requests per app); calls counted at the transport; `stub` "
+            "answers in process, `aiodynamo` is AiodynamoTransport against the instant endpoint."
+        ),
+        "overhead": (
+            "FastAPI apps called straight through ASGI with one prebuilt scope, "
+            f"`process_time`, best of {p.get('repeats')} round-robin repeats of "
+            f"{p.get('iterations')} requests x {p.get('instances')} app instances; `alone` "
+            "rows time the middleware around a trivial ASGI app."
+        ),
+        "ratelimit": (
+            "FastAPI apps called straight through ASGI, `process_time`, best of "
+            f"{p.get('repeats')} round-robin repeats of {p.get('iterations')} requests, "
+            "limits never reached; then DynamoDB calls per request on the local server, "
+            "counted at the transport."
+        ),
+        "stack": (
+            "ASGI apps called directly with one prebuilt scope (same bearer token for all), "
+            f"`process_time`, best of {p.get('rounds')} alternating batches "
+            f"({p.get('batch')} requests, 1/8 of that for the GetItem rows) x "
+            f"{p.get('instances')} app instances per variant. Full stack = TenantMiddleware "
+            "(HS256 JWT, cached) → RateLimitMiddleware (memory, per tenant) → "
+            "UnitOfWorkMiddleware (AiodynamoTransport, instant endpoint in a child process); "
+            "slowapi with `memory://`, limit never reached."
+        ),
+        "e2e": (
+            "Two uvicorn subprocesses (the example; bare FastAPI + aioboto3 making the same "
+            "DynamoDB calls by hand) on one local DynamoDB server, an aiohttp client in this "
+            f"process with {p.get('concurrency')} requests in flight, {p.get('requests')} "
+            f"requests per row in {p.get('rounds')} alternating batches; req/s is the best "
+            "batch, p50/p99 over all requests, server CPU is the uvicorn process's user+system "
+            "time per request. DynamoDB (moto) saturates near 140 calls/s and everything "
+            "shares 2 cores, so req/s and latency are bounded by it for both apps; the local "
+            "server answers `Connection: close`, so every DynamoDB call opens a new TCP "
+            "connection (~1.5 ms of client CPU here), which dominates server CPU for both."
+        ),
+    }
+    return notes[name]
+
+
+RENDER: dict[str, Callable[[Any], list[str]]] = {
+    "clients": _clients,
+    "uow": _uow,
+    "overhead": generic_tables,
+    "ratelimit": generic_tables,
+    "stack": _stack,
+    "e2e": _e2e,
+}
+
+
+# -- headline ---------------------------------------------------------------------------
+
+
+def headline(outcomes: dict[str, Outcome]) -> list[str]:
+    lines: list[str] = []
+    stack = outcomes.get("stack")
+    if stack and stack.result:
+        from bench import stack as stack_module
+
+        cpu, calls = stack.result
+        by = {row.name: row for row in cpu}
+        full, bare = by[stack_module.FULL], by[stack_module.BARE]
+        lines.append(
+            f"Full stack (tenant JWT, rate limit, unit of work) on a route touching no data: "
+            f"{full.us_per_request:.0f} µs vs {bare.us_per_request:.0f} µs for bare FastAPI "
+            f"({full.added_us:+.0f} µs, {full.ratio:.2f}x)."
+        )
+        get, hand = by[stack_module.FULL_GET], by[stack_module.BY_HAND]
+        lines.append(
+            f"Full stack doing one `uow.get`: {get.us_per_request:.0f} µs vs "
+            f"{hand.us_per_request:.0f} µs for bare FastAPI making the same GetItem by hand "
+            f"on the same transport ({get.us_per_request - hand.us_per_request:+.0f} µs, "
+            f"{get.us_per_request / hand.us_per_request:.2f}x)."
+        )
+        ours = by[stack_module.OURS_RATE]
+        for name in (stack_module.SLOWAPI_ASGI, stack_module.SLOWAPI):
+            ratio = stack_module.added_ratio(cpu, name, stack_module.OURS_RATE)
+            short = name.removeprefix("FastAPI + slowapi ").removesuffix(" (memory)")
+            verdict = ""
+            if name == stack_module.SLOWAPI_ASGI:
+                verdict = " (target ≥ 10x: " + ("met)" if ratio >= 10 else "missed)")
+            lines.append(
+                f"RateLimitMiddleware adds {ours.added_us:.0f} µs/request; slowapi's {short} "
+                f"adds {by[name].added_us:.0f} µs, {ratio:.1f}x as much{verdict}."
+            )
+        if calls:
+            kinds = "; ".join(
+                f"{row.kind} {row.calls}" + (f" ({row.operations})" if row.calls else "")
+                for row in calls
+                if row.kind
+            )
+            lines.append(f"DynamoDB calls per request, full stack: {kinds}.")
+    ratelimit = outcomes.get("ratelimit")
+    if ratelimit and ratelimit.result:
+        try:
+            from bench import ratelimit as ratelimit_module
+
+            ratio = ratelimit_module.added_ratio(
+                ratelimit.result,
+                "+ slowapi SlowAPIASGIMiddleware (memory)",
+                "+ RateLimitMiddleware, ip (memory)",
+            )
+            lines.append(
+                f"bench/ratelimit.py, measured separately in the same run: "
+                f"SlowAPIASGIMiddleware adds {ratio:.1f}x what RateLimitMiddleware adds."
+            )
+        except Exception:  # its rows may have changed shape: the table still shows them
+            pass
+    e2e = outcomes.get("e2e")
+    if e2e and e2e.result:
+        from bench.e2e import ratios
+
+        for route, q in ratios(e2e.result).items():
+            lines.append(
+                f"End to end, `{route}`: the example serves {q['rps']:.2f}x the bare "
+                f"aioboto3 app's req/s (p50 {q['p50_ms']:.2f}x, p99 {q['p99_ms']:.2f}x) using "
+                f"{q['server_cpu_ms']:.2f}x its server CPU per request."
+            )
+    clients = outcomes.get("clients")
+    if clients and clients.result:
+        by_client = {row.client: row for row in clients.result}
+        ours = by_client.get("lift-asgi AiodynamoTransport")
+        boto = by_client.get("aioboto3")
+        if ours and boto:
+            lines.append(
+                f"Client CPU per GetItem: AiodynamoTransport {ours.cpu_us:.0f} µs, aioboto3 "
+                f"{boto.cpu_us:.0f} µs ({boto.cpu_us / ours.cpu_us:.1f}x)."
+            )
+    return lines
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def run_section(name: str, quick: bool, index: int, total: int) -> Outcome:
+    outcome = Outcome(name)
+    prefix = f"[{index}/{total}] {name}"
+    try:
+        module = importlib.import_module(f"bench.{name}")
+    except Exception as exc:
+        outcome.skipped = f"{type(exc).__name__}: {exc}"
+        print(f"{prefix}: skipped, cannot import bench.{name} ({outcome.skipped})", file=sys.stderr)
+        return outcome
+    wanted = PARAMS[name][1 if quick else 0]
+    accepted = inspect.signature(module.run).parameters
+    outcome.params = {k: v for k, v in wanted.items() if k in accepted}
+    print(f"{prefix}: running {outcome.params} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    try:
+        outcome.result = module.run(**outcome.params)
+    except Exception as exc:
+        outcome.failed = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    outcome.seconds = time.perf_counter() - start
+    state = "failed" if outcome.failed else "done"
+    print(f"{prefix}: {state} in {outcome.seconds:.0f} s", file=sys.stderr, flush=True)
+    gc.collect()
+    return outcome
+
+
+def machine() -> list[str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for name in LIBRARIES:
+        try:
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return [
+        f"- CPU: {model}, {os.cpu_count()} cores; load average at start: {load} "
+        "(the machine is shared: every figure is compared with a baseline from the same run)",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}) on "
+        f"{platform.system()} {platform.release()}",
+        f"- Libraries: {', '.join(versions)}",
+    ]
+
+
+def report(
+    outcomes: dict[str, Outcome], quick: bool, started: datetime.datetime, seconds: float
+) -> str:
+    command = "python -m bench" + (" --quick" if quick else "")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `{command}`{'' if quick else ' (`make bench`)'} on "
+        f"{started.strftime('%Y-%m-%d %H:%M UTC')}, in {seconds:.0f} s. Regenerate with "
+        "`make bench`; nothing in CI depends on these times.",
+        "",
+        *machine(),
+        "",
+        "## Headline",
+        "",
+        *(f"- {line}" for line in headline(outcomes) or ["(no section produced figures)"]),
+    ]
+    for name, outcome in outcomes.items():
+        lines += ["", f"## {TITLES[name]}", ""]
+        if outcome.skipped:
+            lines.append(f"Skipped: the module could not be imported ({outcome.skipped}).")
+            continue
+        if outcome.failed:
+            lines.append(f"Failed after {outcome.seconds:.0f} s: {outcome.failed}")
+            continue
+        lines.append(f"How measured: {_how(name, outcome.params)} ({outcome.seconds:.0f} s)")
+        try:
+            tables = RENDER[name](outcome.result)
+        except Exception as exc:  # a module's rows changed shape: fall back to its fields
+            print(f"{name}: rendering failed ({exc}); generic table", file=sys.stderr)
+            result = outcome.result
+            rows = [r for part in result for r in part] if isinstance(result, tuple) else result
+            tables = generic_tables(rows)
+        for markdown in tables:
+            lines += ["", markdown]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SECTION",
+        help=f"run only these sections (comma-separated or repeated): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where to write the report (default: {RESULTS.name} for a full run of every "
+        "section; otherwise printed only)",
+    )
+    args = parser.parse_args(argv)
+    chosen = list(SECTIONS)
+    if args.only:
+        wanted = {part.strip() for item in args.only for part in item.split(",") if part.strip()}
+        unknown = wanted - set(SECTIONS)
+        if unknown:
+            parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+        chosen = [name for name in SECTIONS if name in wanted]
+    output = args.output
+    if output is None and not args.quick and chosen == list(SECTIONS):
+        output = RESULTS
+
+    started = datetime.datetime.now(datetime.UTC)
+    clock = time.perf_counter()
+    outcomes: dict[str, Outcome] = {}
+    for index, name in enumerate(chosen, 1):
+        outcomes[name] = run_section(name, args.quick, index, len(chosen))
+    seconds = time.perf_counter() - clock
+    text = report(outcomes, args.quick, started, seconds)
+    if output is not None:
+        output.write_text(text)
+        print(f"wrote {output} in {seconds:.0f} s", file=sys.stderr)
+        print("\n".join(f"- {line}" for line in headline(outcomes)))
+    else:
+        print(text)
+        print(f"finished in {seconds:.0f} s (not written: pass --output)", file=sys.stderr)
+    return 1 if any(outcome.failed for outcome in outcomes.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
