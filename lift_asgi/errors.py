@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:lift-asgi:problem:"
@@ -48,6 +48,7 @@ __all__ = [
     "TooManyRequests",
     "TransactionCancelled",
     "Unauthorized",
+    "call_with_problems",
     "problem_body",
     "problem_exception_handler",
     "problem_response",
@@ -315,6 +316,26 @@ async def send_problem(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run an HTTP ``app``; a :class:`LiftError` it raises before its response started
+    (``get_tenant`` on an exempt path, ``get_or_404``, ...) becomes its problem response
+    instead of Starlette's plain-text 500. After the start, it propagates as usual."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except LiftError as error:
+        if started:
+            raise
+        await send_problem(send, error)
 
 
 def problem_response(error: LiftError) -> Response:

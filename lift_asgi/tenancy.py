@@ -42,6 +42,7 @@ from lift_asgi.errors import (
     ServiceUnavailable,
     TenantMismatch,
     Unauthorized,
+    call_with_problems,
     send_problem,
 )
 
@@ -869,7 +870,10 @@ class TenantMiddleware:
             path = _route_path(scope) if scope.get("root_path") else scope["path"]
             if path.startswith(exempt) and self._is_exempt(path):
                 state["tenant"] = None
-                await self.app(scope, receive, send)
+                if scope_type == "http":
+                    await call_with_problems(self.app, scope, receive, send)
+                else:
+                    await self.app(scope, receive, send)
                 return
         try:
             if self._require_consistent:
@@ -893,7 +897,10 @@ class TenantMiddleware:
         state["tenant"] = tenant
         reset = tenant_var.set(tenant)
         try:
-            await self.app(scope, receive, send)
+            if scope_type == "http":
+                await call_with_problems(self.app, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         finally:
             tenant_var.reset(reset)
 

@@ -1101,3 +1101,32 @@ async def test_many_distinct_tenants_each_resolve_to_themselves() -> None:
         await middleware(scope, receive, send)
         assert scope["state"]["tenant"].plan == "free"
     assert seen == tenants
+
+
+async def test_lift_errors_raised_by_handlers_become_problem_responses() -> None:
+    """get_tenant on an exempt path, or any LiftError a handler raises before it
+    responds, is answered as problem+json, not as Starlette's plain-text 500."""
+    from fastapi import FastAPI
+
+    from lift_asgi import NotFound
+
+    app = FastAPI()
+    app.add_middleware(TenantMiddleware, resolvers=[HeaderResolver()], exempt=["/open"])
+
+    @app.get("/open")
+    async def open_route(tenant: Annotated[Tenant, Depends(get_tenant)]) -> dict[str, str]:
+        return {"tenant": tenant.id}
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise NotFound("nothing here")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        anonymous = await client.get("/open")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["content-type"] == "application/problem+json"
+        assert anonymous.json()["status"] == 401
+        gone = await client.get("/missing", headers={"x-tenant-id": "acme"})
+        assert gone.status_code == 404
+        assert gone.json()["detail"] == "nothing here"
