@@ -65,6 +65,8 @@ async def test_an_unacceptable_token_is_401(client: httpx.AsyncClient, case: str
         assert_problem(response, 401)
         for name in RATE_HEADERS:  # refused before the limiter: no budget is spent
             assert name not in response.headers
+        for leak in ("Traceback", "Signature verification failed", "has expired", "segments"):
+            assert leak not in response.text  # no JWT library text in the answer
 
 
 async def test_a_non_bearer_authorization_is_401(client: httpx.AsyncClient) -> None:
