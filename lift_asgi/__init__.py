@@ -36,6 +36,7 @@ from lift_asgi.dynamo import (
 )
 from lift_asgi.errors import (
     PROBLEM_CONTENT_TYPE,
+    PROBLEM_HANDLERS,
     BadRequest,
     ConditionFailed,
     ConfigurationError,
@@ -45,6 +46,7 @@ from lift_asgi.errors import (
     DynamoDBThrottled,
     DynamoDBUnavailable,
     Forbidden,
+    HTTPProblem,
     InvalidCursor,
     InvalidItem,
     InvalidTenant,
@@ -91,6 +93,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_TENANT_ID_PATTERN",
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_HANDLERS",
     "SK",
     "Aioboto3Transport",
     "AiodynamoTransport",
@@ -112,6 +115,7 @@ __all__ = [
     "DynamoTransport",
     "Forbidden",
     "GSISpec",
+    "HTTPProblem",
     "HeaderResolver",
     "InvalidCursor",
     "InvalidItem",

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import Any
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,7 @@ _TYPE_PREFIX = "urn:lift-asgi:problem:"
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_HANDLERS",
     "BadRequest",
     "ConditionFailed",
     "ConfigurationError",
@@ -35,6 +38,7 @@ __all__ = [
     "DynamoDBThrottled",
     "DynamoDBUnavailable",
     "Forbidden",
+    "HTTPProblem",
     "InvalidCursor",
     "InvalidItem",
     "InvalidTenant",
@@ -72,9 +76,9 @@ class LiftError(Exception):
     text from a dependency. ``extra`` members are added to the problem body.
     """
 
-    status: ClassVar[int] = 500
-    title: ClassVar[str] = "Internal Server Error"
-    code: ClassVar[str] = "internal"
+    status: int = 500
+    title: str = "Internal Server Error"
+    code: str = "internal"
 
     def __init__(
         self,
@@ -285,6 +289,23 @@ class TableNotFound(TableMisconfigured):
     code = "table-not-found"
 
 
+class HTTPProblem(LiftError):
+    """Any other HTTP error as a problem: Starlette's ``HTTPException`` (an unknown route's
+    404, a 405, a handler's own ``raise HTTPException(...)``) keeps its status."""
+
+    code = "http-error"
+
+    def __init__(
+        self, status: int, detail: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status = status
+        try:
+            self.title = HTTPStatus(status).phrase
+        except ValueError:
+            self.title = "Error"
+        super().__init__(detail or self.title, headers=headers)
+
+
 def problem_body(error: LiftError) -> bytes:
     return json.dumps(error.to_dict(), separators=(",", ":"), default=str).encode()
 
@@ -350,12 +371,27 @@ def problem_response(error: LiftError) -> Response:
 
 
 async def problem_exception_handler(request: Request, exc: Exception) -> Response:
-    """Register with ``app.add_exception_handler(LiftError, problem_exception_handler)``.
+    """Answer a :class:`LiftError` or Starlette's ``HTTPException`` as problem+json.
 
-    The suite's middlewares already turn a :class:`LiftError` raised by a handler into a
-    problem response; registering this handler as well lets Starlette's own exception
-    middleware do it, before any outer middleware sees the exception.
+    Register it for both (or pass :data:`PROBLEM_HANDLERS` as the app's
+    ``exception_handlers``) so that every error the app itself produces, an unknown
+    route's 404 and a 405 included, has the suite's shape::
+
+        app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    FastAPI's request validation errors (422) keep FastAPI's own shape.
     """
-    if not isinstance(exc, LiftError):  # pragma: no cover - only registered for LiftError
-        raise exc
-    return problem_response(exc)
+    if isinstance(exc, LiftError):
+        return problem_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(HTTPProblem(exc.status_code, detail, headers=exc.headers))
+    raise exc  # pragma: no cover - registered only for the two types above
+
+
+#: ``exception_handlers=`` for Starlette and FastAPI apps: problem+json for the suite's
+#: errors and for Starlette's HTTPException (unknown routes, wrong methods).
+PROBLEM_HANDLERS: dict[Any, Any] = {
+    LiftError: problem_exception_handler,
+    StarletteHTTPException: problem_exception_handler,
+}

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from examples.saas.settings import Settings
 from examples.saas.setup import data_table_spec
 from lift_asgi import (
+    PROBLEM_HANDLERS,
     SK,
     Attr,
     AuthorizerResolver,
@@ -48,7 +49,6 @@ from lift_asgi import (
     UnitOfWork,
     UnitOfWorkMiddleware,
     get_uow,
-    problem_exception_handler,
 )
 
 Status = Literal["open", "in_progress", "done"]
@@ -156,14 +156,19 @@ def task_item(project_id: str, task_id: str, title: str, status: str) -> dict[st
     }
 
 
-def count_tasks(uow: UnitOfWork, project_id: str, statuses: Counter[str]) -> None:
-    """Buffer the counter updates for tasks added (or removed, negative) by status."""
-    total = sum(statuses.values())
-    if total:
-        uow.update(project_key(project_id), add={"task_count": total})
+def count_tasks(uow: UnitOfWork, statuses: Counter[str]) -> None:
+    """Buffer the analytics counter updates for tasks added, by status."""
     changes = {f"tasks_{status}": n for status, n in statuses.items() if n}
     if changes:
         uow.update(ANALYTICS, add=changes)
+
+
+def claim_project(uow: UnitOfWork, project_id: str, tasks: int) -> None:
+    """Count ``tasks`` more on the project, only while it exists: committed with the
+    tasks, a project deleted meanwhile cancels the whole transaction (409), so no task
+    is ever left in a deleted project (and the delete, which needs a count of 0, waits
+    for nothing: it fails once tasks are counted)."""
+    uow.update(project_key(project_id), add={"task_count": tasks}, if_exists=True)
 
 
 async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
@@ -175,8 +180,10 @@ async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    app = FastAPI(title="lift-asgi SaaS example", version="1.0")
-    app.add_exception_handler(LiftError, problem_exception_handler)
+    # problem+json for the suite's errors and for Starlette's (unknown route, 405)
+    app = FastAPI(
+        title="lift-asgi SaaS example", version="1.0", exception_handlers=PROBLEM_HANDLERS
+    )
 
     # Added last = outermost: Tenant → RateLimit → UnitOfWork → routes.
     app.add_middleware(
@@ -268,7 +275,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await existing_project(uow, project_id)
         item = task_item(project_id, body.id or new_id(), body.title, body.status)
         uow.put(item, if_absent=True)
-        count_tasks(uow, project_id, Counter({body.status: 1}))
+        claim_project(uow, project_id, 1)
+        count_tasks(uow, Counter({body.status: 1}))
         return task_out(item)
 
     @app.post("/projects/{project_id}/tasks:bulk", status_code=201)
@@ -284,7 +292,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ]
         for item in items:
             uow.put(item, if_absent=True)
-        count_tasks(uow, project_id, Counter(task.status for task in body.tasks))
+        claim_project(uow, project_id, len(items))
+        count_tasks(uow, Counter(task.status for task in body.tasks))
         return {"items": [task_out(i) for i in items]}
 
     @app.get("/projects/{project_id}/tasks")
@@ -330,10 +339,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/imports/tasks")
     async def import_tasks(body: TaskImport, uow: Uow) -> dict[str, Any]:
-        """Not atomic: batch writes of 25, unprocessed items retried. The counters are
-        committed for exactly what was written, even when the import fails midway."""
+        """Not atomic: batch writes of 25, unprocessed items retried. The project's task
+        count is claimed first (so a concurrent delete cannot leave imported tasks
+        behind), and the counters end up exact for what was written, even when the
+        import fails midway."""
         project_id = body.project_id
         await existing_project(uow, project_id)
+        claim_project(uow, project_id, len(body.tasks))
+        await uow.commit()  # 409 if the project went away since it was read
         by_status: dict[str, list[dict[str, Any]]] = {}
         for task in body.tasks:
             item = task_item(project_id, new_id(), task.title, task.status)
@@ -347,7 +360,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 written[status] += int(exc.extra.get("written", 0))
                 failure = exc
                 break
-        count_tasks(uow, project_id, written)
+        unwritten = len(body.tasks) - sum(written.values())
+        if unwritten:
+            uow.update(project_key(project_id), add={"task_count": -unwritten})
+        count_tasks(uow, written)
         if failure is not None:
             await uow.commit()  # the counters of what did land, before the error response
             raise failure

@@ -1,0 +1,122 @@
+"""The one error shape: RFC 9457 problem+json, on raw ASGI and through Starlette."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lift_asgi.errors import (
+    PROBLEM_HANDLERS,
+    Conflict,
+    DynamoDBThrottled,
+    HTTPProblem,
+    LiftError,
+    TooManyRequests,
+    Unauthorized,
+    call_with_problems,
+    send_problem,
+)
+
+
+async def _sent(error: LiftError) -> list[Message]:
+    messages: list[Message] = []
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    await send_problem(send, error)
+    return messages
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "headers"),
+    [
+        (Unauthorized("who are you?"), 401, {b"www-authenticate": b"Bearer"}),
+        (Conflict("stale", operation={"index": 0}), 409, {}),
+        (TooManyRequests("slow down", retry_after=2.2), 429, {b"retry-after": b"3"}),
+        (DynamoDBThrottled(aws_code="ThrottlingException"), 503, {b"retry-after": b"1"}),
+        (HTTPProblem(405), 405, {}),
+    ],
+)
+async def test_send_problem_writes_one_complete_problem(
+    error: LiftError, status: int, headers: dict[bytes, bytes]
+) -> None:
+    start, body = await _sent(error)
+    assert start["status"] == status
+    sent_headers = dict(start["headers"])
+    assert sent_headers[b"content-type"] == b"application/problem+json"
+    for name, value in headers.items():
+        assert sent_headers[name] == value
+    document = json.loads(body["body"])
+    assert document["status"] == status
+    assert document["type"].startswith("urn:lift-asgi:problem:")
+    assert int(sent_headers[b"content-length"]) == len(body["body"])
+    if status in (429, 503):
+        assert document["retry_after"] == int(sent_headers[b"retry-after"])
+    assert "aws_code" not in document and "ThrottlingException" not in body["body"].decode()
+
+
+async def _boom(request: Request) -> None:
+    raise Conflict("taken")
+
+
+async def _late(request: Request) -> StreamingResponse:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b"partial"
+        raise Conflict("too late for a problem response")
+
+    return StreamingResponse(chunks())
+
+
+async def _http(request: Request) -> None:
+    raise HTTPException(418, "short and stout")
+
+
+async def test_starlette_errors_and_unknown_routes_are_problems() -> None:
+    app = Starlette(
+        routes=[Route("/boom", _boom), Route("/teapot", _http)],
+        exception_handlers=PROBLEM_HANDLERS,
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for path, method, status in [
+            ("/boom", "GET", 409),
+            ("/teapot", "GET", 418),
+            ("/nowhere", "GET", 404),
+            ("/boom", "DELETE", 405),
+        ]:
+            answer = await client.request(method, path)
+            assert answer.status_code == status
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["status"] == status
+        assert (await client.get("/teapot")).json()["detail"] == "short and stout"
+
+
+async def test_call_with_problems_only_before_the_response_started() -> None:
+    class Guard:  # where the suite's middlewares sit: inside Starlette's error middleware
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await call_with_problems(self.app, scope, receive, send)
+
+    app = Starlette(
+        routes=[Route("/boom", _boom), Route("/late", _late)], middleware=[Middleware(Guard)]
+    )
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/boom")).status_code == 409
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        with pytest.raises(Conflict):  # already streaming: it propagates as it should
+            await client.get("/late")
