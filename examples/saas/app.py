@@ -24,6 +24,7 @@ Every write that changes a count changes the counter in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections import Counter
@@ -191,7 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         table=data_table_spec(settings.table),
         endpoint=settings.endpoint,
         region=settings.region,
-        cursor_secret=settings.jwt_secret,
+        # its own key, derived from the deployment's secret: every container agrees
+        cursor_secret=hashlib.sha256(b"lift-asgi cursors:" + settings.jwt_secret.encode()).digest(),
     )
     app.add_middleware(
         RateLimitMiddleware,
