@@ -56,8 +56,11 @@ class MemoryBackend:
         if not isinstance(max_keys, int) or max_keys < 1:
             raise ConfigurationError("max_keys", "must be an integer >= 1")
         self.max_keys = max_keys
-        self._counts: dict[str, dict[str, int]] = {}
+        # A key's counters: ``{counter name: count}``, or for a single fixed window the
+        # cheaper ``[window index, count]``.
+        self._counts: dict[str, Any] = {}
         self._ends: dict[str, float] = {}
+        self._swept = -math.inf
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -67,24 +70,30 @@ class MemoryBackend:
 
     def acquire_now(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
         """:meth:`acquire` without a coroutine (the middleware calls this one)."""
-        counts = self._counts.get(key)
-        if counts is None:
-            if len(self._counts) >= self.max_keys:
-                self._evict(now)
-            counts = self._counts[key] = {}
-        if len(windows) == 1 and not windows[0].sliding:  # the common case, inlined
+        if len(windows) == 1 and not windows[0].sliding:
+            # One fixed window, the common case: [window index, count], decided inline
+            # (the same arithmetic as core.decide_fixed).
             window = windows[0]
             seconds = window.seconds
             index = int(now // seconds)
-            name = f"{seconds}s{index}"
-            current = counts.get(name, 0)
-            decision = decide_fixed(window, current, cost, now, False)
-            if decision.allowed:
-                if len(counts) > 1 or (counts and name not in counts):
-                    counts.clear()
-                counts[name] = current + cost
+            state = self._counts.get(key)
+            if type(state) is not list or state[0] != index:
+                if state is None and len(self._counts) >= self.max_keys:
+                    self._evict(now)
+                state = self._counts[key] = [index, 0]
                 self._ends[key] = (index + 1) * seconds
-            return decision
+            current = state[1] + cost
+            if current <= window.limit:
+                state[1] = current
+                remaining = window.limit - current
+                end = float((index + 1) * seconds)
+                return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
+            return decide_fixed(window, state[1], cost, now, False)
+        counts = self._counts.get(key)
+        if type(counts) is not dict:  # new, or it was a single fixed window
+            if counts is None and len(self._counts) >= self.max_keys:
+                self._evict(now)
+            counts = self._counts[key] = {}
         decision = decide(counts, windows, cost, now)
         if decision.allowed:
             ends = 0.0
@@ -113,10 +122,11 @@ class MemoryBackend:
             del counts[name]
 
     def _evict(self, now: float) -> None:
-        ended = [key for key, ends in self._ends.items() if ends <= now]
-        for key in ended:
-            self._counts.pop(key, None)
-            self._ends.pop(key, None)
+        if now - self._swept >= 1.0:  # drop keys whose windows have all ended
+            self._swept = now
+            for key in [key for key, ends in self._ends.items() if ends <= now]:
+                self._counts.pop(key, None)
+                self._ends.pop(key, None)
         while len(self._counts) >= self.max_keys:
             key = next(iter(self._counts))
             self._counts.pop(key, None)

@@ -37,6 +37,7 @@ __all__ = [
     "Windows",
     "counter_name",
     "decide",
+    "decide_fixed",
     "previous_weight",
 ]
 
@@ -120,6 +121,28 @@ def _earliest(
     return max(end, end + window.seconds * (1 - (limit - cost + 1) / current))
 
 
+def decide_fixed(window: Window, current: int, cost: int, now: float, applied: bool) -> Decision:
+    """:func:`decide` for the common case, one fixed window, without its loops."""
+    seconds = window.seconds
+    limit = window.limit
+    end = (now // seconds + 1) * seconds
+    if applied or current + cost <= limit:
+        if not applied:
+            current += cost
+        remaining = limit - current
+        if remaining < 0:
+            remaining = 0
+        return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
+    remaining = limit - current
+    if remaining < 0:
+        remaining = 0
+    retry_at = end if cost <= limit else now + seconds
+    blocked_until = 0.0
+    if remaining < 1:
+        blocked_until = end if limit >= 1 else retry_at
+    return Decision(False, 0, remaining, retry_at, retry_at - now, blocked_until)
+
+
 def decide(
     counts: Mapping[str, int],
     windows: Windows,
@@ -133,6 +156,11 @@ def decide(
     With ``applied=True`` the counts already include this hit (the store has admitted it):
     only the headers and the blocked time are computed.
     """
+    if len(windows) == 1 and not windows[0].sliding:
+        window = windows[0]
+        seconds = window.seconds
+        current = counts.get(f"{seconds}s{int(now // seconds)}", 0)
+        return decide_fixed(window, current, cost, now, applied)
     states: list[tuple[Window, int, int, int, int, int, bool]] = []
     allowed = True
     for window in windows:
@@ -180,7 +208,6 @@ def decide(
         return Decision(True, best, best_remaining, best_reset, 0.0, blocked_until)
     if math.isinf(retry_at):  # cost above the limit: it can never pass; say one window
         retry_at = now + max(w.seconds for w in windows)
-        blocked_until = blocked_until if not math.isinf(blocked_until) else retry_at
     if math.isinf(blocked_until):
         blocked_until = retry_at
     return Decision(False, best, best_remaining, retry_at, retry_at - now, blocked_until)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,15 @@ class RateLimitStats:
     blocked: int = 0  # 429 answers from the cache of blocked keys: no backend call
     fail_open: int = 0  # backend failed or timed out; the request was let through
     fail_closed: int = 0  # backend failed or timed out; the request got a 503
+
+
+_DIGITS_MAX = 4096
+_DIGITS = tuple(b"%d" % n for n in range(_DIGITS_MAX))
+_last_reset: tuple[int, tuple[bytes, bytes]] = (0, (b"x-ratelimit-reset", b"0"))
+
+
+def _number(value: int) -> bytes:
+    return b"%d" % (value if value > 0 else 0)
 
 
 class _Blocked:
@@ -253,7 +262,7 @@ class RateLimitMiddleware:
             key = rule.key(scope)
             if key is None:
                 continue
-            limit_set = rule.limits(scope)
+            limit_set = rule.static or rule.limits(scope)
             if limit_set is None:
                 continue
             cost = rule.cost
@@ -307,27 +316,14 @@ class RateLimitMiddleware:
         if not self._headers:
             await self.app(scope, receive, send)
             return
-        index = report.index
-        remaining = b"%d" % report.remaining
-        reset = report.reset
-        reset_in = math.ceil(reset - now)
-        extra = (
-            report_set.limit_headers[index],
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", b"%d" % math.ceil(reset)),
-            report_set.policy_header,
-            (
-                b"ratelimit",
-                b"%s;r=%s;t=%d"
-                % (report_set.policy_names[index], remaining, reset_in if reset_in > 0 else 0),
-            ),
-        )
+        extra = self._rate_headers(report_set, report, now)
 
-        async def send_with_headers(message: Message) -> None:
-            # ASGI sends exactly one http.response.start, before any body.
+        def send_with_headers(message: Message) -> Awaitable[None]:
+            # ASGI sends exactly one http.response.start, before any body. A plain function
+            # handing back send's own awaitable: no coroutine of ours per message.
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
 
@@ -336,22 +332,30 @@ class RateLimitMiddleware:
     @staticmethod
     def _rate_headers(
         limit_set: LimitSet, decision: Decision, now: float
-    ) -> list[tuple[bytes, bytes]]:
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """The five headers; everything but two numbers comes from caches of bytes."""
+        global _last_reset
         index = decision.index
-        remaining = b"%d" % decision.remaining
-        reset = decision.reset
-        reset_in = math.ceil(reset - now)
-        return [
+        remaining = decision.remaining
+        found = limit_set.by_remaining[index].get(remaining)
+        if found is None:
+            found = limit_set.remaining_headers(index, remaining)
+        reset = math.ceil(decision.reset)
+        last = _last_reset  # one tuple: threads never see one epoch with another's bytes
+        if last[0] != reset:
+            last = _last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))
+        reset_in = reset - int(now)
+        return (
             limit_set.limit_headers[index],
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", b"%d" % math.ceil(reset)),
+            found[0],
+            last[1],
             limit_set.policy_header,
             (
                 b"ratelimit",
-                b"%s;r=%s;t=%d"
-                % (limit_set.policy_names[index], remaining, reset_in if reset_in > 0 else 0),
+                found[1]
+                + (_DIGITS[reset_in] if 0 <= reset_in < _DIGITS_MAX else _number(reset_in)),
             ),
-        ]
+        )
 
     async def _fail_closed(self, send: Send, rule: CompiledRule, exc: Exception) -> None:
         self.stats.fail_closed += 1
@@ -379,12 +383,10 @@ class RateLimitMiddleware:
 
     def _block(self, key: str, limit_set: LimitSet, decision: Decision) -> None:
         blocked = self._blocked
-        if key not in blocked and len(blocked) >= self._blocked_size:
-            now = self._clock()
-            for stale in [k for k, b in blocked.items() if b.until <= now]:
-                del blocked[stale]
-            while len(blocked) >= self._blocked_size:
-                del blocked[next(iter(blocked))]
+        if key in blocked:
+            del blocked[key]  # re-inserted last: the oldest entries stay first
+        elif len(blocked) >= self._blocked_size:
+            del blocked[next(iter(blocked))]  # the oldest; expired ones go when looked up
         blocked[key] = _Blocked(decision.blocked_until, limit_set, decision.index)
 
     def _failed_open(self, rule: CompiledRule, exc: Exception) -> None:

@@ -15,7 +15,7 @@ this request" (no tenant on an exempt path, no API key header, ...).
                   peer is a trusted proxy (``trusted_proxies``); under Mangum the source IP
                   API Gateway saw, or for an ALB the right-most untrusted hop. IPv6
                   addresses are grouped by ``ipv6_prefix`` (/64) so one host cannot rotate
-                  through its subnet.
+                  through its subnet; no address at all shares the key ``unknown``.
 ``"api_key"``     SHA-256 of the ``api_key_header`` (``X-API-Key``); never the key itself
 ``"route"``       the matched route template (``/projects/{id}``); ``*`` when none matched
 ``"method"``      the HTTP method
@@ -62,6 +62,9 @@ LimitSpec: TypeAlias = "str | Mapping[str, str] | Callable[[Scope], str | None]"
 CostSpec: TypeAlias = "int | Callable[[Scope], int]"
 
 STRATEGIES = ("fixed-window", "sliding-window-counter")
+#: The ``"ip"`` key of a request with no client address: one shared budget, so a server
+#: that hides addresses (a Unix socket without a trusted proxy) limits, visibly.
+UNKNOWN_CLIENT = "unknown"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MAX_KEY = 512
 
@@ -102,6 +105,7 @@ class LimitSet:
     """One parsed limit string for one rule, with its header bytes precomputed."""
 
     __slots__ = (
+        "by_remaining",
         "limit_bytes",
         "limit_headers",
         "policy",
@@ -127,6 +131,24 @@ class LimitSet:
         # Whole header pairs, built once and shared by every response.
         self.limit_headers = tuple((b"x-ratelimit-limit", value) for value in self.limit_bytes)
         self.policy_header = (b"ratelimit-policy", self.policy)
+        # Per window, per remaining count (filled as met, up to 4096 counts): the
+        # X-RateLimit-Remaining pair and the RateLimit value up to its "t=".
+        self.by_remaining: tuple[dict[int, tuple[tuple[bytes, bytes], bytes]], ...] = tuple(
+            {} for _ in windows
+        )
+
+    def remaining_headers(self, index: int, remaining: int) -> tuple[tuple[bytes, bytes], bytes]:
+        """``((b"x-ratelimit-remaining", b"N"), b'"name";r=N;t=')`` for window ``index``."""
+        found = self.by_remaining[index].get(remaining)
+        if found is None:
+            value = b"%d" % remaining
+            found = (
+                (b"x-ratelimit-remaining", value),
+                self.policy_names[index] + b";r=" + value + b";t=",
+            )
+            if 0 <= remaining < 4096:
+                self.by_remaining[index][remaining] = found
+        return found
 
 
 def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit") -> LimitSet:
@@ -360,7 +382,8 @@ class ClientIP:
         else:
             client = scope.get("client")
             host = client[0] if client else None
-            if host is not None and self.any_trusted and self.trusts(host):
+            # No peer address (a Unix socket) is trusted only under "*", as in uvicorn.
+            if self.any_trusted and (self.always if host is None else self.trusts(host)):
                 values = [
                     bytes(v).decode("latin-1")
                     for k, v in scope["headers"]
@@ -368,7 +391,7 @@ class ClientIP:
                 ]
                 if values:
                     host = self._from_forwarded(",".join(values), host)
-        return self.group(host) if host else None
+        return self.group(host) if host else UNKNOWN_CLIENT
 
     def _from_event(self, event: Any, scope: Scope) -> str | None:
         context = (event.get("requestContext") or {}) if isinstance(event, Mapping) else {}
@@ -414,8 +437,8 @@ def _direct_ip(client_ip: ClientIP) -> KeyFunc:
         if "aws.event" in scope:
             return client_ip(scope)
         client = scope.get("client")
-        if not client:
-            return None
+        if not client or not client[0]:
+            return UNKNOWN_CLIENT
         host: str = client[0]
         return group(host) if ":" in host else host
 
@@ -423,6 +446,24 @@ def _direct_ip(client_ip: ClientIP) -> KeyFunc:
 
 
 def _join(funcs: tuple[KeyFunc, ...]) -> KeyFunc:
+    if len(funcs) == 2:  # the usual composite, without the loop
+        first_func, second_func = funcs
+
+        def pair(scope: Scope) -> str | None:
+            first = first_func(scope)
+            if first is None:
+                return None
+            second = second_func(scope)
+            if second is None:
+                return None
+            if "|" in first:
+                first = first.replace("|", "%7C")
+            if "|" in second:
+                second = second.replace("|", "%7C")
+            return first + "|" + second
+
+        return pair
+
     def key(scope: Scope) -> str | None:
         parts = []
         for func in funcs:
@@ -514,7 +555,7 @@ class RouteTable:
         return table
 
     def __call__(self, scope: Scope) -> str:
-        path = route_path(scope)
+        path: str = route_path(scope) if scope.get("root_path") else scope["path"]
         template = self._cache.get(path)
         if template is not None:
             return template
@@ -600,6 +641,7 @@ class CompiledRule:
         "methods",
         "name",
         "prefixes",
+        "static",
         "templates",
     )
 
@@ -622,6 +664,7 @@ class CompiledRule:
                 f"{strategy!r} is not supported; use one of {', '.join(STRATEGIES)}",
             )
         self.limits = _Limits(rule.limit, strategy, name)
+        self.static = self.limits.static  # no call per request for a fixed limit
         self.key = compile_key(
             rule.key, client_ip=client_ip, api_key_header=api_key_header, route=route
         )

@@ -117,11 +117,11 @@ async def keeps_failed_item(transport: Any, table: str) -> bool:
 
 
 async def test_limits_fixed_window_on_async_dynamodb(
-    rate_limit_table: TableSpec, dynamodb_endpoint: str
+    rate_limit_table: TableSpec, dynamodb_env: str
 ) -> None:
+    # Credentials from the environment (dynamodb_env), as for any limits user.
     storage = storage_from_string(
-        f"async+dynamodb://{rate_limit_table.name}?endpoint_url={dynamodb_endpoint}"
-        "&region=us-east-1"
+        f"async+dynamodb://{rate_limit_table.name}?endpoint_url={dynamodb_env}&region=us-east-1"
     )
     assert isinstance(storage, AsyncDynamoDBStorage)
     limiter = FixedWindowRateLimiter(storage)

@@ -637,3 +637,38 @@ def test_configuration_errors_name_the_option(options: dict[str, Any], option: s
         RateLimitMiddleware(Starlette(), **options)
     assert info.value.option == option
     assert str(info.value).startswith(f"{option}:")
+
+
+async def test_requests_without_a_client_address_share_one_budget() -> None:
+    statuses: list[int] = []
+
+    async def inner(scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    app = RateLimitMiddleware(inner, limit="1/minute")
+    for client in (None, ("", 0)):  # a Unix socket: no peer address
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": client}
+        await app(scope, receive, send)
+    assert statuses == [200, 429]
+
+
+async def test_in_process_state_is_bounded(get: Any, clock: Clock) -> None:
+    app, middleware = starlette_app(limit="1/minute", blocked_cache_size=3, clock=clock)
+    for n in range(10):
+        client = (f"10.0.0.{n}", 1)
+        assert (await get(app, "/other", client=client)).status_code == 200
+    assert middleware.blocked_keys() == 3  # each took its last unit: blocked, bounded
+    backend = MemoryBackend(max_keys=4)
+    from lift_asgi.ratelimit import Window
+
+    for n in range(10):
+        assert (await backend.acquire(f"k{n}", (Window(1, 60),), 1, T0)).allowed
+    assert len(backend) == 4

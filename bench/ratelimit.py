@@ -1,0 +1,332 @@
+"""What rate limiting adds to a request: CPU in process, and DynamoDB calls.
+
+1. Per-request CPU, no sockets: each variant is a FastAPI app called directly as an ASGI
+   app with a prebuilt scope and no-op receive/send, many times in a row, round-robin,
+   best of several repeats. Variants: bare FastAPI; + RateLimitMiddleware (memory://);
+   + slowapi's SlowAPIMiddleware and SlowAPIASGIMiddleware (memory://). Limits are high
+   enough never to refuse. Reported: µs per request, µs added over bare FastAPI, and how
+   many times more slowapi adds than RateLimitMiddleware (issue 4's target: >= 10x for
+   SlowAPIASGIMiddleware).
+2. DynamoDB calls per request through RateLimitMiddleware on ``async+dynamodb://``,
+   counted by the transport against the local DynamoDB server (target: admitted 1,
+   refused 1, blocked key 0).
+
+    python bench/ratelimit.py [--iterations N] [--repeats R] [--no-dynamodb]
+
+``run()`` returns the rows for a larger report (``bench/__main__.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Scope
+
+from lift_asgi.ratelimit import AsyncDynamoDBStorage, MemoryBackend, RateLimitMiddleware
+
+__all__ = ["CallsRow", "Row", "format_table", "main", "run"]
+
+TARGET_ADDED_RATIO = 10.0  # slowapi ASGI middleware's added cost / ours
+NEVER = "1000000000/minute"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    us_per_request: float
+    ratio: float  # to bare FastAPI, same run
+    added_us: float  # us_per_request minus bare FastAPI's
+
+
+@dataclass(frozen=True)
+class CallsRow:
+    name: str
+    calls: int  # DynamoDB calls this one request made
+    target: int | None
+
+
+def _fastapi() -> FastAPI:
+    """The example SaaS app's routes (EXAMPLE_CONTRACT.md), each answering a constant: a
+    realistic route table, since finding the route is part of what a limiter costs."""
+    app = FastAPI()
+
+    async def constant() -> dict[str, bool]:
+        return {"ok": True}
+
+    for method, path in (
+        ("GET", "/health"),
+        ("POST", "/projects"),
+        ("GET", "/projects"),
+        ("GET", "/projects/{id}"),
+        ("PATCH", "/projects/{id}"),
+        ("DELETE", "/projects/{id}"),
+        ("POST", "/projects/{id}/tasks"),
+        ("POST", "/projects/{id}/tasks:bulk"),
+        ("GET", "/projects/{id}/tasks"),
+        ("PATCH", "/projects/{pid}/tasks/{tid}"),
+        ("POST", "/imports/tasks"),
+        ("GET", "/analytics/summary"),
+    ):
+        app.add_api_route(path, constant, methods=[method])
+    return app
+
+
+def _scope(path: str = "/projects/42/tasks") -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"api.example.com"),
+            (b"user-agent", b"bench/1.0"),
+            (b"accept", b"*/*"),
+            (b"accept-encoding", b"gzip, deflate"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("api.example.com", 80),
+    }
+
+
+def _variants() -> list[tuple[str, ASGIApp, Callable[[], None]]]:
+    """(name, app, sanity check run after warm-up) for each variant."""
+    from limits.storage import MemoryStorage
+    from slowapi import Limiter
+    from slowapi.middleware import SlowAPIASGIMiddleware, SlowAPIMiddleware
+    from slowapi.util import get_remote_address
+
+    no_check: Callable[[], None] = lambda: None  # noqa: E731
+
+    bare = _fastapi()
+
+    ours = _fastapi()
+    ours.add_middleware(RateLimitMiddleware, limit=NEVER, key="ip", storage="memory://")
+
+    ours_route = _fastapi()
+    ours_route.add_middleware(
+        RateLimitMiddleware, limit=NEVER, key=("ip", "route"), storage="memory://"
+    )
+
+    def counted(app: FastAPI) -> Callable[[], None]:
+        def check() -> None:
+            node: Any = app.middleware_stack
+            while not isinstance(node, RateLimitMiddleware):
+                node = node.app
+            backend = node.backend
+            assert isinstance(backend, MemoryBackend) and len(backend), "never counted"
+            assert node.stats.admitted > 0
+
+        return check
+
+    def slowapi_app(middleware: type) -> tuple[FastAPI, Callable[[], None]]:
+        limiter = Limiter(key_func=get_remote_address, default_limits=[NEVER])
+        app = _fastapi()
+        app.state.limiter = limiter
+        app.add_middleware(middleware)
+
+        def check() -> None:
+            storage = limiter._storage
+            assert isinstance(storage, MemoryStorage) and storage.storage, "never counted"
+
+        return app, check
+
+    slow_http, slow_http_check = slowapi_app(SlowAPIMiddleware)
+    slow_asgi, slow_asgi_check = slowapi_app(SlowAPIASGIMiddleware)
+    return [
+        ("FastAPI (bare)", bare, no_check),
+        ("+ RateLimitMiddleware, ip (memory)", ours, counted(ours)),
+        ("+ RateLimitMiddleware, ip+route (memory)", ours_route, counted(ours_route)),
+        ("+ slowapi SlowAPIMiddleware (memory)", slow_http, slow_http_check),
+        ("+ slowapi SlowAPIASGIMiddleware (memory)", slow_asgi, slow_asgi_check),
+    ]
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _discard(message: Message) -> None:
+    return None
+
+
+async def _status(app: ASGIApp, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]]:
+    starts: list[Message] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            starts.append(message)
+
+    await app(dict(scope), _receive, send)
+    return starts[0]["status"], list(starts[0].get("headers", []))
+
+
+async def _time(app: ASGIApp, scope: Scope, iterations: int) -> float:
+    receive, send = _receive, _discard
+    gc.collect()
+    start = time.process_time()  # this process's CPU: other load on the machine does not count
+    for _ in range(iterations):
+        await app(dict(scope), receive, send)
+    return (time.process_time() - start) / iterations
+
+
+async def _cpu(iterations: int, repeats: int) -> list[Row]:
+    variants = _variants()
+    scope = _scope()
+    for name, app, check in variants:
+        for _ in range(200):  # warm up: middleware stacks, caches, lazy imports
+            status, _ = await _status(app, scope)
+            if status != 200:
+                raise RuntimeError(f"{name}: warm-up answered {status}, not 200")
+        check()
+    best = {name: float("inf") for name, *_ in variants}
+    for _ in range(repeats):
+        for name, app, _check in variants:
+            best[name] = min(best[name], await _time(app, scope, iterations))
+    baseline = best[variants[0][0]]
+    return [
+        Row(name, best[name] * 1e6, best[name] / baseline, (best[name] - baseline) * 1e6)
+        for name, *_ in variants
+    ]
+
+
+async def _calls() -> list[CallsRow]:
+    from lift_asgi.dynamo.transport import AiodynamoTransport
+    from lift_asgi.local import LocalDynamoDB
+    from lift_asgi.ratelimit import create_rate_limit_table
+
+    now = [1_800_000_010.0]
+    clock: Callable[[], float] = lambda: now[0]  # noqa: E731
+    rows: list[CallsRow] = []
+    async with LocalDynamoDB() as server:
+        transport = AiodynamoTransport.static(server.endpoint)
+        try:
+            await create_rate_limit_table(transport, "bench-rate-limits")
+
+            def worker(limit: str, strategy: str = "fixed-window") -> RateLimitMiddleware:
+                storage = AsyncDynamoDBStorage(
+                    table="bench-rate-limits", transport=transport, clock=clock
+                )
+                return RateLimitMiddleware(
+                    _fastapi(), limit=limit, strategy=strategy, storage=storage, clock=clock
+                )
+
+            async def one(name: str, app: ASGIApp, status: int, target: int | None) -> None:
+                before = transport.calls
+                got, _ = await _status(app, _scope())
+                if got != status:
+                    raise RuntimeError(f"{name}: answered {got}, expected {status}")
+                rows.append(CallsRow(name, transport.calls - before, target))
+
+            # Two workers (two Lambda containers) share one fixed-window limit of 2.
+            first, second = worker("2/minute"), worker("2/minute")
+            await one("admitted", first, 200, 1)
+            await one("admitted (the last unit)", first, 200, 1)
+            await one("refused by DynamoDB (another worker)", second, 429, 1)
+            await one("blocked key (in-process cache)", second, 429, 0)
+            await one("blocked key, the worker that took the last unit", first, 429, 0)
+            now[0] += 60
+            await one("admitted, first hit of a new window", second, 200, 1)
+
+            # Sliding window counter, a fresh key in another table namespace.
+            sliding = worker("3/minute", "sliding-window-counter")
+            sliding.rules[0].key_prefix = "sliding#"
+            for _ in range(3):
+                await one("sliding: admitted", sliding, 200, 1)
+            now[0] += 60
+            await one("sliding: admitted, new window, previous count seen", sliding, 200, 1)
+            cold = worker("3/minute", "sliding-window-counter")
+            cold.rules[0].key_prefix = "sliding#"
+            await one("sliding: refused, another worker, previous unseen", cold, 429, None)
+        finally:
+            await transport.close()
+    return rows
+
+
+def run(iterations: int = 500, repeats: int = 40, dynamodb: bool = True) -> list[Row | CallsRow]:
+    """Measure every variant (the first row is the bare FastAPI baseline), then count
+    DynamoDB calls per request unless ``dynamodb`` is False."""
+    rows: list[Row | CallsRow] = list(asyncio.run(_cpu(iterations, repeats)))
+    if dynamodb:
+        rows.extend(asyncio.run(_calls()))
+    return rows
+
+
+def added_ratio(rows: list[Row | CallsRow], slowapi: str, ours: str) -> float | None:
+    """How many times more ``slowapi`` adds than ``ours`` (None: ours is within noise)."""
+    timed = {row.name: row for row in rows if isinstance(row, Row)}
+    if timed[ours].added_us < 0.5:
+        return None
+    return timed[slowapi].added_us / timed[ours].added_us
+
+
+def format_table(rows: list[Row | CallsRow]) -> str:
+    timed = [row for row in rows if isinstance(row, Row)]
+    counted = [row for row in rows if isinstance(row, CallsRow)]
+    lines: list[str] = []
+    if timed:
+        width = max(len(row.name) for row in timed)
+        lines.append(f"{'variant':<{width}}  {'µs/req':>8}  {'+µs':>7}  {'ratio':>6}")
+        lines.append("-" * len(lines[-1]))
+        for row in timed:
+            lines.append(
+                f"{row.name:<{width}}  {row.us_per_request:>8.1f}  "
+                f"{row.added_us:>+7.1f}  {row.ratio:>6.3f}"
+            )
+    if counted:
+        if lines:
+            lines.append("")
+        width = max(len(row.name) for row in counted)
+        lines.append(f"{'request (RateLimitMiddleware, DynamoDB)':<{width}}  calls  target")
+        lines.append("-" * len(lines[-1]))
+        for row in counted:
+            target = "" if row.target is None else str(row.target)
+            lines.append(f"{row.name:<{width}}  {row.calls:>5}  {target:>6}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--iterations", type=int, default=500, help="requests per repeat")
+    parser.add_argument("--repeats", type=int, default=40, help="best of this many repeats")
+    parser.add_argument(
+        "--no-dynamodb", action="store_true", help="skip counting calls on the local server"
+    )
+    args = parser.parse_args(argv)
+    rows = run(args.iterations, args.repeats, dynamodb=not args.no_dynamodb)
+    print(
+        f"Per-request CPU in process, best of {args.repeats} x {args.iterations} requests, "
+        "ratios to bare FastAPI in this run"
+    )
+    print(format_table(rows))
+    ours = "+ RateLimitMiddleware, ip (memory)"
+    for slowapi in (
+        "+ slowapi SlowAPIMiddleware (memory)",
+        "+ slowapi SlowAPIASGIMiddleware (memory)",
+    ):
+        times = added_ratio(rows, slowapi, ours)
+        shown = "?" if times is None else f"{times:.1f}"
+        print(f"{slowapi.removeprefix('+ ')} adds {shown}x what RateLimitMiddleware adds")
+    ratio = added_ratio(rows, "+ slowapi SlowAPIASGIMiddleware (memory)", ours)
+    verdict = "meets" if ratio is None or ratio >= TARGET_ADDED_RATIO else "misses"
+    print(f"{verdict} the >= {TARGET_ADDED_RATIO:.0f}x target against SlowAPIASGIMiddleware")
+    missed = [
+        r for r in rows if isinstance(r, CallsRow) and r.target is not None and r.calls != r.target
+    ]
+    if any(isinstance(r, CallsRow) for r in rows):
+        print("DynamoDB calls: " + ("all on target" if not missed else f"{len(missed)} off target"))
+
+
+if __name__ == "__main__":
+    main()
