@@ -533,7 +533,7 @@ def template_of(option: str, template: Any) -> str:
 
 class RouteTable:
     """Which route template a path matches, from the app's own router: compiled once
-    (on the first request, or from ``router``), then cached per path."""
+    (on the first request), then cached per path (at most ``cache_size`` paths)."""
 
     def __init__(self, app: Any, router: Any = None, cache_size: int = 4096) -> None:
         self._app = app
@@ -543,13 +543,15 @@ class RouteTable:
         self._cache_size = cache_size
 
     def _compile(self, scope: Scope) -> list[tuple[re.Pattern[str], str]]:
+        # The router the middleware wraps (through other middlewares), which also works
+        # for an app mounted under another; then the app Starlette put in the scope.
         routes = _routes_of(self._router) if self._router is not None else None
-        if routes is None:
-            routes = _routes_of(scope.get("app"))
         node = self._app
         while routes is None and node is not None:
             routes = _routes_of(node)
             node = getattr(node, "app", None)
+        if routes is None:
+            routes = _routes_of(scope.get("app"))
         table: list[tuple[re.Pattern[str], str]] = []
         _flatten(routes or [], "", table)
         return table

@@ -672,3 +672,15 @@ async def test_in_process_state_is_bounded(get: Any, clock: Clock) -> None:
     for n in range(10):
         assert (await backend.acquire(f"k{n}", (Window(1, 60),), 1, T0)).allowed
     assert len(backend) == 4
+
+
+async def test_route_templates_of_an_app_mounted_under_another(get: Any, clock: Clock) -> None:
+    inner = Starlette(routes=[Route("/projects/{id}", _ok), Route("/other", _ok)])
+    limited = RateLimitMiddleware(
+        inner, limit="1/minute", key="route", routes=["/projects/{id}"], clock=clock
+    )
+    app = Starlette(routes=[Mount("/v1", app=limited), Route("/projects/{id}", _ok)])
+    assert (await get(app, "/v1/projects/1")).status_code == 200
+    assert (await get(app, "/v1/projects/2")).status_code == 429
+    assert (await get(app, "/v1/other")).status_code == 200
+    assert "x-ratelimit-limit" not in (await get(app, "/projects/1")).headers
