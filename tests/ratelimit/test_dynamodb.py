@@ -309,6 +309,32 @@ async def test_refusals_need_the_old_item_only_for_multi_window(
     assert used.calls - before == (1 if keeps_item else 2)
 
 
+async def test_a_sliding_window_worker_that_guessed_wrong_asks_again(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    def worker() -> RateLimitMiddleware:
+        storage = AsyncDynamoDBStorage(
+            table=rate_limit_table.name, transport=transport, clock=clock
+        )
+        return app_on(storage, clock, limit="4/minute", strategy="sliding-window-counter")[1]
+
+    clock.now = T0 + 50
+    async with client_for(worker()) as http:
+        for _ in range(2):
+            assert (await http.get("/a")).status_code == 200
+    # Another worker, half way into the next window: it has never seen the previous count
+    # (2, weighted to 1), guesses none, is told otherwise, and asks again.
+    clock.now = T0 + 90
+    keeps_item = await keeps_failed_item(transport, rate_limit_table.name)
+    before = transport.calls
+    async with client_for(worker()) as http:
+        response = await http.get("/a")
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-remaining"] == "2"  # 4 - floor(2 * 0.5) - 1
+    # Refused on its guess, then (without the old item in the error) a read, then admitted.
+    assert transport.calls - before == (2 if keeps_item else 3)
+
+
 @pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window-counter"])
 async def test_no_over_admission_under_concurrency(
     strategy: str, rate_limit_table: TableSpec, transport: Any, clock: Clock
