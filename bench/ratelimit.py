@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from lift_asgi.ratelimit import AsyncDynamoDBStorage, MemoryBackend, RateLimitMiddleware
 
-__all__ = ["CallsRow", "Row", "format_table", "main", "run"]
+__all__ = ["CallsRow", "Row", "added_ratio", "format_table", "headline", "main", "run"]
 
 TARGET_ADDED_RATIO = 10.0  # slowapi ASGI middleware's added cost / ours
 NEVER = "1000000000/minute"
@@ -285,6 +285,15 @@ def added_ratio(rows: list[Row | CallsRow], slowapi: str, ours: str) -> float | 
     if timed[ours].added_us < 0.5:
         return None
     return timed[slowapi].added_us / timed[ours].added_us
+
+
+def headline(rows: list[Row | CallsRow]) -> dict[str, float | None]:
+    """How many times more SlowAPIASGIMiddleware adds than RateLimitMiddleware, like for
+    like: ``{"headers": ..., "no headers": ...}`` (None: ours is within noise)."""
+    return {
+        "headers": added_ratio(rows, SLOWAPI_ASGI_HEADERS, OURS),
+        "no headers": added_ratio(rows, SLOWAPI_ASGI, OURS_QUIET),
+    }
 
 
 def format_table(rows: list[Row | CallsRow]) -> str:
