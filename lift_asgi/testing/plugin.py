@@ -12,6 +12,8 @@ Installed with ``lift-asgi[testing]``; nothing to import or configure. Fixtures:
                           TTL on ``ttl``), deleted after the test. Yields its TableSpec.
 ``dynamodb_table_factory`` function: ``make(pk="pk", sk="sk", gsis=..., ttl_attribute=...)``
                           for other schemas; every table it made is deleted after the test.
+``dynamodb_rate_limit_table`` function: a fresh rate-limit table (pk/sk strings, TTL on
+                          ``ttl``, no index) for ``async+dynamodb://`` storages.
 ``dynamodb_fault_proxy``  function: a :class:`FaultProxy` in front of the server; point the
                           code under test at ``proxy.endpoint`` and inject faults.
 
@@ -121,6 +123,11 @@ def dynamodb_table_factory(dynamodb_endpoint: str) -> Iterator[Callable[..., Tab
 @pytest.fixture
 def dynamodb_table(dynamodb_table_factory: Callable[..., TableSpec]) -> TableSpec:
     return dynamodb_table_factory()
+
+
+@pytest.fixture
+def dynamodb_rate_limit_table(dynamodb_table_factory: Callable[..., TableSpec]) -> TableSpec:
+    return dynamodb_table_factory(name=f"rl-{uuid.uuid4().hex[:12]}", gsis=())
 
 
 @pytest.fixture

@@ -1,13 +1,9 @@
-"""Fixtures for the rate-limit tests.
-
-``rate_limit_table`` (a fresh rate-limit table on the local DynamoDB server, deleted after
-the test) is meant to move into the lift-asgi pytest plugin.
-"""
+"""Fixtures for the rate-limit tests (the rate-limit table itself comes from the plugin:
+``dynamodb_rate_limit_table``)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,8 +12,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.ratelimit import rate_limit_table_spec
-from lift_asgi.testing.plugin import create_local_table, delete_local_table
 
 T0 = 1_800_000_000.0  # a whole hour: every window of a minute or an hour starts here
 
@@ -76,14 +70,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def rate_limit_table(dynamodb_endpoint: str) -> Iterator[TableSpec]:
-    spec = create_local_table(
-        dynamodb_endpoint, rate_limit_table_spec(f"rl-{uuid.uuid4().hex[:12]}")
-    )
-    try:
-        yield spec
-    finally:
-        delete_local_table(dynamodb_endpoint, spec.name)
+def rate_limit_table(dynamodb_rate_limit_table: TableSpec) -> TableSpec:
+    """The plugin's fresh rate-limit table, under the name these tests use."""
+    return dynamodb_rate_limit_table
 
 
 @pytest.fixture
