@@ -247,6 +247,9 @@ class ConditionFailed(DynamoDBError):
     title = "Conflict"
     code = "condition-failed"
 
+    #: The item as it stood when DynamoDB returned it (ReturnValuesOnConditionCheckFailure).
+    item: dict[str, Any] | None = None
+
 
 class TransactionCancelled(DynamoDBError):
     """A TransactWriteItems was cancelled; ``reasons`` has one code (or None) per item."""

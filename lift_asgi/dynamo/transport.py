@@ -86,7 +86,12 @@ def error_from_code(
 ) -> LiftError:
     """Map a DynamoDB error code (``__type`` suffix) to the suite's error type."""
     if code == "ConditionalCheckFailedException":
-        return ConditionFailed("A condition on the item was not met.", aws_code=code)
+        failed = ConditionFailed("A condition on the item was not met.", aws_code=code)
+        # With ReturnValuesOnConditionCheckFailure=ALL_OLD the answer carries the item
+        # as it stood: callers read it here (never in the problem body) and save a read.
+        item = (body or {}).get("Item")
+        failed.item = item if isinstance(item, dict) else None
+        return failed
     if code == "TransactionCanceledException":
         raw = (body or {}).get("CancellationReasons") or []
         reasons: list[str | None] = [
