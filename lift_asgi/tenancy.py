@@ -35,6 +35,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi._context import tenant_var
+from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi.errors import (
     ConfigurationError,
     InvalidTenant,
@@ -166,17 +167,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _route_path(scope: Scope) -> str:
-    """``scope["path"]`` without the ``root_path`` the app is mounted under."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        rest = path[len(root) :]
-        if not rest or rest[0] == "/":
-            return rest or "/"
-    return path
 
 
 _MEMO_SIZE = 1024
@@ -320,7 +310,7 @@ class PathResolver:
         self._memo: dict[str, Tenant] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
-        match = self._regex.match(_route_path(scope))
+        match = self._regex.match(route_path(scope))
         if match is None:
             return None
         tenant_id = match.group("tenant")
@@ -772,20 +762,6 @@ def _compile_validator(option: Any) -> Callable[[str], object]:
     return validate
 
 
-def _compile_exempt(exempt: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(exempt, str):
-        exempt = (exempt,)
-    prefixes = []
-    for prefix in exempt:
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ConfigurationError("exempt", f"{prefix!r} must be a path starting with '/'")
-        stripped = prefix.rstrip("/")
-        if not stripped:
-            raise ConfigurationError("exempt", "'/' would exempt every path")
-        prefixes.append(stripped)
-    return tuple(prefixes)
-
-
 def _compile_resolvers(resolvers: Any) -> tuple[tuple[ResolveFunc, str], ...]:
     if resolvers is None or isinstance(resolvers, str) or not isinstance(resolvers, Iterable):
         raise ConfigurationError("resolvers", "must be a list of resolvers")
@@ -848,7 +824,7 @@ class TenantMiddleware:
         self._resolve_funcs = tuple(resolve for resolve, _ in self._resolvers)
         self._require_consistent = bool(require_consistent)
         self._valid = _compile_validator(tenant_id_pattern)
-        self._exempt = _compile_exempt(exempt)
+        self._exempt = compile_prefixes("exempt", exempt)
         if default_plan is not None and not isinstance(default_plan, str):
             raise ConfigurationError("default_plan", "must be a string or None")
         self._default_plan = default_plan
@@ -867,8 +843,8 @@ class TenantMiddleware:
             state = scope["state"] = {}
         exempt = self._exempt
         if exempt:
-            path = _route_path(scope) if scope.get("root_path") else scope["path"]
-            if path.startswith(exempt) and self._is_exempt(path):
+            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            if under(path, exempt):
                 state["tenant"] = None
                 if scope_type == "http":
                     await call_with_problems(self.app, scope, receive, send)
@@ -903,12 +879,6 @@ class TenantMiddleware:
                 await self.app(scope, receive, send)
         finally:
             tenant_var.reset(reset)
-
-    def _is_exempt(self, path: str) -> bool:
-        for prefix in self._exempt:
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-                return True
-        return False
 
     def _accept(self, found: Tenant) -> Tenant:
         if not self._valid(found.id):

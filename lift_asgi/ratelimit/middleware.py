@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
@@ -37,10 +38,7 @@ from lift_asgi.ratelimit.rules import (
     RouteTable,
     Rule,
     bounded_key,
-    compile_prefixes,
-    route_path,
     rule_name,
-    under,
 )
 
 __all__ = ["RateLimitMiddleware", "RateLimitStats"]

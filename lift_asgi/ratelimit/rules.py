@@ -41,6 +41,7 @@ from limits import parse_many
 from starlette.routing import compile_path
 from starlette.types import Scope
 
+from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.core import Window, Windows
 
@@ -512,19 +513,6 @@ def compile_key(
 # ---------------------------------------------------------------------------- routes
 
 
-def route_path(scope: Scope) -> str:
-    """``scope["path"]`` without the ``root_path`` the app is mounted under."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        rest = path[len(root) :]
-        if not rest:
-            return "/"
-        if rest[0] == "/":
-            return rest
-    return path
-
-
 def template_of(option: str, template: Any) -> str:
     if not isinstance(template, str) or not template.startswith("/"):
         raise ConfigurationError(option, f"{template!r} must be a path starting with '/'")
@@ -603,32 +591,6 @@ def _flatten(routes: Iterable[Any], prefix: str, table: list[tuple[re.Pattern[st
 
 
 # ------------------------------------------------------------------------ compilation
-
-
-def compile_prefixes(option: str, prefixes: Any) -> tuple[str, ...]:
-    if prefixes is None:
-        return ()
-    if isinstance(prefixes, str):
-        prefixes = (prefixes,)
-    compiled = []
-    for prefix in prefixes:
-        if not isinstance(prefix, str) or not prefix.startswith("/"):
-            raise ConfigurationError(option, f"{prefix!r} must be a path starting with '/'")
-        stripped = prefix.rstrip("/")
-        if not stripped:
-            raise ConfigurationError(option, "'/' would cover every path")
-        compiled.append(stripped)
-    return tuple(compiled)
-
-
-def under(path: str, prefixes: tuple[str, ...]) -> bool:
-    """Whether ``path`` is one of ``prefixes`` or below one (segment boundaries)."""
-    if not path.startswith(prefixes):
-        return False
-    for prefix in prefixes:
-        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
-            return True
-    return False
 
 
 class CompiledRule:
