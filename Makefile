@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck run bench clean
+.PHONY: install test lint typecheck run bench clean test-lambda-pythons
+
+# Other CPython versions found on this machine (pyenv): the Lambda handler's tests also
+# run on them, since Mangum's event-loop handling differs across 3.11-3.13.
+OTHER_PYTHONS ?= $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +30,19 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-lambda-pythons
+
+test-lambda-pythons:
+	@for py in $(OTHER_PYTHONS); do \
+	  version=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  venv=.venv-py$$version; \
+	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    $$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[testing,fastapi]' \
+	    && touch $$venv/.installed || exit 1; \
+	  fi; \
+	  echo "Lambda handler tests on Python $$version"; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/test_aws_handler.py || exit 1; \
+	done
 
 run: $(STAMP)
 	$(BIN)/python -m examples.saas.dev
@@ -34,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-py* .mypy_cache .pytest_cache .ruff_cache
