@@ -347,6 +347,8 @@ class ClientIP:
             except ValueError:
                 known = False
             else:
+                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                    address = address.ipv4_mapped  # a dual-stack socket's IPv4 peer
                 known = address in self._addresses or any(address in n for n in self._networks)
             if len(self._trust) >= 4096:
                 self._trust.clear()
@@ -363,14 +365,27 @@ class ClientIP:
         return hops[0]
 
     def group(self, host: str) -> str:
-        if ":" not in host or self.ipv6_prefix == 128:
+        """The key for an address: IPv4 as is; an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
+        what a dual-stack socket reports for IPv4 peers) as its IPv4 address; other IPv6
+        addresses grouped by ``ipv6_prefix``."""
+        if ":" not in host:
             return host
         grouped = self._v6.get(host)
         if grouped is None:
             try:
-                grouped = str(ipaddress.IPv6Network(f"{host}/{self.ipv6_prefix}", strict=False))
+                address = ipaddress.IPv6Address(host)
             except ValueError:
                 grouped = host
+            else:
+                mapped = address.ipv4_mapped
+                if mapped is not None:
+                    grouped = str(mapped)
+                elif self.ipv6_prefix == 128:
+                    grouped = str(address)
+                else:
+                    grouped = str(
+                        ipaddress.IPv6Network(f"{address}/{self.ipv6_prefix}", strict=False)
+                    )
             if len(self._v6) >= 4096:
                 self._v6.clear()
             self._v6[host] = grouped

@@ -433,6 +433,22 @@ async def test_ipv6_clients_are_grouped_by_network(get: Any, clock: Clock) -> No
     assert (await get(app, "/other", client=("2001:db8:1:3::1", 1))).status_code == 200
 
 
+async def test_ipv4_mapped_peers_are_their_ipv4_address(get: Any, clock: Clock) -> None:
+    """A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; grouping those by /64
+    would put every IPv4 client in one bucket."""
+    app, _ = starlette_app(limit="1/minute", clock=clock)
+    assert (await get(app, "/other", client=("::ffff:192.0.2.1", 1))).status_code == 200
+    assert (await get(app, "/other", client=("::ffff:192.0.2.2", 1))).status_code == 200
+    assert (await get(app, "/other", client=("192.0.2.1", 1))).status_code == 429
+    trusting, _ = starlette_app(limit="1/minute", trusted_proxies=["10.0.0.0/8"], clock=clock)
+    proxy = ("::ffff:10.0.0.1", 1)
+    forwarded = {"x-forwarded-for": "198.51.100.20"}
+    answer = await get(trusting, "/other", headers=forwarded, client=proxy)
+    assert answer.status_code == 200
+    again = await get(trusting, "/other", headers=forwarded, client=("10.0.0.2", 1))
+    assert again.status_code == 429, "the mapped proxy was trusted, so its client was keyed"
+
+
 def _lambda_scope(event: dict[str, Any], client: str) -> Scope:
     return {
         "type": "http",
