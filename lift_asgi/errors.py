@@ -37,6 +37,7 @@ __all__ = [
     "DynamoDBError",
     "DynamoDBThrottled",
     "DynamoDBUnavailable",
+    "DynamoDBWriteConflict",
     "Forbidden",
     "HTTPProblem",
     "InvalidCursor",
@@ -286,6 +287,15 @@ class DynamoDBUnavailable(ServiceUnavailable):
 
 class DynamoDBThrottled(DynamoDBUnavailable):
     code = "dynamodb-throttled"
+
+
+class DynamoDBWriteConflict(DynamoDBThrottled):
+    """The item is in a transaction still running (``TransactionConflictException``,
+    ``ReplicatedWriteConflictException``, ``TransactionInProgressException``): the
+    request was not applied, so it is retried like throttling, and is a 503 if the
+    conflict outlasts the retries."""
+
+    code = "dynamodb-write-conflict"
 
 
 class TableNotFound(TableMisconfigured):

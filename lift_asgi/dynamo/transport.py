@@ -43,6 +43,7 @@ from lift_asgi.errors import (
     DynamoDBError,
     DynamoDBThrottled,
     DynamoDBUnavailable,
+    DynamoDBWriteConflict,
     LiftError,
     TableNotFound,
     TransactionCancelled,
@@ -65,6 +66,14 @@ _THROTTLE_CODES = frozenset(
         "RequestLimitExceeded",
         "Throttling",
         "TooManyRequestsException",
+    }
+)
+# Not applied because the item is in a transaction still running: safe to retry.
+_CONFLICT_CODES = frozenset(
+    {
+        "TransactionConflictException",
+        "ReplicatedWriteConflictException",
+        "TransactionInProgressException",
     }
 )
 _UNAVAILABLE_CODES = frozenset(
@@ -105,6 +114,8 @@ def error_from_code(
         return TransactionCancelled("The transaction was cancelled.", reasons=reasons)
     if code in _THROTTLE_CODES:
         return DynamoDBThrottled(aws_code=code)
+    if code in _CONFLICT_CODES:
+        return DynamoDBWriteConflict(aws_code=code)
     if code in _UNAVAILABLE_CODES or status >= 500:
         return DynamoDBUnavailable(aws_code=code or str(status))
     if code == "ResourceNotFoundException":

@@ -7,6 +7,7 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.fail(status=500)                  # the next call answers 500
     proxy.delay(2.0, operation="GetItem")   # the next GetItem waits 2 s first
     proxy.drop(times=None)                  # every call: connection closed, no answer
+    proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
 ``times=None`` keeps a fault until :meth:`FaultProxy.reset`. Faults are consumed in the
@@ -108,6 +109,18 @@ class FaultProxy:
     ) -> Fault:
         """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...)."""
         return self.add(Fault("error", times, operation, status=status))
+
+    def error(
+        self,
+        code: str,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        status: int = 400,
+    ) -> Fault:
+        """Answer with any DynamoDB error ``code`` (``TransactionConflictException``,
+        ``ValidationException``, ...), not applying the call."""
+        return self.add(Fault("error", times, operation, status=status, code=code))
 
     def delay(
         self, seconds: float, times: int | None = 1, *, operation: str | None = None
@@ -272,7 +285,12 @@ class FaultProxy:
                 )
                 return True
             else:
-                name = "ServiceUnavailable" if fault.status == 503 else "InternalServerError"
+                if fault.status < 500:
+                    name = fault.code
+                elif fault.status == 503:
+                    name = "ServiceUnavailable"
+                else:
+                    name = "InternalServerError"
                 call.status = fault.status
                 await self._write(
                     writer,

@@ -179,6 +179,26 @@ async def test_throttled_single_write_is_retried(
     assert dynamodb_fault_proxy.calls_of("TransactWriteItems") == []
 
 
+@pytest.mark.parametrize(
+    "code", ["TransactionConflictException", "ReplicatedWriteConflictException"]
+)
+async def test_single_write_meeting_a_running_transaction_is_retried(
+    http: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy, code: str
+) -> None:
+    """DynamoDB refuses a plain write to an item inside a running transaction; it was
+    not applied, so even a conditional write is sent again (then 503 if it persists)."""
+    dynamodb_fault_proxy.error(code, times=2, operation="PutItem")
+    assert (await http.post("/write", json=ONE_NEW, headers=ACME)).status_code == 201
+    assert [c.fault for c in dynamodb_fault_proxy.calls_of("PutItem")] == ["error", "error", None]
+    dynamodb_fault_proxy.reset()
+    dynamodb_fault_proxy.error(code, times=None, operation="PutItem")
+    again = {"items": [{"pk": "p", "sk": "2"}], "if_absent": True}
+    response = await http.post("/write", json=again, headers=ACME)
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    assert code not in response.text
+
+
 async def test_conditional_single_write_is_not_resent_after_an_unknown_outcome(
     http: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
 ) -> None:
