@@ -341,14 +341,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/imports/tasks")
     async def import_tasks(body: TaskImport, uow: Uow) -> dict[str, Any]:
-        """Not atomic: batch writes of 25, unprocessed items retried. The project's task
-        count is claimed first (so a concurrent delete cannot leave imported tasks
-        behind), and the counters end up exact for what was written, even when the
-        import fails midway."""
+        """Not atomic: batch writes of 25, unprocessed items retried.
+
+        The counts (the project's and the analytics) are claimed first, in one
+        transaction that is safe to retry and fails with a 409 if the project is gone,
+        so a concurrent delete cannot leave imported tasks behind. A successful import
+        then writes nothing more; one that fails midway gives back the counts of what
+        did not land, so the counters are exact once the import has returned.
+        """
         project_id = body.project_id
         await existing_project(uow, project_id)
+        planned = Counter(task.status for task in body.tasks)
         claim_project(uow, project_id, len(body.tasks))
-        await uow.commit()  # 409 if the project went away since it was read
+        count_tasks(uow, planned)
+        await uow.commit()
         by_status: dict[str, list[dict[str, Any]]] = {}
         for task in body.tasks:
             item = task_item(project_id, new_id(), task.title, task.status)
@@ -362,12 +368,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 written[status] += int(exc.extra.get("written", 0))
                 failure = exc
                 break
-        unwritten = len(body.tasks) - sum(written.values())
-        if unwritten:
-            uow.update(project_key(project_id), add={"task_count": -unwritten})
-        count_tasks(uow, written)
         if failure is not None:
-            await uow.commit()  # the counters of what did land, before the error response
+            unwritten = len(body.tasks) - sum(written.values())
+            uow.update(project_key(project_id), add={"task_count": -unwritten})
+            uow.update(
+                ANALYTICS,
+                add={f"tasks_{s}": written[s] - n for s, n in planned.items() if written[s] != n},
+            )
+            await uow.commit()  # before the error response, which would discard it
             raise failure
         return {"imported": sum(written.values())}
 

@@ -10,10 +10,12 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
-``times=None`` keeps a fault until :meth:`FaultProxy.reset`. Faults are consumed in the
-order they were added; each call meets at most one. Every call is recorded (operation,
-decoded JSON payload, the fault it met) in :attr:`FaultProxy.calls`, which is how a test
-sees what a client really sent (retries, ClientRequestToken, batch sizes).
+``times=None`` keeps a fault until :meth:`FaultProxy.reset`; ``after=k`` lets the first
+``k`` matching calls through before the fault starts (a failure midway through a batch).
+Faults are consumed in the order they were added; each call meets at most one. Every
+call is recorded (operation, decoded JSON payload, the fault it met) in
+:attr:`FaultProxy.calls`, which is how a test sees what a client really sent (retries,
+ClientRequestToken, batch sizes).
 
 The proxy runs its own event loop in a daemon thread, so it works from sync and async
 tests alike and whatever event loop the test uses.
@@ -52,6 +54,7 @@ class Fault:
     status: int = 500
     code: str = "ProvisionedThroughputExceededException"
     seconds: float = 0.0
+    after: int = 0  # let this many matching calls through first
 
     def matches(self, operation: str) -> bool:
         return (self.times is None or self.times > 0) and (
@@ -98,17 +101,23 @@ class FaultProxy:
         *,
         operation: str | None = None,
         code: str = "ProvisionedThroughputExceededException",
+        after: int = 0,
     ) -> Fault:
         """Answer 400 with a throttling error (``ThrottlingException`` and others)."""
         if code not in _THROTTLE_TYPES:
             raise ValueError(f"code: one of {sorted(_THROTTLE_TYPES)}, not {code!r}")
-        return self.add(Fault("throttle", times, operation, status=400, code=code))
+        return self.add(Fault("throttle", times, operation, status=400, code=code, after=after))
 
     def fail(
-        self, times: int | None = 1, *, operation: str | None = None, status: int = 500
+        self,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        status: int = 500,
+        after: int = 0,
     ) -> Fault:
         """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...)."""
-        return self.add(Fault("error", times, operation, status=status))
+        return self.add(Fault("error", times, operation, status=status, after=after))
 
     def error(
         self,
@@ -117,10 +126,11 @@ class FaultProxy:
         *,
         operation: str | None = None,
         status: int = 400,
+        after: int = 0,
     ) -> Fault:
         """Answer with any DynamoDB error ``code`` (``TransactionConflictException``,
         ``ValidationException``, ...), not applying the call."""
-        return self.add(Fault("error", times, operation, status=status, code=code))
+        return self.add(Fault("error", times, operation, status=status, code=code, after=after))
 
     def delay(
         self, seconds: float, times: int | None = 1, *, operation: str | None = None
@@ -147,6 +157,9 @@ class FaultProxy:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(operation):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     if fault.times is not None:
                         fault.times -= 1
                     return fault

@@ -1,0 +1,89 @@
+"""The example under DynamoDB faults, in process (ASGI) through the fault proxy: what
+the end-to-end suite over uvicorn cannot provoke."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from examples.saas.app import create_app
+from examples.saas.settings import Settings
+from examples.saas.setup import create_tables
+from examples.saas.token import mint
+from lift_asgi.testing import FaultProxy
+
+
+@pytest.fixture
+async def client(
+    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[httpx.AsyncClient]:
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "SAAS_ENV": "dev",
+        "SAAS_TABLE": f"faults-data-{suffix}",
+        "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
+        "AWS_REGION": "us-east-1",
+    }
+    await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
+    app = create_app(
+        Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
+    )
+    headers = {"authorization": f"Bearer {mint('acme', plan='enterprise')}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        yield http
+
+
+async def _all_tasks(client: httpx.AsyncClient, project_id: str) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = (await client.get(f"/projects/{project_id}/tasks", params=params)).json()
+        listed += page["items"]
+        if page["next_cursor"] is None:
+            return listed
+        params["cursor"] = page["next_cursor"]
+
+
+async def test_an_import_failing_midway_leaves_exact_counters(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    # The first batch of 25 lands; every later batch write fails for good.
+    dynamodb_fault_proxy.fail(times=None, operation="BatchWriteItem", after=1)
+    tasks = [{"title": f"t{i}", "status": "open"} for i in range(60)]
+    body = {"project_id": project["id"], "tasks": tasks}
+    answer = await client.post("/imports/tasks", json=body)
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["written"] == 25
+    dynamodb_fault_proxy.reset()
+
+    assert len(await _all_tasks(client, project["id"])) == 25
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary == {"projects": 1, "tasks": {"open": 25, "in_progress": 0, "done": 0}}
+    # the project's own count agrees: it cannot be deleted while tasks remain
+    assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+
+
+async def test_an_import_whose_count_claim_meets_a_5xx_is_retried_safely(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    dynamodb_fault_proxy.reset()
+    dynamodb_fault_proxy.fail(times=1, operation="TransactWriteItems")  # outcome unknown
+    tasks = [{"title": f"t{i}", "status": "done"} for i in range(30)]
+    answer = await client.post("/imports/tasks", json={"project_id": project["id"], "tasks": tasks})
+    assert answer.json() == {"imported": 30}
+    claims = dynamodb_fault_proxy.calls_of("TransactWriteItems")
+    assert len(claims) == 2
+    assert claims[0].payload["ClientRequestToken"] == claims[1].payload["ClientRequestToken"]
+    # after the import, nothing else is written: no counter update that could fail late
+    assert dynamodb_fault_proxy.operations()[-1] == "BatchWriteItem"
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary["tasks"] == {"open": 0, "in_progress": 0, "done": 30}
+    assert len(await _all_tasks(client, project["id"])) == 30
