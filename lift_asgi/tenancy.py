@@ -514,7 +514,7 @@ class JWTResolver:
         tenant_claim: str = "tenant_id",
         user_claim: str | None = "sub",
         plan_claim: str | None = "plan",
-        leeway: float = 30.0,
+        leeway: float = 5.0,
         audience: str | Iterable[str] | None = None,
         issuer: str | Sequence[str] | None = None,
         required_claims: Iterable[str] = ("exp",),

@@ -207,7 +207,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TenantMiddleware,
         resolvers=[
             AuthorizerResolver(),
-            JWTResolver(key=settings.jwt_secret, algorithms=["HS256"]),
+            # issued by this service's own clock: an expired token is refused at once
+            JWTResolver(key=settings.jwt_secret, algorithms=["HS256"], leeway=0),
         ],
         exempt=("/health", "/docs", "/openapi.json"),
         default_plan="free",

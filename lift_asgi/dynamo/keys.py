@@ -73,6 +73,13 @@ class Schema:
         reserved = {tenant_attribute, version_attribute} & keys
         if reserved:
             raise ValueError(f"{sorted(reserved)} cannot be both a key and a bookkeeping attribute")
+        if spec.sk and spec.sk in prefixed:
+            # An inverted index (its partition key is the table's sort key) would store the
+            # sort key with the tenant prefix while keys address it without: refuse it.
+            raise ValueError(
+                f"index partition key {spec.sk!r} is the table's sort key; give the index "
+                "its own attribute (e.g. gsi1pk) and copy the value into it"
+            )
         return cls(
             table=spec.name,
             pk=spec.pk,

@@ -594,3 +594,13 @@ async def test_websocket_and_unknown_scopes_pass_through(
 
     await middleware({"type": "websocket", "state": {}}, nothing, ignore)
     assert seen == ["websocket"]
+
+
+def test_an_inverted_index_is_refused_at_construction() -> None:
+    """An index keyed on the table's sort key would hold that key tenant-prefixed while
+    get/update address it bare: refused, naming the option, instead of splitting items."""
+    from lift_asgi.dynamo.tables import GSISpec
+
+    spec = TableSpec(name="orders", gsis=(GSISpec("inverted", pk="sk", sk="pk"),))
+    with pytest.raises(ConfigurationError, match=r"^table: .*'sk' is the table's sort key"):
+        UnitOfWorkMiddleware(Starlette(), table=spec)
