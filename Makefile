@@ -28,17 +28,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict lift_asgi
 
-test: lint typecheck
+test: lint typecheck test-lambda-pythons
 	$(BIN)/python -m pytest
-	$(MAKE) --no-print-directory test-lambda-pythons
 
-test-lambda-pythons:
+test-lambda-pythons: $(STAMP)
 	@for py in $(OTHER_PYTHONS); do \
 	  version=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  venv=.venv-py$$version; \
 	  if [ ! -f $$venv/.installed ] || [ pyproject.toml -nt $$venv/.installed ]; then \
+	    echo "installing a Python $$version venv for the Lambda handler tests ($$venv)"; \
 	    $$py -m venv $$venv && $$venv/bin/python -m pip install --quiet -e '.[testing,fastapi]' \
-	    && touch $$venv/.installed || exit 1; \
+	      > $$venv.log 2>&1 && touch $$venv/.installed || { cat $$venv.log; exit 1; }; \
 	  fi; \
 	  echo "Lambda handler tests on Python $$version"; \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/test_aws_handler.py || exit 1; \
