@@ -26,6 +26,7 @@ import asyncio
 import atexit
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -36,10 +37,12 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 __all__ = ["MOTO_VERSION", "LocalDynamoDB", "LocalDynamoDBError", "main"]
 
@@ -316,17 +319,75 @@ def _watch_parent(parent_pid: int) -> None:
         time.sleep(0.5)
 
 
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive in front of a WSGI app (moto's, serialised).
+
+    werkzeug's development server closes every connection (it drains the socket after
+    each response), which costs every client call a TCP handshake; AWS keeps connections
+    alive, and so does this handler. It reads exactly ``Content-Length`` bytes of each
+    request and answers with a ``Content-Length``, which is all DynamoDB's JSON protocol
+    needs.
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave as two writes
+    app: Callable[..., Any]
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        server_host, server_port = cast(tuple[str, int], self.server.server_address)[:2]
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": urllib.parse.unquote(path),
+            "QUERY_STRING": query,
+            "SERVER_NAME": server_host,
+            "SERVER_PORT": str(server_port),
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_LENGTH": str(length),
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in self.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[key] = f"{environ[key]},{value}" if key in environ else value
+        started: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            started[:] = [status, headers]
+            return lambda data: None
+
+        payload = b"".join(self.app(environ, start_response))
+        status, headers = started
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
 def _serve(host: str, port: int, parent_pid: int | None) -> None:
-    import logging
-
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     def _exit(signum: int, frame: Any) -> None:
         os._exit(0)
@@ -336,9 +397,16 @@ def _serve(host: str, port: int, parent_pid: int | None) -> None:
     if parent_pid:
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
-    app = _serialised(DomainDispatcherApplication(create_backend_app))
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-    server.daemon_threads = True  # type: ignore[attr-defined]
+    handler = type(
+        "Handler",
+        (_KeepAliveHandler,),
+        {"app": staticmethod(_serialised(DomainDispatcherApplication(create_backend_app)))},
+    )
+    # socketserver's listen backlog is 5: a burst of new connections would overflow it
+    # and wait a second for SYN retransmits.
+    server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 1024})
+    server = server_class((host, port), handler)
+    server.daemon_threads = True
     print(f"{_READY} {server.server_address[1]}", flush=True)
     server.serve_forever()
 
