@@ -308,10 +308,9 @@ def _how(name: str, params: dict[str, Any]) -> str:
             f"process with {p.get('concurrency')} requests in flight, {p.get('requests')} "
             f"requests per row in {p.get('rounds')} alternating batches; req/s is the best "
             "batch, p50/p99 over all requests, server CPU is the uvicorn process's user+system "
-            "time per request. DynamoDB (moto) saturates near 140 calls/s and everything "
-            "shares 2 cores, so req/s and latency are bounded by it for both apps; the local "
-            "server answers `Connection: close`, so every DynamoDB call opens a new TCP "
-            "connection (~1.5 ms of client CPU here), which dominates server CPU for both."
+            "time per request. DynamoDB (moto, serialised) saturates near 200 calls/s and "
+            "everything shares 2 cores, so req/s and latency are bounded by it for both apps; "
+            "its calls cost the apps ~1 ms of client CPU each, which dominates server CPU."
         ),
     }
     return notes[name]

@@ -17,11 +17,10 @@ enterprise-plan token (the limit is never reached) on two routes: ``GET /project
 four (route, app) variants run in alternating batches; throughput is the best batch's,
 latency percentiles are over every request, and server CPU is the uvicorn process's own
 (user + system, from ``/proc``) per request. Everything shares 2 cores with the DynamoDB
-server, which saturates near 140 calls/s: both apps are mostly waiting for it, so the
+server, which saturates near 200 calls/s: both apps are mostly waiting for it, so the
 throughput ratio says how little the suite adds to a request that talks to DynamoDB,
-and the server CPU shows what it costs. The local server answers ``Connection: close``,
-so each DynamoDB call opens a new TCP connection: that, not either app, is most of the
-server CPU here (AWS keeps connections alive).
+and the server CPU shows what it costs; the clients' own cost per DynamoDB call (signing,
+HTTP) is most of the server CPU here.
 """
 
 from __future__ import annotations
