@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._net import forwarded_client
 from lift_asgi.errors import ConfigurationError, InvalidTenant
 from lift_asgi.tenancy import Tenant, _as_text
 
@@ -204,19 +205,21 @@ class LambdaHandler:
         await self.app(scope, receive, send)
 
     def _alb_client(self, scope: Scope) -> str:
-        forwarded = ""
-        for name, value in scope.get("headers", ()):
-            if bytes(name).lower() == b"x-forwarded-for":
-                forwarded = (forwarded + "," if forwarded else "") + bytes(value).decode("latin-1")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            try:
-                address = ipaddress.ip_address(hop)
-            except ValueError:
-                return hop  # not an address: report it, never skip past it
-            if not any(address in network for network in self._trusted):
-                return hop
-        return hops[0] if hops else ""
+        values = [
+            bytes(value).decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if bytes(name).lower() == b"x-forwarded-for"
+        ]
+        return forwarded_client(",".join(values), self._trusts) or ""
+
+    def _trusts(self, hop: str) -> bool:
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return False  # not an address: report it, never skip past it
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._trusted)
 
     # -- lifespan, once per container ---------------------------------------------------
 

@@ -41,6 +41,7 @@ from limits import parse_many
 from starlette.routing import compile_path
 from starlette.types import Scope
 
+from lift_asgi._net import forwarded_client
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.core import Window, Windows
@@ -289,17 +290,6 @@ def _api_key(header: bytes) -> KeyFunc:
     return key
 
 
-def _host_of(value: str) -> str:
-    """A forwarded hop without its port (``1.2.3.4:80``, ``[::1]:80``)."""
-    value = value.strip()
-    if value.startswith("["):
-        end = value.find("]")
-        return value[1:end] if end > 0 else value
-    if value.count(":") == 1:
-        return value.partition(":")[0]
-    return value
-
-
 class ClientIP:
     """The client address, trusting ``X-Forwarded-For`` only from ``trusted`` proxies.
 
@@ -356,13 +346,7 @@ class ClientIP:
         return known
 
     def _from_forwarded(self, forwarded: str, fallback: str | None) -> str | None:
-        hops = [_host_of(h) for h in forwarded.split(",") if h.strip()]
-        if not hops:
-            return fallback
-        for hop in reversed(hops):
-            if not self.trusts(hop):
-                return hop
-        return hops[0]
+        return forwarded_client(forwarded, self.trusts) or fallback
 
     def group(self, host: str) -> str:
         """The key for an address: IPv4 as is; an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
@@ -420,13 +404,7 @@ class ClientIP:
         if "elb" in context:
             # The ALB appends the address it saw: the right-most hop not a trusted proxy.
             forwarded = _event_header(event, "x-forwarded-for")
-            if forwarded:
-                hops = [_host_of(h) for h in forwarded.split(",") if h.strip()]
-                for hop in reversed(hops):
-                    if not self.trusts(hop):
-                        return hop
-                return hops[0] if hops else None
-            return None
+            return forwarded_client(forwarded, self.trusts) if forwarded else None
         client = scope.get("client")  # Lambda@Edge and others: Mangum's own reading
         return str(client[0]) if client and client[0] else None
 
