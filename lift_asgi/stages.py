@@ -1,0 +1,120 @@
+"""The one contract between the suite's stages, carried in the ASGI scope.
+
+The request path is ``tenant -> rate limit -> idempotency -> unit of work -> app``. Each
+stage is a plain ASGI middleware usable alone; when several are stacked they learn of
+each other only through the :class:`RequestContext` stored under ``scope["lift_asgi"]``:
+
+- every stage calls :func:`enter` on the scopes it handles (``http``, ``websocket`` and
+  ``lifespan``), so an inner stage can see which stages ran outside it;
+- the tenant stage puts the resolved :class:`~lift_asgi.tenancy.Tenant` in
+  ``context.tenant``; the unit of work puts its handle in ``context.uow``;
+- a stage that needs another outside it (a limiter keyed by tenant, a unit of work
+  scoped to the tenant) checks with :func:`missing` once at lifespan startup, and on
+  each request when the server sends no lifespan, so a wrong order is a loud
+  :class:`~lift_asgi.errors.ConfigurationError`, not a silent no-op.
+
+Nothing else in the scope is read across stages (``request.state.tenant`` and
+``request.state.uow`` are kept for handlers, not for the stages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from starlette.types import Receive, Scope, Send
+
+from lift_asgi.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lift_asgi.tenancy import Tenant
+
+__all__ = [
+    "IDEMPOTENCY",
+    "OBSERVE",
+    "RATE_LIMIT",
+    "SCOPE_KEY",
+    "TENANT",
+    "UNIT_OF_WORK",
+    "RequestContext",
+    "context",
+    "enter",
+    "fail_startup",
+    "missing",
+]
+
+SCOPE_KEY: Final = "lift_asgi"
+
+OBSERVE: Final = "observe"
+TENANT: Final = "tenant"
+RATE_LIMIT: Final = "rate_limit"
+IDEMPOTENCY: Final = "idempotency"
+UNIT_OF_WORK: Final = "unit_of_work"
+
+_NAMES: Final = {
+    OBSERVE: "RequestObserver",
+    TENANT: "TenantMiddleware",
+    RATE_LIMIT: "RateLimitMiddleware",
+    IDEMPOTENCY: "IdempotencyMiddleware",
+    UNIT_OF_WORK: "UnitOfWorkMiddleware",
+}
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    """What the suite's stages know of one request (or of the lifespan)."""
+
+    stages: list[str] = field(default_factory=list)
+    """The stages this scope passed through, outermost first."""
+    tenant: Tenant | None = None
+    """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
+    uow: Any = None
+    """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Room for the optional stages (request ids, cost accounting, idempotency)."""
+
+
+def context(scope: Scope) -> RequestContext:
+    """The scope's :class:`RequestContext`, created on first use."""
+    ctx: RequestContext | None = scope.get(SCOPE_KEY)
+    if ctx is None:
+        ctx = scope[SCOPE_KEY] = RequestContext()
+    return ctx
+
+
+def enter(scope: Scope, stage: str) -> RequestContext:
+    """Record that ``stage`` handles ``scope``; returns the scope's context."""
+    ctx: RequestContext | None = scope.get(SCOPE_KEY)
+    if ctx is None:
+        ctx = scope[SCOPE_KEY] = RequestContext(stages=[stage])
+    else:
+        ctx.stages.append(stage)
+    return ctx
+
+
+def missing(scope: Scope, needed: str, *, by: str, option: str) -> ConfigurationError | None:
+    """The error to raise when stage ``needed`` did not run outside stage ``by``.
+
+    ``option`` names what made ``by`` need it (``key``, ``tenant_from``...), so the
+    message points at the line the user wrote.
+    """
+    ctx: RequestContext | None = scope.get(SCOPE_KEY)
+    if ctx is not None and needed in ctx.stages:
+        return None
+    return ConfigurationError(
+        option,
+        f"{_NAMES.get(by, by)} needs {_NAMES.get(needed, needed)} outside it "
+        f"(installed before it, so it runs first); install the stages with "
+        f"lift_asgi.install(...) or add {_NAMES.get(needed, needed)} after it",
+    )
+
+
+async def fail_startup(receive: Receive, send: Send, error: Exception) -> None:
+    """Answer the lifespan's startup with ``lifespan.startup.failed`` and ``error``'s text.
+
+    uvicorn (``--lifespan auto`` included) then prints the message and exits, and the
+    Lambda handler raises it, instead of serving every request a 500.
+    """
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": f"{type(error).__name__}: {error}"})
