@@ -117,4 +117,5 @@ async def fail_startup(receive: Receive, send: Send, error: Exception) -> None:
     """
     message = await receive()
     if message["type"] == "lifespan.startup":
-        await send({"type": "lifespan.startup.failed", "message": f"{type(error).__name__}: {error}"})
+        text = f"{type(error).__name__}: {error}"
+        await send({"type": "lifespan.startup.failed", "message": text})
