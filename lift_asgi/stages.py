@@ -70,8 +70,17 @@ class RequestContext:
     """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
     uow: Any = None
     """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
+    request_id: str | None = None
+    """The request id the observing stage accepted or generated."""
+    rate_limit: Any = None
+    """The rate-limit stage's decision (for request records and spans)."""
+    commit: str | None = None
+    """The unit of work's commit outcome: ``"none"``, ``"committed"``, ``"discarded"``,
+    ``"conflict"``, ``"failed"``."""
+    cost: Any = None
+    """The request's DynamoDB cost accounting (calls, capacity, latency), when observed."""
     extra: dict[str, Any] = field(default_factory=dict)
-    """Room for the optional stages (request ids, cost accounting, idempotency)."""
+    """Room for the optional stages (idempotency...)."""
 
 
 def context(scope: Scope) -> RequestContext:

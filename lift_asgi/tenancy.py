@@ -46,6 +46,7 @@ from lift_asgi.errors import (
     call_with_problems,
     send_problem,
 )
+from lift_asgi.stages import TENANT, enter
 
 __all__ = [
     "DEFAULT_TENANT_ID_PATTERN",
@@ -836,8 +837,11 @@ class TenantMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type != "http" and scope_type != "websocket":
+            if scope_type == "lifespan":
+                enter(scope, TENANT)
             await self.app(scope, receive, send)
             return
+        ctx = enter(scope, TENANT)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -870,7 +874,7 @@ class TenantMiddleware:
             else:
                 await _refuse_websocket(receive, send, error)
             return
-        state["tenant"] = tenant
+        state["tenant"] = ctx.tenant = tenant
         reset = tenant_var.set(tenant)
         try:
             if scope_type == "http":
