@@ -183,7 +183,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     # problem+json for the suite's errors and for Starlette's (unknown route, 405)
     app = FastAPI(
-        title="lift-asgi SaaS example", version="1.0", exception_handlers=PROBLEM_HANDLERS
+        title="lift-asgi SaaS example",
+        version="1.0",
+        exception_handlers=PROBLEM_HANDLERS,
+        # No trailing-slash redirects: Starlette builds them from the request's Host
+        # header, which the client chooses. `/projects/` is a 404 problem, like any
+        # other unknown path.
+        redirect_slashes=False,
     )
 
     # Added last = outermost: Tenant → RateLimit → UnitOfWork → routes.

@@ -144,3 +144,15 @@ async def test_errors_outside_the_routes_are_problems(
 ) -> None:
     """The contract's rule for *every* error: problem+json, ``status`` = HTTP status."""
     assert_problem(await client.request(method, path, headers=tenant.headers), status)
+
+
+@pytest.mark.parametrize("path", ["/projects/", "/health/", "/analytics/summary/"])
+async def test_a_trailing_slash_never_redirects_to_the_clients_host(
+    client: httpx.AsyncClient, tenant: Tenant, path: str
+) -> None:
+    """Starlette's slash redirect builds its Location from the Host header the client
+    sent; the example answers a 404 problem instead of pointing anywhere."""
+    headers = {**tenant.headers, "Host": "evil.example"}
+    response = await client.get(path, headers=headers, follow_redirects=False)
+    assert "location" not in response.headers
+    assert_problem(response, 404)
