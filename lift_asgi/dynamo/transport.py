@@ -29,7 +29,6 @@ import base64
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,16 +37,10 @@ from aiodynamo.credentials import Credentials, Key, StaticCredentials
 from aiodynamo.sign import signed_dynamo_request
 from yarl import URL
 
-from lift_asgi.errors import (
-    ConditionFailed,
-    DynamoDBError,
-    DynamoDBThrottled,
-    DynamoDBUnavailable,
-    DynamoDBWriteConflict,
-    LiftError,
-    TableNotFound,
-    TransactionCancelled,
-)
+from lift_asgi.dynamo.botocore_errors import error_code, from_botocore, method_name
+from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
+from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
+from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
 
 __all__ = [
     "Aioboto3Transport",
@@ -59,27 +52,6 @@ __all__ = [
 
 log = logging.getLogger("lift_asgi.dynamo")
 
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "Throttling",
-        "TooManyRequestsException",
-    }
-)
-# Not applied because the item is in a transaction still running: safe to retry.
-_CONFLICT_CODES = frozenset(
-    {
-        "TransactionConflictException",
-        "ReplicatedWriteConflictException",
-        "TransactionInProgressException",
-    }
-)
-_UNAVAILABLE_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "InternalFailure", "ServiceUnavailableException"}
-)
-
 
 @runtime_checkable
 class DynamoTransport(Protocol):
@@ -90,39 +62,6 @@ class DynamoTransport(Protocol):
     async def close(self) -> None: ...
 
 
-def error_from_code(
-    code: str, message: str, status: int = 400, body: Mapping[str, Any] | None = None
-) -> LiftError:
-    """Map a DynamoDB error code (``__type`` suffix) to the suite's error type."""
-    if code == "ConditionalCheckFailedException":
-        failed = ConditionFailed("A condition on the item was not met.", aws_code=code)
-        # With ReturnValuesOnConditionCheckFailure=ALL_OLD the answer carries the item
-        # as it stood: callers read it here (never in the problem body) and save a read.
-        item = (body or {}).get("Item")
-        failed.item = item if isinstance(item, dict) else None
-        return failed
-    if code == "TransactionCanceledException":
-        raw = (body or {}).get("CancellationReasons") or []
-        reasons: list[str | None] = [
-            None if r.get("Code") in (None, "None") else str(r.get("Code")) for r in raw
-        ]
-        if not reasons:  # botocore puts them only in the message
-            reasons = [
-                None if c == "None" else c
-                for c in re.findall(r"(\w+)(?:,|\])", message.partition("[")[2])
-            ]
-        return TransactionCancelled("The transaction was cancelled.", reasons=reasons)
-    if code in _THROTTLE_CODES:
-        return DynamoDBThrottled(aws_code=code)
-    if code in _CONFLICT_CODES:
-        return DynamoDBWriteConflict(aws_code=code)
-    if code in _UNAVAILABLE_CODES or status >= 500:
-        return DynamoDBUnavailable(aws_code=code or str(status))
-    if code == "ResourceNotFoundException":
-        return TableNotFound("The DynamoDB table does not exist (or is not ACTIVE).", aws_code=code)
-    return DynamoDBError("The database rejected the request.", aws_code=code)
-
-
 def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
@@ -131,9 +70,15 @@ class AiodynamoTransport:
     """aiodynamo's signer and credentials on one long-lived aiohttp session.
 
     ``endpoint`` defaults to ``AWS_ENDPOINT_URL_DYNAMODB`` (then AWS's regional
-    endpoint); ``region`` to ``AWS_REGION``/``AWS_DEFAULT_REGION``; credentials to
-    aiodynamo's chain (environment, container, instance metadata). ``timeout`` bounds
-    each call; a call past it raises :class:`DynamoDBUnavailable`.
+    endpoint); ``region`` to ``AWS_REGION``/``AWS_DEFAULT_REGION``; credentials to the
+    chain of :func:`~lift_asgi.dynamo.credentials.default_credentials` (environment,
+    credentials file, container and instance metadata; dummy credentials for a loopback
+    endpoint). ``timeout`` bounds each call; a call past it raises
+    :class:`DynamoDBUnavailable`.
+
+    A request refused with ``ExpiredTokenException`` (temporary credentials that
+    expired: task roles, assumed roles) was not applied: the credentials are refreshed
+    and the request is signed and sent once more, as aiodynamo's own client does.
     """
 
     def __init__(
@@ -148,12 +93,13 @@ class AiodynamoTransport:
         endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
         self.endpoint = URL(endpoint) if endpoint else None
         self.region = region or _region()
-        self.credentials = credentials or Credentials.auto()
+        self.credentials = credentials or default_credentials(self.endpoint)
         self.timeout = timeout
         self.max_connections = max_connections
         self.calls = 0
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._warned_no_key = False
 
     @classmethod
     def static(
@@ -175,55 +121,73 @@ class AiodynamoTransport:
             self._loop = loop
         return self._session
 
-    async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        session = self._http()
+    async def _key(self, session: aiohttp.ClientSession) -> Key:
         key = await self.credentials.get_key(_AiodynamoHttp(session))
         if key is None:
+            if not self._warned_no_key:
+                self._warned_no_key = True
+                log.error(
+                    "no AWS credentials were found for DynamoDB at %s (looked in: %s)",
+                    self.endpoint or f"AWS {self.region}",
+                    SEARCHED,
+                )
             raise DynamoDBError("No AWS credentials were found.", aws_code="NoCredentials")
-        signed = signed_dynamo_request(
-            key=key, payload=payload, action=action, region=self.region, endpoint=self.endpoint
-        )
-        self.calls += 1
-        try:
-            async with session.post(
-                str(signed.url), headers=signed.headers, data=signed.body
-            ) as response:
-                status = response.status
-                body = await response.read()
-        except TimeoutError as exc:
-            log.warning("DynamoDB %s timed out after %.1fs", action, self.timeout)
-            raise DynamoDBUnavailable(aws_code="Timeout") from exc
-        except aiohttp.ClientError as exc:
-            log.warning("DynamoDB %s failed: %r", action, exc)
-            raise DynamoDBUnavailable(aws_code="ConnectionError") from exc
-        if status == 200:
-            result: dict[str, Any] = json.loads(body)
-            return result
-        try:
-            data = json.loads(body)
-            code = str(data.get("__type", "")).rpartition("#")[2]
-            message = str(data.get("message") or data.get("Message") or "")
-        except ValueError:
-            data, code, message = {}, "", body[:200].decode(errors="replace")
-        if code == "ExpiredTokenException":
-            self.credentials.invalidate()
-        error = error_from_code(code, message, status, data)
-        log.log(
-            logging.DEBUG
-            if isinstance(error, ConditionFailed | TransactionCancelled)
-            else logging.WARNING,
-            "DynamoDB %s -> %s %s: %s",
-            action,
-            status,
-            code,
-            message,
-        )
-        raise error
+        return key
+
+    async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        session = self._http()
+        refreshed = False
+        while True:
+            key = await self._key(session)
+            signed = signed_dynamo_request(
+                key=key, payload=payload, action=action, region=self.region, endpoint=self.endpoint
+            )
+            self.calls += 1
+            try:
+                async with session.post(
+                    str(signed.url), headers=signed.headers, data=signed.body
+                ) as response:
+                    status = response.status
+                    body = await response.read()
+            except TimeoutError as exc:
+                log.warning("DynamoDB %s timed out after %.1fs", action, self.timeout)
+                raise DynamoDBUnavailable(aws_code="Timeout") from exc
+            except aiohttp.ClientError as exc:
+                log.warning("DynamoDB %s failed: %r", action, exc)
+                raise DynamoDBUnavailable(aws_code="ConnectionError") from exc
+            if status == 200:
+                result: dict[str, Any] = json.loads(body)
+                return result
+            try:
+                data = json.loads(body)
+                code = str(data.get("__type", "")).rpartition("#")[2]
+                message = str(data.get("message") or data.get("Message") or "")
+            except ValueError:
+                data, code, message = {}, "", body[:200].decode(errors="replace")
+            expired = code in EXPIRED_CREDENTIALS_CODES and not refreshed
+            if expired and self.credentials.invalidate():
+                # Refused before it was applied: safe to send again with fresh credentials.
+                log.info("DynamoDB %s: credentials expired; refreshed, sending it again", action)
+                refreshed = True
+                continue
+            _log_error(action, status, code, message)
+            raise error_from_code(code, message, status, data)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+def _log_error(action: str, status: int | str, code: str, message: str) -> None:
+    log.log(
+        logging.DEBUG if code in QUIET_CODES else logging.WARNING,
+        "DynamoDB %s -> %s %s: %s",
+        action,
+        status,
+        code,
+        message,
+    )
 
 
 class _AiodynamoHttp:
@@ -242,10 +206,6 @@ class _AiodynamoHttp:
                 return Response(response.status, await response.read())
         except aiohttp.ClientError as exc:
             raise RequestFailed(exc) from exc
-
-
-def _snake(action: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
 def _binary_to_bytes(value: Any) -> Any:
@@ -292,33 +252,53 @@ class Aioboto3Transport:
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         method = self._methods.get(action)
         if method is None:
-            method = self._methods[action] = getattr(self.client, _snake(action))
-        self.calls += 1
-        try:
-            result: dict[str, Any] = await method(**_binary_to_bytes(payload))
-        except Exception as exc:
-            response = getattr(exc, "response", None)
-            if not isinstance(response, Mapping):
-                if (
-                    isinstance(exc, asyncio.TimeoutError | OSError)
-                    or "Connect" in type(exc).__name__
-                    or "Timeout" in type(exc).__name__
-                ):
-                    raise DynamoDBUnavailable(aws_code=type(exc).__name__) from exc
-                raise
-            error = response.get("Error", {})
-            status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
-            mapped = error_from_code(
-                str(error.get("Code", "")), str(error.get("Message", "")), status, response
-            )
-            log.debug("DynamoDB %s -> %s", action, error.get("Code"))
-            raise mapped from exc
+            method = self._methods[action] = getattr(self.client, method_name(action))
+        arguments = _binary_to_bytes(payload)
+        refreshed = False
+        while True:
+            self.calls += 1
+            try:
+                result: dict[str, Any] = await method(**arguments)
+                break
+            except Exception as exc:
+                code = error_code(exc)
+                if code in EXPIRED_CREDENTIALS_CODES and not refreshed:
+                    # Refused before it was applied: refresh and send it once more.
+                    log.info("DynamoDB %s: credentials expired; refreshing, sending again", action)
+                    refreshed = True
+                    await _refresh_botocore_credentials(self.client)
+                    continue
+                mapped = from_botocore(exc)
+                if mapped is None:
+                    raise
+                _log_error(action, "aioboto3", code or type(exc).__name__, "")
+                raise mapped from exc
         result.pop("ResponseMetadata", None)
         converted: dict[str, Any] = _bytes_to_binary(result)
         return converted
 
     async def close(self) -> None:
         return None
+
+
+async def _refresh_botocore_credentials(client: Any) -> None:
+    """Make botocore fetch its temporary credentials again before the next call.
+
+    botocore refreshes refreshable credentials on its own shortly before they expire by
+    its clock; DynamoDB's word that they expired wins here. Credentials that cannot be
+    refreshed (static keys) are left as they are: the retry then fails the same way.
+    """
+    signer = getattr(client, "_request_signer", None)
+    credentials = getattr(signer, "_credentials", None)
+    refresh = getattr(credentials, "_protected_refresh", None)
+    if refresh is None or getattr(credentials, "_refresh_using", None) is None:
+        return
+    try:
+        result = refresh(is_mandatory=True)
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception:
+        log.warning("refreshing the aioboto3 client's credentials failed", exc_info=True)
 
 
 _SHARED: dict[tuple[str | None, str | None], AiodynamoTransport] = {}
