@@ -22,8 +22,8 @@ condition, no ``add``), on failures of unknown outcome too; otherwise such a fai
 503 rather than a write that might land twice.
 
 A condition that fails is a 409 :class:`~lift_asgi.errors.ConditionFailed` that names the
-operation (its kind, its logical key, its position in the order the handler added them)
-and means nothing was written.
+operation by its number (from 1, in the order the handler added them) and kind, and
+means nothing was written; the keys are logged, never shown to the client.
 """
 
 from __future__ import annotations
@@ -108,9 +108,6 @@ class Operation:
     idempotent: bool
     expected_version: int | None
     size: int
-
-    def describe(self, index: int) -> dict[str, Any]:
-        return {"index": index, "kind": self.kind, "key": self.key}
 
 
 def _key_arg(key: KeyLike, sk: str | None) -> KeyLike:
@@ -665,9 +662,15 @@ class UnitOfWork(_View):
             )
         earlier = seen.get(identity)
         if earlier is not None:
+            log.info(
+                "the %s of %s touches the same item as operation %d",
+                operation.kind,
+                _show(operation.key),
+                earlier + 1,
+            )
             raise DuplicateItem(
-                f"The {operation.kind} of {_show(operation.key)} touches the same item as "
-                f"operation {earlier + 1} ({ops[earlier].kind}); DynamoDB refuses one item "
+                f"The {operation.kind} (operation {len(ops) + 1}) touches the same item as "
+                f"operation {earlier + 1} (a {ops[earlier].kind}); DynamoDB refuses one item "
                 "twice in a transaction."
             )
         total = self._bytes + operation.size
@@ -718,7 +721,7 @@ class UnitOfWork(_View):
                 _SINGLE_ACTION[op.kind], op.request, ambiguous_ok=op.idempotent
             )
         except ConditionFailed:
-            raise _conflict([0], [op]) from None
+            raise _conflict([0], [op], self.table.name) from None
 
     async def _commit_transaction(self, ops: Sequence[Operation]) -> None:
         table = self.table
@@ -738,7 +741,7 @@ class UnitOfWork(_View):
                     i for i, reason in enumerate(reasons) if reason == "ConditionalCheckFailed"
                 ]
                 if failed:
-                    raise _conflict(failed, ops) from None
+                    raise _conflict(failed, ops, table.name) from None
                 codes = {reason for reason in reasons if reason is not None}
                 if not codes or not codes <= _RETRYABLE_REASONS:
                     log.error("TransactWriteItems on %r cancelled: %s", table.name, reasons)
@@ -807,20 +810,36 @@ def _show(key: Mapping[str, Any]) -> str:
     return json.dumps(key, separators=(", ", ": "), default=str)
 
 
-def _conflict(failed: list[int], ops: Sequence[Operation]) -> ConditionFailed:
+def _conflict(failed: list[int], ops: Sequence[Operation], table: str) -> ConditionFailed:
+    """The 409 of a commit whose condition(s) failed.
+
+    The client learns which operation failed, numbered from 1 in the order the handler
+    added them (the same number in ``detail``, ``operation`` and ``failed``), and its
+    kind: never a key, which would show the stored key layout. The keys go to the log.
+    """
     first = ops[failed[0]]
+    number = failed[0] + 1
     note = (
         f" (expected version {first.expected_version})"
         if first.expected_version is not None
         else ""
     )
+    log.info(
+        "commit on %r: %s",
+        table,
+        "; ".join(
+            f"the {ops[i].kind} of {_show(ops[i].key)} (operation {i + 1} of {len(ops)}) "
+            "failed its condition"
+            for i in failed
+        ),
+    )
     detail = (
-        f"The {first.kind} of {_show(first.key)} (operation {failed[0] + 1} of {len(ops)}) "
-        f"failed its condition{note}; nothing was written."
+        f"Operation {number} of {len(ops)} (a {first.kind}) failed its condition{note}; "
+        "nothing was written."
     )
     return ConditionFailed(
         detail,
         aws_code="ConditionalCheckFailedException",
-        operation=first.describe(failed[0]),
-        failed=[ops[i].describe(i) for i in failed],
+        operation={"number": number, "of": len(ops), "kind": first.kind},
+        failed=[{"number": i + 1, "kind": ops[i].kind} for i in failed],
     )

@@ -232,7 +232,7 @@ async def test_failed_condition_replaces_the_response_with_a_409(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == 409
-    assert problem["operation"] == {"index": 1, "kind": "put", "key": {"pk": "p", "sk": "taken"}}
+    assert problem["operation"] == {"number": 2, "of": 3, "kind": "put"}
     assert '"written":true' not in response.text  # the app's own body was dropped
     assert "acme#" not in response.text
     assert await stored(raw, dynamodb_table) == ["acme#p/taken"]

@@ -7,6 +7,8 @@ aioboto3 client.
 
 from __future__ import annotations
 
+import base64
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +28,7 @@ from lift_asgi.errors import (
     TableNotFound,
     TooManyOperations,
     Unauthorized,
+    problem_body,
 )
 
 from .conftest import SECRET, scan
@@ -147,8 +150,9 @@ async def test_table_is_described_once(table: DynamoTable, transport: DynamoTran
 
 
 async def test_failing_condition_writes_nothing_and_names_the_operation(
-    uow: UnitOfWork, raw: Any
+    uow: UnitOfWork, raw: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "lift_asgi.dynamo")
     uow.put({"pk": "p", "sk": "taken"})
     await uow.commit()
     uow.put({"pk": "p", "sk": "a"})
@@ -159,13 +163,14 @@ async def test_failing_condition_writes_nothing_and_names_the_operation(
         await uow.commit()
     error = caught.value
     assert error.status == 409
-    assert error.extra["operation"] == {
-        "index": 2,
-        "kind": "put",
-        "key": {"pk": "p", "sk": "taken"},
-    }
-    assert "operation 3 of 4" in error.detail and "taken" in error.detail
-    assert "acme#" not in error.detail
+    # One numbering (from 1, in the order added) in the detail and the fields; no key.
+    assert error.extra["operation"] == {"number": 3, "of": 4, "kind": "put"}
+    assert error.extra["failed"] == [{"number": 3, "kind": "put"}]
+    assert error.detail.startswith("Operation 3 of 4 (a put) failed its condition")
+    body = problem_body(error).decode()
+    for shown in ("taken", '"pk"', '"sk"', "acme", '"index"'):
+        assert shown not in body
+    assert "taken" in caplog.text  # the key is in the log
     stored = await scan(raw, uow.table.name)
     assert [item["sk"] for item in stored] == ["taken"]
     assert uow.pending == 0
@@ -277,7 +282,8 @@ async def test_same_item_twice_is_refused(uow: UnitOfWork) -> None:
     with pytest.raises(DuplicateItem) as caught:
         uow.update(("p", "1"), set={"x": 1})
     assert caught.value.status == 409
-    assert "operation 1" in caught.value.detail
+    assert "(operation 2) touches the same item as operation 1" in caught.value.detail
+    assert '"pk"' not in caught.value.detail
 
 
 @pytest.mark.parametrize(
@@ -443,6 +449,21 @@ async def test_cursor_bound_to_listing(tasks: UnitOfWork, table: DynamoTable) ->
         await rotated.unit_of_work("acme").query(
             "project#p1", SK.begins_with("task#"), limit=2, cursor=cursor
         )
+
+
+async def test_page_cursor_is_opaque_and_canonical(tasks: UnitOfWork) -> None:
+    page = await tasks.query("project#p1", SK.begins_with("task#"), limit=2)
+    cursor = page.next_cursor
+    assert cursor is not None
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    for shown in (b"acme#", b"project#p1", b"task#01", b'"pk"', b"_tenant"):
+        assert shown not in raw
+    last = cursor[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same_bytes = alphabet[alphabet.index(last) ^ 1]  # flips an unused low bit (or a used one)
+    for edited in (cursor + "=", cursor + "==", cursor[:-1] + same_bytes):
+        with pytest.raises(InvalidCursor):
+            await tasks.query("project#p1", SK.begins_with("task#"), limit=2, cursor=edited)
 
 
 async def test_batch_get_in_order_with_gaps_and_chunks(uow: UnitOfWork) -> None:
