@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
-from lift_asgi.dynamo.transport import DynamoTransport
+from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
 from lift_asgi.errors import DynamoDBError, TableNotFound
 
 __all__ = [
@@ -84,11 +84,64 @@ def ttl_payload(spec: TableSpec) -> dict[str, Any]:
     }
 
 
-async def create_table(transport: DynamoTransport, spec: TableSpec, *, wait: float = 60.0) -> bool:
-    """Create ``spec`` if it does not exist and wait until it is ACTIVE.
+@overload
+async def create_table(
+    spec: TableSpec | str,
+    /,
+    *,
+    transport: DynamoTransport | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+    wait: float = 60.0,
+) -> bool: ...
 
-    Returns True when this call created it. Safe to run any number of times.
+
+@overload
+async def create_table(
+    transport: DynamoTransport, spec: TableSpec | str, /, *, wait: float = 60.0
+) -> bool: ...
+
+
+async def create_table(
+    first: TableSpec | str | DynamoTransport,
+    second: TableSpec | str | None = None,
+    /,
+    *,
+    transport: DynamoTransport | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+    wait: float = 60.0,
+) -> bool:
+    """Create ``spec`` if it does not exist, wait until it is ACTIVE, enable its TTL.
+
+    ``await create_table(TableSpec.standard("app-data"))`` (a bare name means the
+    standard schema) talks to ``endpoint`` (default ``AWS_ENDPOINT_URL_DYNAMODB``, else
+    AWS) in ``region`` through a transport it opens and closes itself;
+    ``create_table(spec, transport=t)`` or ``create_table(t, spec)`` uses yours and
+    leaves it open. Returns True when this call created the table. Safe to run at every
+    start: a table that exists is not an error, and is not logged as one.
     """
+    if second is not None:
+        if not isinstance(first, DynamoTransport):
+            raise TypeError("create_table(transport, spec): the first argument is a transport")
+        transport, target = first, second
+    elif isinstance(first, DynamoTransport):
+        raise TypeError("create_table needs a TableSpec (or a table name)")
+    else:
+        target = first
+    spec = TableSpec.standard(target) if isinstance(target, str) else target
+    if transport is not None:
+        if endpoint or region:
+            raise TypeError("endpoint/region are for the transport create_table opens itself")
+        return await _create(transport, spec, wait)
+    own = AiodynamoTransport(endpoint, region)
+    try:
+        return await _create(own, spec, wait)
+    finally:
+        await own.close()
+
+
+async def _create(transport: DynamoTransport, spec: TableSpec, wait: float) -> bool:
     created = True
     try:
         await transport.request("CreateTable", create_table_payload(spec))
@@ -113,8 +166,21 @@ async def create_table(transport: DynamoTransport, spec: TableSpec, *, wait: flo
     return created
 
 
-async def delete_table(transport: DynamoTransport, name: str) -> bool:
-    """Delete ``name``; returns False when it did not exist."""
+async def delete_table(
+    transport: DynamoTransport | None,
+    name: str,
+    *,
+    endpoint: str | None = None,
+    region: str | None = None,
+) -> bool:
+    """Delete ``name``; returns False when it did not exist. ``transport=None``: one
+    opened (``endpoint``, ``region``) and closed here."""
+    if transport is None:
+        own = AiodynamoTransport(endpoint, region)
+        try:
+            return await delete_table(own, name)
+        finally:
+            await own.close()
     try:
         await transport.request("DeleteTable", {"TableName": name})
     except TableNotFound:
