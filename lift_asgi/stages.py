@@ -20,7 +20,7 @@ Nothing else in the scope is read across stages (``request.state.tenant`` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.types import Receive, Scope, Send
 
@@ -36,6 +36,7 @@ __all__ = [
     "SCOPE_KEY",
     "TENANT",
     "UNIT_OF_WORK",
+    "IdempotentRequest",
     "RequestContext",
     "context",
     "enter",
@@ -79,8 +80,38 @@ class RequestContext:
     ``"conflict"``, ``"failed"``."""
     cost: Any = None
     """The request's DynamoDB cost accounting (calls, capacity, latency), when observed."""
+    idempotency: IdempotentRequest | None = None
+    """The idempotency stage's handle on a request carrying a key; the unit of work claims,
+    completes and releases it (see :class:`IdempotentRequest`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for the optional stages (idempotency...)."""
+
+
+class IdempotentRequest(Protocol):
+    """What the unit of work does for the idempotency stage outside it.
+
+    The idempotency stage validates the key and fingerprints the request; the unit of
+    work, which holds the tenant scope and the transaction, claims the key before the
+    app runs, adds the record's completion to its own commit, and releases the claim
+    when the response is not to be remembered.
+    """
+
+    max_response_bytes: int
+    """The largest response body the record keeps (the unit of work buffers up to it)."""
+
+    async def claim(self, uow: Any, send: Send) -> bool:
+        """Claim the key; ``False`` when an answer (replay, 409, 422) was sent instead."""
+
+    def complete(
+        self, uow: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """Buffer the record's completion in ``uow`` (raises a LiftError when it cannot)."""
+
+    async def release(self, uow: Any) -> None:
+        """Give the claim up (a 5xx, a failed commit, an exception): a retry executes."""
+
+    def explain(self, error: Exception) -> Exception:
+        """The error to answer when the commit carrying the record failed."""
 
 
 def context(scope: Scope) -> RequestContext:
