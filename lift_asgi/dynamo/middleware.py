@@ -18,8 +18,24 @@ otherwise it sends a problem+json response in its place (409 for a failed condit
 503 with ``Retry-After`` when DynamoDB stayed throttled or unavailable, 500 for anything
 else) and drops the app's body. A status of 400 or more, or an exception, discards the
 buffer. Body messages pass through untouched, so streaming and file responses stream.
-A :class:`~lift_asgi.errors.LiftError` the app raises before responding (``get_or_404``,
-``Unauthorized``, ...) becomes its problem+json response.
+
+A :class:`~lift_asgi.errors.LiftError` the app raises (``get_or_404``, ``Unauthorized``,
+a missing table, DynamoDB unavailable) becomes its problem+json response however the
+app is wired: a Starlette or FastAPI app wrapped directly gets the suite's exception
+handler for ``LiftError`` when it has none (its own ``ServerErrorMiddleware`` would
+otherwise send a plain 500 before the error reached this middleware), and any other ASGI
+app's error is caught here.
+
+Stage contract (:mod:`lift_asgi.stages`): the tenant comes from the tenant stage outside
+(``context(scope).tenant``) unless ``tenant_from`` is given; without either, lifespan
+startup fails with a :class:`~lift_asgi.errors.ConfigurationError` (and, when the server
+runs no lifespan, each request is a logged 500 naming the option). The unit of work is
+``context(scope).uow`` and the commit's outcome ``context(scope).commit``.
+
+A request the idempotency stage marked (``context(scope).idempotency``) is handled whole:
+the key is claimed before the app runs, the response is held until its body is complete,
+and the record's completion commits in the same call as the app's writes (see
+:mod:`lift_asgi.idempotency`).
 
 ``lifespan`` passes through; when the server shuts down, the transport the middleware
 opened is closed. ``websocket`` passes through without a unit of work.
@@ -27,31 +43,55 @@ opened is closed. ``websocket`` passes through without a unit of work.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lift_asgi._context import uow_var
-from lift_asgi.dynamo.client import DynamoTable, RetryPolicy
+from lift_asgi.dynamo.client import DynamoTable
 from lift_asgi.dynamo.tables import TableSpec
-from lift_asgi.dynamo.transport import DynamoTransport
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConditionFailed,
     ConfigurationError,
     LiftError,
     Unauthorized,
+    problem_exception_handler,
     send_problem,
 )
+from lift_asgi.stages import (
+    TENANT,
+    UNIT_OF_WORK,
+    IdempotentRequest,
+    RequestContext,
+    context,
+    enter,
+    fail_startup,
+    missing,
+)
 
-__all__ = ["UnitOfWorkMiddleware", "current_uow", "get_uow"]
+__all__ = ["UnitOfWorkMiddleware", "current_uow", "get_uow", "uow_var"]
 
 log = logging.getLogger("lift_asgi.dynamo")
 
 TenantGetter = Callable[[Scope], "str | None"]
+
+#: The unit of work of the request being handled (``current_uow()``); set and reset by
+#: :class:`UnitOfWorkMiddleware` only.
+uow_var: ContextVar[UnitOfWork | None] = ContextVar("lift_asgi.uow", default=None)
+
+
+@cache
+def _table_options() -> frozenset[str]:
+    """The options :class:`DynamoTable` takes besides the table itself."""
+    parameters = inspect.signature(DynamoTable.__init__).parameters
+    return frozenset(name for name in parameters if name not in ("self", "table"))
 
 
 class UnitOfWorkMiddleware:
@@ -59,12 +99,13 @@ class UnitOfWorkMiddleware:
 
     ``table`` (required): a table name, a :class:`~lift_asgi.dynamo.tables.TableSpec`,
     or a ready :class:`~lift_asgi.dynamo.client.DynamoTable` (then no other table
-    option may be given). The other options are :class:`DynamoTable`'s (``transport``,
-    ``client``, ``endpoint``, ``region``, ``tenant_attribute``, ``version_attribute``,
-    ``cursor_secret``, ``timeout``, ``retry``, ``bulk_concurrency``, ``verify_table``)
-    plus ``tenant_from``: a function of the ASGI scope returning the tenant id, for apps
-    that do not use :class:`~lift_asgi.tenancy.TenantMiddleware` (default: the ``id`` of
-    ``scope["state"]["tenant"]``).
+    option may be given). Every other keyword is passed to :class:`DynamoTable`
+    (``transport``, ``client``, ``endpoint``, ``region``, ``timeout``, ``retry``, ...;
+    see its docstring), so a mistake there names its option.
+
+    ``tenant_from``: a function of the ASGI scope returning the tenant id, for apps
+    without :class:`~lift_asgi.tenancy.TenantMiddleware` (default: the tenant the tenant
+    stage put in ``context(scope).tenant``).
     """
 
     def __init__(
@@ -72,63 +113,35 @@ class UnitOfWorkMiddleware:
         app: ASGIApp,
         *,
         table: str | TableSpec | DynamoTable | None = None,
-        transport: DynamoTransport | None = None,
-        client: Any = None,
-        endpoint: str | None = None,
-        region: str | None = None,
-        tenant_attribute: str = "_tenant",
-        version_attribute: str = "version",
-        cursor_secret: str | bytes | None = None,
-        timeout: float = 5.0,
-        retry: RetryPolicy | None = None,
-        bulk_concurrency: int = 4,
-        verify_table: bool = True,
         tenant_from: TenantGetter | None = None,
+        **table_options: Any,
     ) -> None:
         self.app = app
         if table is None or table == "":
             raise ConfigurationError("table", "the DynamoDB table (name or TableSpec) is required")
         if isinstance(table, DynamoTable):
-            given = {
-                name
-                for name, value, default in (
-                    ("transport", transport, None),
-                    ("client", client, None),
-                    ("endpoint", endpoint, None),
-                    ("region", region, None),
-                    ("tenant_attribute", tenant_attribute, "_tenant"),
-                    ("version_attribute", version_attribute, "version"),
-                    ("cursor_secret", cursor_secret, None),
-                    ("timeout", timeout, 5.0),
-                    ("retry", retry, None),
-                    ("bulk_concurrency", bulk_concurrency, 4),
-                    ("verify_table", verify_table, True),
-                )
-                if value != default
-            }
-            if given:
+            if table_options:
                 raise ConfigurationError(
-                    sorted(given)[0], "configure the DynamoTable you pass, not the middleware"
+                    sorted(table_options)[0],
+                    "configure the DynamoTable you pass, not the middleware",
                 )
             self.table = table
         else:
-            self.table = DynamoTable(
-                table,
-                transport=transport,
-                client=client,
-                endpoint=endpoint,
-                region=region,
-                tenant_attribute=tenant_attribute,
-                version_attribute=version_attribute,
-                cursor_secret=cursor_secret,
-                timeout=timeout,
-                retry=retry,
-                bulk_concurrency=bulk_concurrency,
-                verify_table=verify_table,
-            )
+            unknown = sorted(set(table_options) - _table_options())
+            if unknown:
+                raise ConfigurationError(
+                    unknown[0],
+                    "is not an option of UnitOfWorkMiddleware (table, tenant_from) nor of "
+                    f"DynamoTable ({', '.join(sorted(_table_options()))})",
+                )
+            self.table = DynamoTable(table, **table_options)
         if tenant_from is not None and not callable(tenant_from):
             raise ConfigurationError("tenant_from", "must be a function of the ASGI scope")
         self._tenant_from = tenant_from
+        # True once a tenant stage was seen outside (or none is needed): checked at
+        # lifespan startup, else on requests until it passes.
+        self._checked = tenant_from is not None
+        _answer_lift_errors(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -138,18 +151,47 @@ class UnitOfWorkMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
+        ctx = enter(scope, UNIT_OF_WORK)
+        tenant_from = self._tenant_from
+        if tenant_from is None:
+            if not self._checked:
+                error = missing(scope, TENANT, by=UNIT_OF_WORK, option="tenant_from")
+                if error is not None:
+                    log.error("refusing %s: %s", scope.get("path"), error)
+                    await send_problem(
+                        send,
+                        LiftError(f"The server is misconfigured: {error}", option="tenant_from"),
+                    )
+                    return
+                self._checked = True
+            tenant = ctx.tenant
+            tenant_id = tenant.id if tenant is not None else None
+        else:
+            tenant_id = tenant_from(scope)
+        uow = UnitOfWork(self.table, tenant_id)
+        ctx.uow = uow
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        if self._tenant_from is None:
-            tenant = state.get("tenant")
-            if tenant is not None and type(tenant) is not str:
-                tenant = getattr(tenant, "id", None)
-        else:
-            tenant = self._tenant_from(scope)
-        uow = UnitOfWork(self.table, tenant)
         state["uow"] = uow
         reset = uow_var.set(uow)
+        try:
+            request = ctx.idempotency
+            if request is None or tenant_id is None:
+                await self._run(ctx, uow, scope, receive, send)
+            else:
+                await self._run_idempotent(request, ctx, uow, scope, receive, send)
+        finally:
+            if uow._ops is None:
+                uow._closed = True
+            else:
+                uow._end()
+            uow_var.reset(reset)
+
+    async def _run(
+        self, ctx: RequestContext, uow: UnitOfWork, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The app with the start message held until the commit answered."""
         started = False
         replaced = False
 
@@ -162,34 +204,142 @@ class UnitOfWorkMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 if message["status"] >= 400:
-                    uow.discard()
+                    ctx.commit = "discarded" if uow.discard() else "none"
                 elif uow._ops:
-                    error = await _commit(uow)
+                    error = await _commit(uow, ctx)
                     if error is not None:
                         replaced = True
                         await send_problem(send, error)
                         return
+                else:
+                    ctx.commit = "none"
             await send(message)
 
         try:
             await self.app(scope, receive, send_committing)
         except LiftError as error:
-            uow.discard()
+            if uow.discard():
+                ctx.commit = "discarded"
             if started:
                 raise
             log.debug("%s raised before responding: %s", scope.get("path"), error.detail)
             await send_problem(send, error)
         except BaseException:
-            uow.discard()
+            if uow.discard():
+                ctx.commit = "discarded"
             raise
-        finally:
-            if uow._ops is None:
-                uow._closed = True
-            else:
-                uow._end()
-            uow_var.reset(reset)
+
+    async def _run_idempotent(
+        self,
+        request: IdempotentRequest,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Claim, run the app with its whole response held (up to the record's cap), then
+        commit the app's writes and the record's completion together."""
+        if not await request.claim(uow, send):
+            ctx.commit = "none"
+            return
+        cap = request.max_response_bytes
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+        complete = False
+        unfit: str | None = None  # why the response cannot be remembered
+
+        async def hold(message: Message) -> None:
+            nonlocal start, size, complete, unfit
+            kind = message["type"]
+            if kind == "http.response.start":
+                start = message
+            elif kind == "http.response.body":
+                if complete:
+                    return
+                body = message.get("body", b"")
+                size += len(body)
+                if size > cap:
+                    unfit = f"its body is larger than max_response_bytes={cap}"
+                    chunks.clear()
+                elif body:
+                    chunks.append(body)
+                if not message.get("more_body", False):
+                    complete = True
+            else:  # http.response.pathsend, trailers...: not something a record can replay
+                unfit = f"it uses {kind}"
+                complete = True
+
+        try:
+            await self.app(scope, receive, hold)
+        except LiftError as error:
+            if start is not None:
+                await self._give_up(request, ctx, uow)
+                raise
+            log.debug("%s raised before responding: %s", scope.get("path"), error.detail)
+            # the handler's own answer, as if it had returned it
+            await send_problem(hold, error)
+        except BaseException:
+            await self._give_up(request, ctx, uow)
+            if start is not None and complete and unfit is None:
+                # e.g. Starlette's ServerErrorMiddleware: it sent its 500, then re-raised
+                await _forward(send, start, chunks)
+            raise
+        if start is None or not complete:
+            await self._give_up(request, ctx, uow)
+            if start is not None:
+                await _forward(send, start, chunks)
+            return
+        status = start["status"]
+        if unfit is not None:
+            await self._give_up(request, ctx, uow)
+            log.error("%s: the response cannot be remembered: %s", scope.get("path"), unfit)
+            await send_problem(
+                send,
+                LiftError(
+                    f"The response to this idempotent request cannot be remembered ({unfit}); "
+                    "nothing was written."
+                ),
+            )
+            return
+        if status >= 500:
+            await self._give_up(request, ctx, uow)
+            await _forward(send, start, chunks)
+            return
+        if status >= 400 and uow.discard():
+            ctx.commit = "discarded"
+        body = b"".join(chunks)
+        try:
+            request.complete(uow, status, list(start.get("headers", ())), body)
+        except LiftError as error:
+            await self._give_up(request, ctx, uow)
+            log.error("%s: the idempotency record was refused: %s", scope.get("path"), error)
+            await send_problem(send, error)
+            return
+        failure = await _commit(uow, ctx)
+        if failure is not None:
+            await request.release(uow)
+            explained = request.explain(failure)
+            await send_problem(send, explained if isinstance(explained, LiftError) else failure)
+            return
+        await _forward(send, start, [body])
+
+    @staticmethod
+    async def _give_up(request: IdempotentRequest, ctx: RequestContext, uow: UnitOfWork) -> None:
+        if uow.discard():
+            ctx.commit = "discarded"
+        await request.release(uow)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        enter(scope, UNIT_OF_WORK)
+        if self._tenant_from is None:
+            error = missing(scope, TENANT, by=UNIT_OF_WORK, option="tenant_from")
+            if error is not None:
+                log.error("%s", error)
+                await fail_startup(receive, send, error)
+                return
+            self._checked = True
         shutting_down = False
         closed = False
 
@@ -221,19 +371,43 @@ class UnitOfWorkMiddleware:
                 await close()
 
 
-async def _commit(uow: UnitOfWork) -> LiftError | None:
+def _answer_lift_errors(app: ASGIApp) -> None:
+    """Give a wrapped Starlette/FastAPI app the suite's handler for LiftError when it has
+    none: its ServerErrorMiddleware would answer a plain-text 500 before re-raising, so
+    catching the error here would come too late."""
+    if not isinstance(app, Starlette) or LiftError in app.exception_handlers:
+        return
+    if app.middleware_stack is not None:
+        log.warning(
+            "UnitOfWorkMiddleware wraps a Starlette app that already started; give it "
+            "exception_handlers=PROBLEM_HANDLERS so LiftErrors become problem responses"
+        )
+        return
+    app.exception_handlers[LiftError] = problem_exception_handler
+
+
+async def _forward(send: Send, start: Message, chunks: list[bytes]) -> None:
+    await send(start)
+    await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+
+async def _commit(uow: UnitOfWork, ctx: RequestContext) -> LiftError | None:
     """Commit ``uow``; the error to answer with instead of the app's response, if any."""
     try:
         await uow.commit()
     except ConditionFailed as error:
         log.info("commit refused: %s", error.detail)
+        ctx.commit = "conflict"
         return error
     except LiftError as error:
         log.warning("commit failed (%s): %s", error.status, error.detail)
+        ctx.commit = "failed"
         return error
     except Exception:
         log.exception("commit failed")
+        ctx.commit = "failed"
         return LiftError("The request could not be completed.")
+    ctx.commit = "committed"
     return None
 
 
@@ -254,8 +428,7 @@ def get_uow(request: Request) -> UnitOfWork:
     Raises :class:`~lift_asgi.errors.Unauthorized` (401) when the request has no tenant;
     a tenant-less route reaches the table only through ``request.state.uow.unscoped()``.
     """
-    state = request.scope.get("state") or {}
-    uow: UnitOfWork | None = state.get("uow")
+    uow: UnitOfWork | None = context(request.scope).uow
     if uow is None:
         raise RuntimeError("no unit of work: is UnitOfWorkMiddleware installed on this app?")
     if uow.tenant_id is None:

@@ -19,6 +19,7 @@ from lift_asgi.dynamo import DynamoTable, RetryPolicy, UnitOfWork
 from lift_asgi.dynamo.codec import decode_item
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import Aioboto3Transport, AiodynamoTransport, DynamoTransport
+from lift_asgi.stages import TENANT, enter
 
 SECRET = "test-cursor-secret-0123456789abcdef"
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=5.0)
@@ -91,7 +92,8 @@ async def scan(raw: DynamoTransport, table: str) -> list[dict[str, Any]]:
 
 
 class TenantFromHeader:
-    """Test-only stand-in for TenantMiddleware: ``x-tenant`` → ``state["tenant"]``."""
+    """Test-only stand-in for TenantMiddleware: ``x-tenant`` → ``context(scope).tenant``
+    (the tenant stage of :mod:`lift_asgi.stages`)."""
 
     class Tenant:
         def __init__(self, tenant_id: str) -> None:
@@ -101,11 +103,11 @@ class TenantFromHeader:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            state = scope.setdefault("state", {})
-            for name, value in scope["headers"]:
+        if scope["type"] in ("http", "lifespan"):
+            ctx = enter(scope, TENANT)
+            for name, value in scope.get("headers", ()):
                 if name == b"x-tenant":
-                    state["tenant"] = self.Tenant(value.decode())
+                    ctx.tenant = self.Tenant(value.decode())  # type: ignore[assignment]
         await self.app(scope, receive, send)
 
 

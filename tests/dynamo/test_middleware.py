@@ -25,7 +25,8 @@ from lift_asgi.dynamo import (
 )
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
-from lift_asgi.errors import ConfigurationError
+from lift_asgi.errors import ConfigurationError, LiftError
+from lift_asgi.stages import TENANT, UNIT_OF_WORK, context
 from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 
 from .conftest import FAST_RETRY, SECRET, TenantFromHeader, client_for, scan
@@ -604,3 +605,252 @@ def test_an_inverted_index_is_refused_at_construction() -> None:
     spec = TableSpec(name="orders", gsis=(GSISpec("inverted", pk="sk", sk="pk"),))
     with pytest.raises(ConfigurationError, match=r"^table: .*'sk' is the table's sort key"):
         UnitOfWorkMiddleware(Starlette(), table=spec)
+
+
+# -- LiftErrors come out as problems however the app is wired (issue 9) -------------------
+
+
+def _wrapped(framework: str, table: str, transport: DynamoTransport, **options: Any) -> ASGIApp:
+    """The README's plugin-test pattern: the middleware wraps the app itself, and the app
+    was given no PROBLEM_HANDLERS (its ServerErrorMiddleware would answer a plain 500)."""
+
+    async def starlette_read(request: StarletteRequest) -> Response:
+        return JSONResponse(await current_uow().get_or_404("p", request.path_params["sk"]))
+
+    inner: Starlette
+    if framework == "starlette":
+        inner = Starlette(routes=[Route("/items/{sk}", starlette_read)])
+    else:
+        inner = FastAPI()
+
+        @inner.get("/items/{sk}")
+        async def fastapi_read(sk: str) -> dict[str, Any]:
+            return await current_uow().get_or_404("p", sk)
+
+    return UnitOfWorkMiddleware(
+        inner,
+        table=table,
+        transport=transport,
+        retry=FAST_RETRY,
+        tenant_from=lambda scope: "acme",
+        **options,
+    )
+
+
+async def test_a_wrapped_app_without_problem_handlers_answers_a_miss_with_a_404_problem(
+    framework: str, aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    app = _wrapped(framework, dynamodb_table.name, aiodynamo_transport)
+    async with client_for(app) as client:
+        response = await client.get("/items/missing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+async def test_a_wrapped_app_without_problem_handlers_names_a_missing_table(
+    framework: str, aiodynamo_transport: AiodynamoTransport
+) -> None:
+    app = _wrapped(framework, "no-such-table-xyz", aiodynamo_transport)
+    async with client_for(app) as client:
+        response = await client.get("/items/1")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "no-such-table-xyz" in response.json()["detail"]
+
+
+async def test_a_wrapped_app_without_problem_handlers_answers_503_when_dynamodb_is_unreachable(
+    framework: str, dynamodb_fault_proxy: Any, dynamodb_table: TableSpec
+) -> None:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    app = _wrapped(framework, dynamodb_table.name, transport, verify_table=False)
+    dynamodb_fault_proxy.drop(times=None, operation="GetItem")
+    try:
+        async with client_for(app) as client:
+            response = await client.get("/items/1")
+    finally:
+        await transport.close()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) >= 1
+    assert len(dynamodb_fault_proxy.calls_of("GetItem")) == FAST_RETRY.attempts
+
+
+async def test_a_plain_asgi_app_raising_a_lift_error_gets_its_problem(
+    aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await current_uow().get_or_404("p", "missing")
+
+    wrapped = UnitOfWorkMiddleware(
+        app, table=dynamodb_table.name, transport=aiodynamo_transport, tenant_from=lambda s: "a"
+    )
+    async with client_for(wrapped) as client:
+        response = await client.get("/")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_apps_own_lift_error_handler_is_kept(aiodynamo_transport: AiodynamoTransport) -> None:
+    async def mine(request: Any, exc: Exception) -> Response:
+        return Response("mine", status_code=418)
+
+    inner = Starlette(exception_handlers={LiftError: mine})
+    UnitOfWorkMiddleware(inner, table="t-1", transport=aiodynamo_transport, tenant_from=str)
+    assert inner.exception_handlers[LiftError] is mine
+
+
+# -- the stage contract (issue 9) ---------------------------------------------------------
+
+
+async def _lifespan_messages(app: ASGIApp) -> list[Message]:
+    queue: asyncio.Queue[Message] = asyncio.Queue()
+    sent: list[Message] = []
+    await queue.put({"type": "lifespan.startup"})
+
+    async def receive() -> Message:
+        return await queue.get()
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            await queue.put({"type": "lifespan.shutdown"})
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    return sent
+
+
+def _untenanted(table: str, transport: DynamoTransport, handled: list[str]) -> ASGIApp:
+    async def hello(request: StarletteRequest) -> Response:
+        handled.append(request.url.path)
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[Route("/", hello)],
+        middleware=[Middleware(UnitOfWorkMiddleware, table=table, transport=transport)],
+    )
+
+
+async def test_without_a_tenant_stage_lifespan_startup_fails_naming_tenant_from(
+    aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    app = _untenanted(dynamodb_table.name, aiodynamo_transport, [])
+    sent = await _lifespan_messages(app)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "tenant_from" in sent[0]["message"]
+    assert "TenantMiddleware" in sent[0]["message"]
+
+
+async def test_without_a_tenant_stage_and_no_lifespan_a_request_is_a_logged_500_problem(
+    aiodynamo_transport: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handled: list[str] = []
+    app = _untenanted(dynamodb_table.name, aiodynamo_transport, handled)
+    async with client_for(app) as client:  # httpx's ASGITransport runs no lifespan
+        response = await client.get("/")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "tenant_from" in response.json()["detail"]
+    assert handled == []
+    assert any("tenant_from" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+async def test_tenant_middleware_outside_passes_startup_and_its_exempt_paths_get_401(
+    aiodynamo_transport: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    app = FastAPI()
+
+    @app.get("/open")
+    async def open_route(uow: Uow) -> dict[str, str]:
+        return {"never": "reached"}
+
+    app.add_middleware(
+        UnitOfWorkMiddleware, table=dynamodb_table.name, transport=aiodynamo_transport
+    )
+    app.add_middleware(TenantMiddleware, resolvers=[HeaderResolver()], exempt=["/open"])
+    sent = await _lifespan_messages(app)
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    async with client_for(app) as client:
+        response = await client.get("/open")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_context_carries_the_stage_the_uow_and_the_commit_outcome(
+    http_app_probe: tuple[ASGIApp, list[Any]],
+) -> None:
+    app, seen = http_app_probe
+    async with client_for(app) as client:
+        await client.post("/write", json={"items": [{"pk": "p", "sk": "1"}]}, headers=ACME)
+        await client.get("/noop", headers=ACME)
+        await client.post(
+            "/write", json={"items": [{"pk": "p", "sk": "2"}], "status": 400}, headers=ACME
+        )
+        await client.post(
+            "/write", json={"items": [{"pk": "p", "sk": "1"}], "if_absent": True}, headers=ACME
+        )
+    assert [ctx.commit for ctx in seen] == ["committed", "none", "discarded", "conflict"]
+    assert all(ctx.stages == [TENANT, UNIT_OF_WORK] for ctx in seen)
+    assert all(isinstance(ctx.uow, UnitOfWork) for ctx in seen)
+    assert [ctx.uow.tenant_id for ctx in seen] == ["acme"] * 4
+
+
+@pytest.fixture
+def http_app_probe(
+    make_app: Any, aiodynamo_transport: AiodynamoTransport
+) -> tuple[ASGIApp, list[Any]]:
+    inner = make_app(aiodynamo_transport)
+    seen: list[Any] = []
+
+    async def probe(scope: Any, receive: Any, send: Any) -> None:
+        await inner(scope, receive, send)
+        if scope["type"] == "http":
+            seen.append(context(scope))
+
+    return probe, seen
+
+
+def test_the_uow_contextvar_lives_with_its_owner() -> None:
+    import lift_asgi._context
+    from lift_asgi.dynamo import middleware
+
+    assert not hasattr(lift_asgi._context, "uow_var")
+    assert middleware.uow_var.get() is None
+
+
+# -- DynamoTable's options pass through, not re-declared (issue 10) ----------------------------
+
+
+def test_table_options_are_dynamo_tables_and_mistakes_name_them(
+    aiodynamo_transport: AiodynamoTransport,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None: ...
+
+    middleware = UnitOfWorkMiddleware(
+        app,
+        table="t-1",
+        transport=aiodynamo_transport,
+        timeout=2.5,
+        bulk_concurrency=7,
+        verify_table=False,
+        retry=FAST_RETRY,
+        tenant_attribute="_owner",
+        version_attribute="rev",
+    )
+    table = middleware.table
+    assert (table.timeout, table.bulk_concurrency, table.retry) == (2.5, 7, FAST_RETRY)
+    assert (table.schema.tenant_attribute, table.schema.version_attribute) == ("_owner", "rev")
+    with pytest.raises(ConfigurationError) as caught:
+        UnitOfWorkMiddleware(app, table="t-1", timeuot=1)
+    assert caught.value.option == "timeuot"
+    assert "timeout" in str(caught.value)  # the message lists the real options
+    ready = DynamoTable("t-1", transport=aiodynamo_transport)
+    with pytest.raises(ConfigurationError) as caught:
+        UnitOfWorkMiddleware(app, table=ready, tenant_attribute="_tenant")
+    assert caught.value.option == "tenant_attribute"
+    assert UnitOfWorkMiddleware(app, table=ready, tenant_from=str).table is ready
