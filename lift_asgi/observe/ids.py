@@ -1,0 +1,94 @@
+"""Request ids: accepted from the client when safe, else made here; the Lambda ids kept.
+
+The id is what an operator pastes into a log search, so a client's value is accepted
+only when it cannot break a log line or a header: 1 to 128 characters from
+``[A-Za-z0-9._:-]``. Anything else (too long, spaces, quotes, newlines, non-ASCII) is
+replaced, never cleaned up: a cleaned value would look like the client's and not be it.
+
+Under AWS Lambda (Mangum puts the invocation's context in ``scope["aws.context"]``) the
+invocation's ``aws_request_id`` and the X-Ray ``X-Amzn-Trace-Id`` are kept beside it,
+so a request record can be joined with Lambda's own ``START RequestId: ...`` lines and
+with X-Ray. When the client sent no usable id, the invocation's id is the request id.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.types import Scope
+
+__all__ = [
+    "MAX_REQUEST_ID",
+    "RequestIds",
+    "current_ids",
+    "current_request_id",
+    "ids_var",
+    "new_request_id",
+    "valid_request_id",
+]
+
+MAX_REQUEST_ID: Final = 128
+_SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# X-Ray: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+_TRACE: Final = re.compile(r"[A-Za-z0-9=;:._-]{1,256}")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIds:
+    """The ids of the request being handled."""
+
+    request_id: str
+    """Echoed as ``X-Request-ID`` and put on every log record."""
+    lambda_request_id: str | None = None
+    """The Lambda invocation's ``aws_request_id`` (``None`` outside Lambda)."""
+    trace_id: str | None = None
+    """``X-Amzn-Trace-Id`` from the request or the Lambda environment, when present."""
+
+
+#: The ids of the request being handled; set and reset by
+#: :class:`~lift_asgi.observe.RequestObserver` only.
+ids_var: ContextVar[RequestIds | None] = ContextVar("lift_asgi.request_ids", default=None)
+
+
+def valid_request_id(value: str) -> bool:
+    """Whether a client's value is accepted as the request id as it is."""
+    return _SAFE.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    """32 random hex digits (128 bits, as a UUID4 has, without the UUID's cost)."""
+    return os.urandom(16).hex()
+
+
+def current_ids() -> RequestIds | None:
+    """The ids of the request being handled, ``None`` outside one."""
+    return ids_var.get()
+
+
+def current_request_id() -> str | None:
+    """The request id of the request being handled, ``None`` outside one."""
+    ids = ids_var.get()
+    return ids.request_id if ids is not None else None
+
+
+def lambda_ids(scope: Scope, header_trace: bytes | None) -> tuple[str | None, str | None]:
+    """The invocation's ``aws_request_id`` and the trace id, validated; ``(None, None)``
+    outside Lambda and without an ``X-Amzn-Trace-Id`` header."""
+    invocation: str | None = None
+    aws_context: Any = scope.get("aws.context")
+    if aws_context is not None:
+        found = getattr(aws_context, "aws_request_id", None)
+        if isinstance(found, str) and valid_request_id(found):
+            invocation = found
+    trace: str | None = None
+    if header_trace is not None:
+        trace = header_trace.decode("latin-1")
+    elif aws_context is not None:
+        trace = os.environ.get("_X_AMZN_TRACE_ID")  # set by the Lambda runtime per invocation
+    if trace is not None and _TRACE.fullmatch(trace) is None:
+        trace = None
+    return invocation, trace
