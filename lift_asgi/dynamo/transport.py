@@ -41,6 +41,7 @@ from lift_asgi.dynamo.botocore_errors import error_code, from_botocore, method_n
 from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
 from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
+from lift_asgi.observe.cost import cost_var
 
 __all__ = [
     "Aioboto3Transport",
@@ -135,6 +136,12 @@ class AiodynamoTransport:
         return key
 
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        cost = cost_var.get()  # the observed request's DynamoDB accounting, if any
+        if cost is None:
+            return await self._request(action, payload)
+        return await cost.call(self._request, action, payload)
+
+    async def _request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         session = self._http()
         refreshed = False
         while True:
@@ -250,6 +257,12 @@ class Aioboto3Transport:
         self._methods: dict[str, Any] = {}
 
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        cost = cost_var.get()  # the observed request's DynamoDB accounting, if any
+        if cost is None:
+            return await self._request(action, payload)
+        return await cost.call(self._request, action, payload)
+
+    async def _request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         method = self._methods.get(action)
         if method is None:
             method = self._methods[action] = getattr(self.client, method_name(action))
