@@ -110,8 +110,10 @@ class IdempotentRequest(Protocol):
     async def release(self, uow: Any) -> None:
         """Give the claim up (a 5xx, a failed commit, an exception): a retry executes."""
 
-    def explain(self, error: Exception) -> Exception:
-        """The error to answer when the commit carrying the record failed."""
+    async def recover(self, uow: Any, error: Exception) -> Exception | None:
+        """After the commit carrying the record failed: ``None`` when the record shows it
+        landed after all (its answer was lost), so the held response stands; otherwise
+        the claim is released and the error to answer with is returned."""
 
 
 def context(scope: Scope) -> RequestContext:

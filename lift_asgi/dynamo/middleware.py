@@ -319,10 +319,12 @@ class UnitOfWorkMiddleware:
             return
         failure = await _commit(uow, ctx)
         if failure is not None:
-            await request.release(uow)
-            explained = request.explain(failure)
-            await send_problem(send, explained if isinstance(explained, LiftError) else failure)
-            return
+            answer = await request.recover(uow, failure)
+            if answer is not None:
+                await send_problem(send, answer if isinstance(answer, LiftError) else failure)
+                return
+            log.info("%s: the commit's answer was lost, but it landed", scope.get("path"))
+            ctx.commit = "committed"
         await _forward(send, start, [body])
 
     @staticmethod

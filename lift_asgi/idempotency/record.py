@@ -1,0 +1,354 @@
+"""The idempotency record of one request: claimed before the handler, completed in the
+unit of work's own commit, released when the response is not to be remembered.
+
+One item per key and tenant, written through the unit of work's tenant scope, so it is
+stored under the tenant's prefix like any other item (``{tenant}#_idempotency#{key}``)
+and carries the tenant attribute:
+
+==================  =========================================================
+``state``           ``in_progress`` (claimed) or ``completed`` (remembered)
+``token``           the claiming request's random token: only it may complete
+                    or release the claim
+``fingerprint``     SHA-256 of method, path and body bytes
+``expires_at``      epoch seconds after which an in-progress claim may be retaken
+                    (the Lambda deadline, or ``in_progress_expiry``)
+TTL attribute       epoch seconds after which the key is forgotten (``retention``)
+``response_*``      status, the headers that matter, body bytes (once completed)
+==================  =========================================================
+
+The claim is one conditional ``PutItem`` with ``ReturnValuesOnConditionCheckFailure=
+ALL_OLD``: a duplicate learns everything (fingerprint, state, stored response) from the
+failed write itself, so a replay or a conflict costs one call. A claim whose answer was
+lost is retried safely: finding its own token in the returned item, it knows it holds the
+claim. The completion is an ``update`` buffered in the unit of work, conditioned on this
+request's token still holding an in-progress claim, so it commits in the same call as the
+handler's writes or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Send
+
+from lift_asgi.dynamo.client import MAX_TRANSACTION_ITEMS, DynamoTable
+from lift_asgi.dynamo.conditions import Attr, Expression
+from lift_asgi.dynamo.keys import TenantScope
+from lift_asgi.dynamo.uow import UnitOfWork
+from lift_asgi.errors import (
+    ConditionFailed,
+    Conflict,
+    LiftError,
+    TooManyOperations,
+    send_problem,
+)
+
+__all__ = [
+    "COMPLETED",
+    "IN_PROGRESS",
+    "IdempotencyClaimLost",
+    "IdempotencyInProgress",
+    "IdempotencyKeyReused",
+    "IdempotentRecord",
+    "RecordPolicy",
+    "fingerprint",
+]
+
+log = logging.getLogger("lift_asgi.idempotency")
+
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+REPLAYED_HEADER = (b"idempotent-replayed", b"true")
+
+
+class IdempotencyInProgress(Conflict):
+    """Another request with this key is still being handled (409 + ``Retry-After``)."""
+
+    title = "Request in progress"
+    code = "idempotency-in-progress"
+
+
+class IdempotencyKeyReused(LiftError):
+    """The key was first used for another method, path or body (422)."""
+
+    status = 422
+    title = "Idempotency key reused"
+    code = "idempotency-key-reused"
+
+
+class IdempotencyClaimLost(Conflict):
+    """This request's claim expired and was retaken before it committed (409)."""
+
+    title = "Idempotency claim lost"
+    code = "idempotency-claim-lost"
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """What makes two requests "the same": method, path and body bytes."""
+    digest = hashlib.sha256(method.encode() + b"\n" + path.encode("utf-8", "surrogateescape"))
+    digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPolicy:
+    """The stage's options, compiled once (see :class:`IdempotencyMiddleware`)."""
+
+    retention: float
+    in_progress_expiry: float
+    max_response_bytes: int
+    replay_headers: frozenset[bytes]
+    key_prefix: str
+    ttl_attribute: str | None
+    clock: Callable[[], float]
+
+    def ttl_name(self, table: DynamoTable) -> str:
+        return self.ttl_attribute or table.spec.ttl_attribute or "ttl"
+
+
+class IdempotentRecord:
+    """One request's record; implements :class:`lift_asgi.stages.IdempotentRequest`."""
+
+    __slots__ = (
+        "_key",
+        "_number",
+        "_scope",
+        "claimed",
+        "expires_in",
+        "fingerprint",
+        "key",
+        "max_response_bytes",
+        "policy",
+        "token",
+    )
+
+    def __init__(
+        self, policy: RecordPolicy, key: str, fingerprint: str, expires_in: float, token: str
+    ) -> None:
+        self.policy = policy
+        self.key = key
+        self.fingerprint = fingerprint
+        self.expires_in = expires_in
+        self.token = token
+        self.max_response_bytes = policy.max_response_bytes
+        self.claimed = False
+        self._scope: TenantScope | None = None
+        self._key: Any = None
+        self._number = 0
+
+    # -- before the handler -----------------------------------------------------------
+
+    def _locate(self, uow: UnitOfWork) -> tuple[TenantScope, Any]:
+        scope = self._scope
+        if scope is None:
+            assert uow.tenant_id is not None  # the unit of work claims for tenants only
+            scope = self._scope = TenantScope(uow.table.schema, uow.tenant_id)
+            logical = self.policy.key_prefix + self.key
+            self._key = (logical, "_") if scope.schema.sk else logical
+        return scope, self._key
+
+    async def claim(self, uow: UnitOfWork, send: Send) -> bool:
+        """Claim the key in one conditional write; ``False`` when an answer was sent."""
+        table = uow.table
+        scope, key = self._locate(uow)
+        schema = scope.schema
+        policy = self.policy
+        ttl = policy.ttl_name(table)
+        now = policy.clock()
+        fields: dict[str, Any] = {
+            schema.pk: key[0] if isinstance(key, tuple) else key,
+            "state": IN_PROGRESS,
+            "token": self.token,
+            "fingerprint": self.fingerprint,
+            "expires_at": math.ceil(now + self.expires_in),
+            ttl: math.ceil(now + policy.retention),
+        }
+        if schema.sk:
+            fields[schema.sk] = key[1]
+        expr = Expression()
+        free = (
+            Attr(schema.pk).not_exists()
+            | Attr(ttl).lt(int(now))
+            | (Attr("state").eq(IN_PROGRESS) & Attr("expires_at").lt(int(now)))
+        )
+        payload: dict[str, Any] = {
+            "TableName": table.name,
+            "Item": scope.stored(fields),
+            "ConditionExpression": free.render(expr),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        expr.apply(payload)
+        try:
+            # Safe to retry when the outcome is unknown: a claim that landed is
+            # recognised below by its own token.
+            await table.retrying("PutItem", payload)
+        except ConditionFailed as failed:
+            old = failed.item
+            if old is None:  # an engine that does not return the item: read it
+                found = await table.retrying(
+                    "GetItem",
+                    {"TableName": table.name, "Key": scope.key(key)[0], "ConsistentRead": True},
+                )
+                old = found.get("Item")
+            record = scope.visible(old) if old else None
+            return await self._duplicate(record, now, send)
+        except LiftError as error:
+            log.warning("idempotency claim of %r failed: %s", self.key, error.detail)
+            await send_problem(send, error)
+            return False
+        self.claimed = True
+        return True
+
+    async def _duplicate(self, record: dict[str, Any] | None, now: float, send: Send) -> bool:
+        if record is not None and record.get("token") == self.token:
+            self.claimed = True  # our own claim, whose first answer was lost
+            return True
+        if record is not None and record.get("fingerprint") != self.fingerprint:
+            await send_problem(
+                send,
+                IdempotencyKeyReused(
+                    "This Idempotency-Key was first used for a request with another method, "
+                    "path or body; use a new key for a new request."
+                ),
+            )
+            return False
+        if record is not None and record.get("state") == COMPLETED:
+            await self._replay(record, send)
+            return False
+        # The first request usually finishes within a second; its claim's expiry (up to
+        # the Lambda deadline) would make a client wait far longer than needed.
+        wait = 1
+        await send_problem(
+            send,
+            IdempotencyInProgress(
+                "A request with this Idempotency-Key is still being handled; retry shortly.",
+                headers={"retry-after": str(wait)},
+                retry_after=wait,
+            ),
+        )
+        return False
+
+    @staticmethod
+    async def _replay(record: dict[str, Any], send: Send) -> None:
+        body = bytes(record.get("response_body") or b"")
+        headers = [
+            (str(name).encode("latin-1"), str(value).encode("latin-1"))
+            for name, value in record.get("response_headers") or ()
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        headers.append(REPLAYED_HEADER)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(record["response_status"]),
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    # -- after the handler ------------------------------------------------------------
+
+    def complete(
+        self, uow: UnitOfWork, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """Buffer the completion in ``uow``: it commits with the handler's writes."""
+        if uow.pending >= MAX_TRANSACTION_ITEMS:
+            raise TooManyOperations(
+                f"The request buffered {uow.pending} operations, as many as one DynamoDB "
+                "transaction holds, so its idempotency record has no room; nothing was "
+                "written. Buffer at most 99 operations in an idempotent request."
+            )
+        _, key = self._locate(uow)
+        policy = self.policy
+        keep = policy.replay_headers
+        values: dict[str, Any] = {
+            "state": COMPLETED,
+            "response_status": status,
+            "response_headers": [
+                [name.decode("latin-1"), value.decode("latin-1")]
+                for name, value in headers
+                if name.lower() in keep
+            ],
+            policy.ttl_name(uow.table): math.ceil(policy.clock() + policy.retention),
+        }
+        if body:
+            values["response_body"] = body
+        try:
+            uow.update(
+                key,
+                set=values,
+                remove=["expires_at"],
+                condition=Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS),
+            )
+        except LiftError as error:  # over 400 KB, or the transaction over 4 MB
+            raise LiftError(
+                "The response to this idempotent request is too large to remember "
+                f"({error.detail}); nothing was written."
+            ) from None
+        self._number = uow.pending
+
+    async def release(self, uow: UnitOfWork) -> None:
+        """Delete the claim if this request still holds it, so a retry executes."""
+        if not self.claimed:
+            return
+        self.claimed = False
+        table = uow.table
+        scope, key = self._locate(uow)
+        expr = Expression()
+        mine = Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS)
+        payload: dict[str, Any] = {
+            "TableName": table.name,
+            "Key": scope.key(key)[0],
+            "ConditionExpression": mine.render(expr),
+        }
+        expr.apply(payload)
+        try:
+            await table.retrying("DeleteItem", payload)
+        except ConditionFailed:
+            pass  # completed after all (a lost answer), or retaken: not ours to delete
+        except Exception as error:  # the claim expires on its own
+            log.warning("releasing idempotency key %r failed: %r", self.key, error)
+
+    async def recover(self, uow: UnitOfWork, error: Exception) -> Exception | None:
+        """The commit carrying the completion failed, or seemed to: read the record.
+
+        Completed under this request's token means the transaction was applied (the
+        record and the data commit together) and only its answer was lost: ``None``, the
+        held response stands. Otherwise the claim is released, so a retry executes, and
+        the error to answer with is returned (a failed record condition: the claim was
+        lost to another request after it expired).
+        """
+        table = uow.table
+        scope, key = self._locate(uow)
+        record: dict[str, Any] | None = None
+        try:
+            found = await table.retrying(
+                "GetItem",
+                {"TableName": table.name, "Key": scope.key(key)[0], "ConsistentRead": True},
+            )
+            raw = found.get("Item")
+            record = scope.visible(raw) if raw else None
+        except LiftError as failure:
+            log.warning("reading idempotency key %r after a failed commit: %s", self.key, failure)
+        if (
+            record is not None
+            and record.get("token") == self.token
+            and record.get("state") == COMPLETED
+        ):
+            self.claimed = False
+            return None
+        await self.release(uow)
+        if isinstance(error, ConditionFailed) and self._number:
+            failed = error.extra.get("failed") or ()
+            if any(entry.get("number") == self._number for entry in failed):
+                return IdempotencyClaimLost(
+                    "This request's claim on its Idempotency-Key expired and another request "
+                    "took it before this one committed; nothing was written."
+                )
+        return error
