@@ -45,7 +45,8 @@ class Clock:
 
 @dataclass
 class Probe:
-    """What the routes did: how often each ran, and gates a test can hold them at."""
+    """What the routes did: how often each ran, and a gate a test can hold the first
+    run of ``/items`` at."""
 
     runs: dict[str, int] = field(default_factory=dict)
     gate: asyncio.Event | None = None
@@ -62,7 +63,7 @@ def routes(probe: Probe) -> list[Route]:
         body = await request.json()
         run = probe.ran("create")
         probe.entered.set()
-        if probe.gate is not None:
+        if probe.gate is not None and run == 1:
             await probe.gate.wait()
         uow = current_uow()
         uow.put({"pk": "items", "sk": body["id"], "name": body.get("name", "")}, if_absent=True)
@@ -134,6 +135,7 @@ def build(
     *,
     idempotency: Mapping[str, Any] | None = None,
     with_uow: bool = True,
+    **uow_options: Any,
 ) -> ASGIApp:
     middleware = [
         Middleware(TenantMiddleware, resolvers=[HeaderResolver()]),
@@ -141,15 +143,21 @@ def build(
     ]
     if with_uow:
         middleware.append(
-            Middleware(UnitOfWorkMiddleware, table=table, transport=transport, retry=FAST_RETRY)
+            Middleware(
+                UnitOfWorkMiddleware,
+                table=table,
+                transport=transport,
+                **{"retry": FAST_RETRY, **uow_options},
+            )
         )
     return Starlette(
         routes=routes(probe), middleware=middleware, exception_handlers=PROBLEM_HANDLERS
     )
 
 
-def client_for(app: ASGIApp) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+def client_for(app: ASGIApp, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 @pytest.fixture

@@ -1,0 +1,311 @@
+"""What is and is not remembered when something fails: 5xx, failed commits, lost answers,
+exceptions, expired claims, a full unit of work, DynamoDB faults on the claim."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+from lift_asgi.errors import DynamoDBUnavailable
+from lift_asgi.testing.faults import FaultProxy
+
+from .conftest import ACME, Clock, Probe, build, client_for, data, records, scan
+
+pytestmark = pytest.mark.dynamodb
+
+KEYED = {**ACME, "idempotency-key": "k-1"}
+
+
+class LosesAnswers:
+    """A transport whose call reaches DynamoDB and is applied, but whose answer is lost on
+    the way back, as when a connection drops after the request was sent (``times`` calls
+    of ``operation``). ``crash`` raises a plain exception instead of a lost answer."""
+
+    def __init__(
+        self, inner: DynamoTransport, operation: str, times: int = 1, *, crash: bool = False
+    ) -> None:
+        self.inner = inner
+        self.operation = operation
+        self.times = times
+        self.crash = crash
+        self.sent: list[str] = []
+
+    @property
+    def calls(self) -> int:
+        return self.inner.calls
+
+    async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        self.sent.append(action)
+        if action == self.operation and self.times and self.crash:
+            self.times -= 1
+            raise RuntimeError("the process failed while committing")
+        result = await self.inner.request(action, payload)
+        if action == self.operation and self.times:
+            self.times -= 1
+            raise DynamoDBUnavailable(aws_code="ConnectionReset")
+        return result
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@pytest.fixture
+async def proxied(dynamodb_fault_proxy: FaultProxy) -> Any:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    yield transport
+    await transport.close()
+
+
+def app_on(
+    table: TableSpec, transport: DynamoTransport, probe: Probe, clock: Clock, **uow: Any
+) -> ASGIApp:
+    return build(table.name, transport, probe, idempotency={"clock": clock}, **uow)
+
+
+async def test_a_5xx_is_not_remembered_and_the_retry_executes(
+    http: httpx.AsyncClient, probe: Probe, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    probe.fail_first = 1
+    failed = await http.post("/items", json={"id": "a"}, headers=KEYED)
+    assert failed.status_code == 500
+    assert await scan(raw, dynamodb_table.name) == {}  # no data, the claim released
+    retried = await http.post("/items", json={"id": "a"}, headers=KEYED)
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+    assert probe.runs == {"create": 2}
+    replayed = await http.post("/items", json={"id": "a"}, headers=KEYED)
+    assert replayed.content == retried.content
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+
+
+async def test_a_commit_that_fails_is_released_and_the_retry_executes(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    dynamodb_fault_proxy.fail(times=None, status=500, operation="TransactWriteItems")
+    async with client_for(app) as client:
+        failed = await client.post("/items", json={"id": "b"}, headers=KEYED)
+        assert failed.status_code == 503
+        assert failed.headers["content-type"] == "application/problem+json"
+        assert await scan(raw, dynamodb_table.name) == {}
+        dynamodb_fault_proxy.reset()
+        retried = await client.post("/items", json={"id": "b"}, headers=KEYED)
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+    assert probe.runs == {"create": 2}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+
+
+async def test_a_commit_refused_by_a_condition_is_not_remembered(
+    http: httpx.AsyncClient, probe: Probe, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    assert (await http.post("/items", json={"id": "c"}, headers=ACME)).status_code == 201
+    for _ in range(2):  # the id is taken: the commit fails, and the retry executes again
+        taken = await http.post("/items", json={"id": "c"}, headers=KEYED)
+        assert taken.status_code == 409
+        assert "idempotent-replayed" not in taken.headers
+    assert probe.runs == {"create": 3}
+    assert records(await scan(raw, dynamodb_table.name)) == {}
+
+
+async def test_a_lost_commit_answer_writes_once_and_the_retry_replays_it(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    """The transaction lands, its answer is lost, the unit of work retries it with the same
+    ClientRequestToken. Whether or not the engine honours the token, the record (which
+    committed with the data) says what happened: the client gets the original 201."""
+    losing = LosesAnswers(proxied, "TransactWriteItems")
+    app = app_on(dynamodb_table, losing, probe, clock)
+    async with client_for(app) as client:
+        first = await client.post("/items", json={"id": "d"}, headers=KEYED)
+        again = await client.post("/items", json={"id": "d"}, headers=KEYED)
+    sent = dynamodb_fault_proxy.calls_of("TransactWriteItems")
+    assert len(sent) >= 2 and len({c.payload["ClientRequestToken"] for c in sent}) == 1
+    assert first.status_code == 201
+    assert again.status_code == 201 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert probe.runs == {"create": 1}
+    stored = await scan(raw, dynamodb_table.name)
+    assert data(stored)["acme#stats/counts"]["items"] == 1
+    assert records(stored)["acme#_idempotency#k-1/_"]["state"] == "completed"
+
+
+async def test_a_commit_slower_than_the_timeout_writes_once(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    """Latency past the timeout: the first try lands late, after the client gave up on it."""
+    app = app_on(dynamodb_table, proxied, probe, clock, timeout=0.2)
+    dynamodb_fault_proxy.delay(0.6, operation="TransactWriteItems")
+    async with client_for(app) as client:
+        first = await client.post("/items", json={"id": "e"}, headers=KEYED)
+        await asyncio.sleep(0.6)  # let the late try land (no timing is asserted)
+        again = await client.post("/items", json={"id": "e"}, headers=KEYED)
+    assert first.status_code == 201
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert probe.runs == {"create": 1}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+
+
+async def test_an_exception_after_the_handler_wrote_leaves_no_data_and_no_record(
+    make: Any, probe: Probe, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    async with client_for(make(), raise_app_exceptions=False) as client:
+        crashed = await client.post("/items", json={"id": "f", "raise": True}, headers=KEYED)
+        assert crashed.status_code == 500
+        assert await scan(raw, dynamodb_table.name) == {}
+        retried = await client.post("/items", json={"id": "f", "raise": True}, headers=KEYED)
+    assert retried.status_code == 500
+    assert probe.runs == {"create": 2}  # not remembered: the retry executed
+
+
+async def test_a_crash_during_the_commit_leaves_no_data_and_no_completed_record(
+    transport: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    crashing = LosesAnswers(transport, "TransactWriteItems", crash=True)
+    app = app_on(dynamodb_table, crashing, probe, clock)
+    async with client_for(app) as client:
+        crashed = await client.post("/items", json={"id": "g"}, headers=KEYED)
+        assert crashed.status_code == 500
+        assert crashed.headers["content-type"] == "application/problem+json"
+        assert await scan(raw, dynamodb_table.name) == {}
+        retried = await client.post("/items", json={"id": "g"}, headers=KEYED)
+    assert retried.status_code == 201
+    assert probe.runs == {"create": 2}
+
+
+async def test_a_unit_of_work_at_100_operations_is_refused_before_anything_commits(
+    http: httpx.AsyncClient, probe: Probe, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    refused = await http.post("/many", headers=KEYED)
+    assert refused.status_code == 500
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "no room" in refused.json()["detail"]
+    assert await scan(raw, dynamodb_table.name) == {}
+    assert (await http.post("/many", headers=ACME)).status_code == 201  # without a key: fine
+
+
+async def test_an_expired_claim_is_retaken_and_the_stale_request_cannot_commit(
+    http: httpx.AsyncClient,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    probe.gate = asyncio.Event()
+    stale = asyncio.create_task(http.post("/items", json={"id": "h"}, headers=KEYED))
+    await probe.entered.wait()
+    assert (await http.post("/items", json={"id": "h"}, headers=KEYED)).status_code == 409
+    clock.now += 61  # past the 60 s in-progress expiry: the first is presumed dead
+    retaken = await http.post("/items", json={"id": "h"}, headers=KEYED)
+    assert retaken.status_code == 201
+    probe.gate.set()
+    late = await stale
+    assert late.status_code == 409
+    assert late.json()["type"].endswith("idempotency-claim-lost")
+    assert probe.runs == {"create": 2}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+    replayed = await http.post("/items", json={"id": "h"}, headers=KEYED)
+    assert replayed.content == retaken.content
+
+
+class _Deadline:
+    def get_remaining_time_in_millis(self) -> int:
+        return 12_345
+
+
+async def test_under_lambda_the_claim_expires_at_the_invocations_deadline(
+    make: Any, probe: Probe, clock: Clock, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    inner = make()
+
+    async def under_mangum(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["aws.context"] = _Deadline()
+        await inner(scope, receive, send)
+
+    probe.gate = asyncio.Event()
+    async with client_for(under_mangum) as client:
+        first = asyncio.create_task(client.post("/items", json={"id": "i"}, headers=KEYED))
+        await probe.entered.wait()
+        claim = records(await scan(raw, dynamodb_table.name))["acme#_idempotency#k-1/_"]
+        assert claim["state"] == "in_progress"
+        assert claim["expires_at"] == math.ceil(clock.now + 12.345)
+        probe.gate.set()
+        assert (await first).status_code == 201
+
+
+async def test_a_throttled_claim_is_retried(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    dynamodb_table: TableSpec,
+) -> None:
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    dynamodb_fault_proxy.throttle(times=2, operation="PutItem")
+    async with client_for(app) as client:
+        assert (await client.post("/items", json={"id": "j"}, headers=KEYED)).status_code == 201
+    assert len(dynamodb_fault_proxy.calls_of("PutItem")) == 3
+    assert probe.runs == {"create": 1}
+
+
+async def test_dynamodb_unreachable_at_the_claim_is_a_503_and_nothing_runs(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    dynamodb_table: TableSpec,
+) -> None:
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    await _warm(app)
+    dynamodb_fault_proxy.drop(times=None, operation="PutItem")
+    async with client_for(app) as client:
+        response = await client.post("/items", json={"id": "k"}, headers=KEYED)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "retry-after" in response.headers
+    assert probe.runs == {}
+
+
+async def test_a_lost_claim_answer_is_recognised_by_its_token(
+    transport: AiodynamoTransport, probe: Probe, clock: Clock, dynamodb_table: TableSpec
+) -> None:
+    losing = LosesAnswers(transport, "PutItem")
+    app = app_on(dynamodb_table, losing, probe, clock)
+    async with client_for(app) as client:
+        response = await client.post("/items", json={"id": "l"}, headers=KEYED)
+    assert response.status_code == 201
+    assert losing.sent.count("PutItem") == 2  # the claim landed, was retried, found ours
+    assert probe.runs == {"create": 1}
+
+
+async def _warm(app: ASGIApp) -> None:
+    """One request without a key, so the table check is done before faults start."""
+    async with client_for(app) as client:
+        assert (await client.get("/items/none", headers=ACME)).status_code == 404
