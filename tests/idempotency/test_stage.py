@@ -37,9 +37,7 @@ async def lifespan(app: ASGIApp) -> list[Message]:
 
     async def send(message: Message) -> None:
         sent.append(message)
-        if message["type"] == "lifespan.startup.complete":
-            await queue.put({"type": "lifespan.shutdown"})
-        elif message["type"] == "lifespan.startup.failed":
+        if message["type"] in ("lifespan.startup.complete", "lifespan.startup.failed"):
             await queue.put({"type": "lifespan.shutdown"})
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
