@@ -1,167 +1,104 @@
 """lift_asgi: pure ASGI middlewares for multi-tenant Starlette/FastAPI services on AWS.
 
-- :class:`TenantMiddleware`: who the tenant is (verified JWT, API Gateway authorizer,
-  Lambda tenant id, header, subdomain, path), validated, exposed to handlers.
-- :class:`UnitOfWorkMiddleware`: a tenant-scoped DynamoDB unit of work per request,
-  committed atomically when the response is a success, discarded otherwise.
-- :class:`RateLimitMiddleware`: per tenant/user/IP/API key/route limits in DynamoDB.
-- :mod:`lift_asgi.aws`: the Lambda handler (Mangum) and Lambda-specific resolvers.
-- :mod:`lift_asgi.local` / :mod:`lift_asgi.testing`: a local DynamoDB server, a pytest
-  plugin, a fault-injecting proxy and Lambda event builders.
+The request path, installed in one call (:func:`install`)::
+
+    observe -> tenant -> rate limit -> idempotency -> unit of work -> app
+
+The names a service needs are here; everything else lives in its submodule
+(:mod:`lift_asgi.errors`, :mod:`lift_asgi.tenancy`, :mod:`lift_asgi.ratelimit`,
+:mod:`lift_asgi.dynamo`, :mod:`lift_asgi.idempotency`, :mod:`lift_asgi.observe`,
+:mod:`lift_asgi.aws`, :mod:`lift_asgi.local`, :mod:`lift_asgi.testing`).
+
+Names are imported on first use (PEP 562): ``import lift_asgi`` loads none of aiohttp,
+aiodynamo, PyJWT, limits or Mangum, so a process pays only for the stages it builds
+(a Lambda cold start, a CLI, a test collecting).
 """
 
-from lift_asgi.aws import AuthorizerResolver, LambdaTenantResolver
-from lift_asgi.dynamo import (
-    SK,
-    Aioboto3Transport,
-    AiodynamoTransport,
-    Attr,
-    BulkResult,
-    Condition,
-    DynamoTable,
-    DynamoTransport,
-    GSISpec,
-    Page,
-    RetryPolicy,
-    SortKeyCondition,
-    TableSpec,
-    UnitOfWork,
-    UnitOfWorkMiddleware,
-    UnscopedTable,
-    create_table,
-    current_uow,
-    delete_table,
-    get_uow,
-    shared_transport,
-)
-from lift_asgi.errors import (
-    PROBLEM_CONTENT_TYPE,
-    PROBLEM_HANDLERS,
-    BadRequest,
-    ConditionFailed,
-    ConfigurationError,
-    Conflict,
-    DuplicateItem,
-    DynamoDBError,
-    DynamoDBThrottled,
-    DynamoDBUnavailable,
-    DynamoDBWriteConflict,
-    Forbidden,
-    HTTPProblem,
-    InvalidCursor,
-    InvalidItem,
-    InvalidTenant,
-    LiftError,
-    NotFound,
-    ServiceUnavailable,
-    TableMisconfigured,
-    TableNotFound,
-    TenantMismatch,
-    TooManyOperations,
-    TooManyRequests,
-    TransactionCancelled,
-    Unauthorized,
-    problem_exception_handler,
-    problem_response,
-    send_problem,
-)
-from lift_asgi.ratelimit import (
-    AsyncDynamoDBStorage,
-    DynamoDBStorage,
-    RateLimitMiddleware,
-    RateLimitStats,
-    Rule,
-    create_rate_limit_table,
-    rate_limit_table_spec,
-)
-from lift_asgi.tenancy import (
-    DEFAULT_TENANT_ID_PATTERN,
-    HeaderResolver,
-    JWTResolver,
-    PathResolver,
-    Resolver,
-    SubdomainResolver,
-    Tenant,
-    TenantMiddleware,
-    current_tenant,
-    get_tenant,
-    require_tenant,
-    tenant_from_scope,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lift_asgi.aws import handler
+    from lift_asgi.dynamo import SK, Attr, UnitOfWork, UnitOfWorkMiddleware, current_uow, get_uow
+    from lift_asgi.errors import PROBLEM_HANDLERS, LiftError
+    from lift_asgi.idempotency import IdempotencyMiddleware
+    from lift_asgi.installer import install
+    from lift_asgi.observe import RequestObserver
+    from lift_asgi.ratelimit import RateLimitMiddleware
+    from lift_asgi.tenancy import (
+        HeaderResolver,
+        JWTResolver,
+        PathResolver,
+        SubdomainResolver,
+        Tenant,
+        TenantMiddleware,
+        current_tenant,
+        get_tenant,
+    )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_TENANT_ID_PATTERN",
-    "PROBLEM_CONTENT_TYPE",
     "PROBLEM_HANDLERS",
     "SK",
-    "Aioboto3Transport",
-    "AiodynamoTransport",
-    "AsyncDynamoDBStorage",
     "Attr",
-    "AuthorizerResolver",
-    "BadRequest",
-    "BulkResult",
-    "Condition",
-    "ConditionFailed",
-    "ConfigurationError",
-    "Conflict",
-    "DuplicateItem",
-    "DynamoDBError",
-    "DynamoDBStorage",
-    "DynamoDBThrottled",
-    "DynamoDBUnavailable",
-    "DynamoDBWriteConflict",
-    "DynamoTable",
-    "DynamoTransport",
-    "Forbidden",
-    "GSISpec",
-    "HTTPProblem",
     "HeaderResolver",
-    "InvalidCursor",
-    "InvalidItem",
-    "InvalidTenant",
+    "IdempotencyMiddleware",
     "JWTResolver",
-    "LambdaTenantResolver",
     "LiftError",
-    "NotFound",
-    "Page",
     "PathResolver",
     "RateLimitMiddleware",
-    "RateLimitStats",
-    "Resolver",
-    "RetryPolicy",
-    "Rule",
-    "ServiceUnavailable",
-    "SortKeyCondition",
+    "RequestObserver",
     "SubdomainResolver",
-    "TableMisconfigured",
-    "TableNotFound",
-    "TableSpec",
     "Tenant",
     "TenantMiddleware",
-    "TenantMismatch",
-    "TooManyOperations",
-    "TooManyRequests",
-    "TransactionCancelled",
-    "Unauthorized",
     "UnitOfWork",
     "UnitOfWorkMiddleware",
-    "UnscopedTable",
     "__version__",
-    "create_rate_limit_table",
-    "create_table",
     "current_tenant",
     "current_uow",
-    "delete_table",
     "get_tenant",
     "get_uow",
-    "problem_exception_handler",
-    "problem_response",
-    "rate_limit_table_spec",
-    "require_tenant",
-    "send_problem",
-    "shared_transport",
-    "tenant_from_scope",
+    "handler",
+    "install",
 ]
+
+# name -> the module that defines it (imported on first access of the name)
+_WHERE = {
+    "install": "lift_asgi.installer",
+    "RequestObserver": "lift_asgi.observe",
+    "TenantMiddleware": "lift_asgi.tenancy",
+    "Tenant": "lift_asgi.tenancy",
+    "JWTResolver": "lift_asgi.tenancy",
+    "HeaderResolver": "lift_asgi.tenancy",
+    "PathResolver": "lift_asgi.tenancy",
+    "SubdomainResolver": "lift_asgi.tenancy",
+    "get_tenant": "lift_asgi.tenancy",
+    "current_tenant": "lift_asgi.tenancy",
+    "RateLimitMiddleware": "lift_asgi.ratelimit",
+    "IdempotencyMiddleware": "lift_asgi.idempotency",
+    "UnitOfWorkMiddleware": "lift_asgi.dynamo",
+    "UnitOfWork": "lift_asgi.dynamo",
+    "Attr": "lift_asgi.dynamo",
+    "SK": "lift_asgi.dynamo",
+    "get_uow": "lift_asgi.dynamo",
+    "current_uow": "lift_asgi.dynamo",
+    "LiftError": "lift_asgi.errors",
+    "PROBLEM_HANDLERS": "lift_asgi.errors",
+    "handler": "lift_asgi.aws",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
