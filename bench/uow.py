@@ -38,6 +38,7 @@ except ImportError:  # run as a script: python bench/uow.py
 
 from lift_asgi.dynamo import UnitOfWorkMiddleware
 from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+from lift_asgi.stages import TENANT, RequestContext
 
 
 class Tenant:
@@ -124,7 +125,9 @@ async def _request(app: ASGIApp, path: str) -> int:
         "headers": [(b"host", b"bench")],
         "client": ("127.0.0.1", 1000),
         "server": ("bench", 80),
-        "state": {"tenant": Tenant},  # what TenantMiddleware would have stored
+        "state": {},
+        # what TenantMiddleware would have left in the stage contract
+        "lift_asgi": RequestContext(stages=[TENANT], tenant=Tenant),  # type: ignore[arg-type]
     }
     status = 0
 
