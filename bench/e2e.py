@@ -120,7 +120,8 @@ class Server:
 
 async def _create_tables(endpoint: str, names: dict[str, str]) -> None:
     from examples.saas.setup import data_table_spec
-    from lift_asgi import AiodynamoTransport, create_table, rate_limit_table_spec
+    from lift_asgi.dynamo import AiodynamoTransport, create_table
+    from lift_asgi.ratelimit import rate_limit_table_spec
 
     transport = AiodynamoTransport.static(endpoint)
     try:

@@ -8,13 +8,8 @@ from __future__ import annotations
 import asyncio
 
 from examples.saas.settings import Settings
-from lift_asgi import (
-    AiodynamoTransport,
-    GSISpec,
-    TableSpec,
-    create_table,
-    rate_limit_table_spec,
-)
+from lift_asgi.dynamo import AiodynamoTransport, GSISpec, TableSpec, create_table
+from lift_asgi.ratelimit import rate_limit_table_spec
 
 
 def data_table_spec(name: str) -> TableSpec:
