@@ -1108,7 +1108,7 @@ async def test_lift_errors_raised_by_handlers_become_problem_responses() -> None
     responds, is answered as problem+json, not as Starlette's plain-text 500."""
     from fastapi import FastAPI
 
-    from lift_asgi import NotFound
+    from lift_asgi.errors import NotFound
 
     app = FastAPI()
     app.add_middleware(TenantMiddleware, resolvers=[HeaderResolver()], exempt=["/open"])

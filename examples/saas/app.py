@@ -41,8 +41,6 @@ from lift_asgi import (
     PROBLEM_HANDLERS,
     SK,
     Attr,
-    AuthorizerResolver,
-    Conflict,
     JWTResolver,
     LiftError,
     RateLimitMiddleware,
@@ -51,6 +49,8 @@ from lift_asgi import (
     UnitOfWorkMiddleware,
     get_uow,
 )
+from lift_asgi.aws import AuthorizerResolver
+from lift_asgi.errors import Conflict
 
 Status = Literal["open", "in_progress", "done"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
