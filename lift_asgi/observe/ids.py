@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from lift_asgi.stages import RequestContext
 
 __all__ = [
     "MAX_REQUEST_ID",
@@ -37,9 +40,9 @@ _SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACE: Final = re.compile(r"[A-Za-z0-9=;:._-]{1,256}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class RequestIds:
-    """The ids of the request being handled."""
+    """The ids of the request being handled (and, for the log filter, its tenant)."""
 
     request_id: str
     """Echoed as ``X-Request-ID`` and put on every log record."""
@@ -47,6 +50,14 @@ class RequestIds:
     """The Lambda invocation's ``aws_request_id`` (``None`` outside Lambda)."""
     trace_id: str | None = None
     """``X-Amzn-Trace-Id`` from the request or the Lambda environment, when present."""
+    context: RequestContext | None = field(default=None, repr=False)
+    """The request's stage contract, where the tenant stage puts the tenant."""
+
+    @property
+    def tenant(self) -> str | None:
+        """The id of the tenant the tenant stage resolved, once it has."""
+        tenant = self.context.tenant if self.context is not None else None
+        return tenant.id if tenant is not None else None
 
 
 #: The ids of the request being handled; set and reset by

@@ -1,0 +1,96 @@
+"""Standard-library logging: request id and tenant on every record, JSON lines.
+
+::
+
+    logging.basicConfig(level=logging.INFO, handlers=[log_handler(json=True)])
+
+:class:`RequestContextFilter` goes on a *handler* (a filter on a logger sees only what is
+logged to that logger itself, not its children's records): it gives every record the
+handler writes a ``request_id`` and a ``tenant`` (``None`` outside a request), the
+handler's own ``log.info(...)`` lines and the suite's warnings alike.
+
+:class:`JsonFormatter` writes one JSON object per line: ``time``, ``level``, ``logger``,
+``message``, ``request_id``, ``tenant``, then, on the request record of
+:class:`~lift_asgi.observe.RequestObserver`, its fields (``method``, ``route``,
+``status``, ``duration_ms``, ``dynamodb``...), and ``exception`` when there is one.
+
+Why a formatter of our own rather than python-json-logger: the record's fields are ours
+and few, the formatter must write *only* those (an ``extra=`` a library logs could
+otherwise carry a header or a body into the line), and twenty lines of ``json.dumps``
+keep a dependency out of every Lambda package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import IO, Any, Final
+
+from lift_asgi.observe.ids import ids_var
+
+__all__ = ["RECORD_ATTRIBUTE", "JsonFormatter", "RequestContextFilter", "log_handler"]
+
+#: The attribute of the request record's :class:`logging.LogRecord` holding its fields.
+RECORD_ATTRIBUTE: Final = "lift_request"
+
+
+class RequestContextFilter(logging.Filter):
+    """Put ``request_id`` and ``tenant`` (the tenant id) on every record; never drops one.
+
+    A record that already has them (the request record sets its own) keeps them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            ids = ids_var.get()
+            record.request_id = ids.request_id if ids is not None else None
+            record.tenant = ids.tenant if ids is not None else None
+        elif not hasattr(record, "tenant"):
+            record.tenant = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (see the module's docstring)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+            "tenant": getattr(record, "tenant", None),
+        }
+        fields = getattr(record, RECORD_ATTRIBUTE, None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _utc(created: float) -> str:
+    seconds = int(created)
+    millis = int((created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def log_handler(*, json: bool = True, stream: IO[str] | None = None) -> logging.Handler:
+    """A stream handler (standard error by default) with :class:`RequestContextFilter`
+    and :class:`JsonFormatter` (``json=False``: a text line ending with the ids)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(RequestContextFilter())
+    handler.setFormatter(
+        JsonFormatter()
+        if json
+        else logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s "
+            "[request_id=%(request_id)s tenant=%(tenant)s]"
+        )
+    )
+    return handler

@@ -1,0 +1,259 @@
+"""RequestObserver: the request id, the request record, DynamoDB cost and telemetry.
+
+It is the outermost stage (``lift_asgi.install(..., observe={...})`` puts it there), so
+that every response carries ``X-Request-ID`` (the tenant stage's 401, the limiter's 429
+and 503, the unit of work's 409 included) and every DynamoDB call of the request, the
+rate limiter's among them, happens inside it and is counted.
+
+Per HTTP request it
+
+1. takes the client's ``X-Request-ID`` when it is 1..128 characters of
+   ``[A-Za-z0-9._:-]``, else the Lambda invocation's id, else a new random one; keeps the
+   Lambda ids (:mod:`lift_asgi.observe.ids`); puts the id in ``context(scope).request_id``,
+   ``request.state.request_id`` and :func:`~lift_asgi.observe.current_request_id`;
+2. opens the request's :class:`~lift_asgi.observe.RequestCost` (``context(scope).cost``,
+   :func:`~lift_asgi.observe.current_cost`), which the transports report every call to;
+3. adds the id to ``http.response.start`` (replacing one the app set), once; the body
+   passes through, so streaming keeps working;
+4. when the app raised before responding, answers a 500 problem carrying the id (then
+   re-raises, as Starlette's ``ServerErrorMiddleware`` does);
+5. writes one request record on the ``lift_asgi.request`` logger (INFO, ERROR for a 5xx),
+   see :mod:`lift_asgi.observe.record`; with ``otel=True``, spans and metrics
+   (:mod:`lift_asgi.observe.otel`).
+
+``websocket`` and ``lifespan`` scopes are marked as observed and pass through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi.errors import ConfigurationError, LiftError, send_problem
+from lift_asgi.observe.cost import RequestCost, cost_var
+from lift_asgi.observe.ids import RequestIds, ids_var, lambda_ids, valid_request_id
+from lift_asgi.observe.logs import RECORD_ATTRIBUTE
+from lift_asgi.observe.record import request_fields
+from lift_asgi.stages import OBSERVE, enter
+
+__all__ = ["RequestObserver"]
+
+_HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
+_TRACE_HEADER = b"x-amzn-trace-id"
+
+
+class RequestObserver:
+    """Request ids, one request record per request, DynamoDB cost, OpenTelemetry.
+
+    Options (checked here; a mistake raises :class:`~lift_asgi.errors.ConfigurationError`):
+
+    - ``header`` (``"X-Request-ID"``): the request id's header, read and echoed.
+    - ``trust_header`` (True): accept a valid client id; False always makes one.
+    - ``generate``: a function returning a new id (default: 32 random hex digits); what it
+      returns must itself be a valid id.
+    - ``log_requests`` (True): the request record on ``logger`` (``"lift_asgi.request"``,
+      or a :class:`logging.Logger`); off, or below the logger's level, it costs nothing.
+    - ``quiet`` (``()``): path prefixes whose requests get an id but no record (health
+      checks); not the stages' shared ``exempt`` on purpose: exempt paths keep records.
+    - ``dynamodb_cost`` (True): count the request's DynamoDB calls and their capacity
+      (and ask DynamoDB for ``ReturnConsumedCapacity`` to do so).
+    - ``otel`` (False): spans and metrics through the OpenTelemetry API (the ``otel``
+      extra); ``tracer_provider`` / ``meter_provider`` (default: the global ones);
+      ``tenant_in_metrics`` (False): add the tenant id to metric attributes (one series
+      per tenant: mind the cardinality).
+    - ``router``: where route templates come from (default: found as the rate limiter
+      finds them, from the wrapped app).
+    """
+
+    __slots__ = (
+        "_cost",
+        "_generate",
+        "_header",
+        "_header_text",
+        "_log",
+        "_logger",
+        "_quiet",
+        "_route",
+        "_telemetry",
+        "_trust",
+        "app",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header: str = "X-Request-ID",
+        trust_header: bool = True,
+        generate: Callable[[], str] | None = None,
+        log_requests: bool = True,
+        logger: str | logging.Logger = "lift_asgi.request",
+        quiet: str | Iterable[str] = (),
+        dynamodb_cost: bool = True,
+        otel: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        tenant_in_metrics: bool = False,
+        router: Any = None,
+    ) -> None:
+        self.app = app
+        if (
+            not isinstance(header, str)
+            or not header
+            or not set(header.lower().encode("latin-1", "replace")) <= _HEADER_CHARS
+        ):
+            raise ConfigurationError("header", f"{header!r} is not a header name")
+        self._header = header.lower().encode("latin-1")
+        self._header_text = header
+        for option, value in (
+            ("trust_header", trust_header),
+            ("log_requests", log_requests),
+            ("dynamodb_cost", dynamodb_cost),
+            ("otel", otel),
+            ("tenant_in_metrics", tenant_in_metrics),
+        ):
+            if not isinstance(value, bool):
+                raise ConfigurationError(option, "True or False")
+        self._trust = trust_header
+        if generate is None:
+            from lift_asgi.observe.ids import new_request_id
+
+            generate = new_request_id
+        elif not callable(generate):
+            raise ConfigurationError("generate", "a function returning a new request id")
+        else:
+            sample = generate()
+            if not isinstance(sample, str) or not valid_request_id(sample):
+                raise ConfigurationError(
+                    "generate", f"returned {sample!r}: 1..128 characters of [A-Za-z0-9._:-]"
+                )
+        self._generate = generate
+        if isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        elif not isinstance(logger, logging.Logger):
+            raise ConfigurationError("logger", "a logger name or a logging.Logger")
+        self._logger = logger
+        self._log = log_requests
+        self._quiet = compile_prefixes("quiet", quiet)
+        self._cost = dynamodb_cost
+        self._telemetry: Any = None
+        if otel:
+            from lift_asgi.observe.otel import Telemetry
+
+            self._telemetry = Telemetry(
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+                tenant_in_metrics=tenant_in_metrics,
+            )
+        elif tracer_provider is not None or meter_provider is not None or tenant_in_metrics:
+            raise ConfigurationError("otel", "tracer_provider and the like need otel=True")
+        from lift_asgi.ratelimit.rules import RouteTable
+
+        self._route = RouteTable(app, router)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] in ("websocket", "lifespan"):
+                enter(scope, OBSERVE)
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        ctx = enter(scope, OBSERVE)
+        name = self._header
+        incoming: bytes | None = None
+        trace: bytes | None = None
+        for key, value in scope["headers"]:
+            if key == name:
+                incoming = value
+            elif key == _TRACE_HEADER:
+                trace = value
+        request_id: str | None = None
+        if incoming is not None and self._trust:
+            text = incoming.decode("latin-1")
+            if valid_request_id(text):
+                request_id = text
+        lambda_id = trace_id = None
+        if trace is not None or "aws.context" in scope:
+            lambda_id, trace_id = lambda_ids(scope, trace)
+        if request_id is None:
+            request_id = lambda_id or self._generate()
+        ctx.request_id = request_id
+        ids = RequestIds(request_id, lambda_id, trace_id, ctx)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
+        echoed = (name, request_id.encode("ascii"))
+        status: int | None = None
+
+        def send_with_id(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's own awaitable: no coroutine per message.
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers", ())
+                message["headers"] = [
+                    *(h for h in headers if h[0].lower() != name),
+                    echoed,
+                ]
+            return send(message)
+
+        log = self._log and self._logger.isEnabledFor(logging.INFO)
+        if log and self._quiet and under(route_path(scope), self._quiet):
+            log = False
+        telemetry = self._telemetry
+        route = self._route(scope) if log or telemetry is not None else None
+        cost: RequestCost | None = None
+        cost_token = None
+        if self._cost or telemetry is not None:
+            cost = ctx.cost = RequestCost(telemetry=telemetry)
+            cost_token = cost_var.set(cost)
+        span = telemetry.request_started(scope, route) if telemetry is not None else None
+        ids_token = ids_var.set(ids)
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            error = exc
+            if status is None and isinstance(exc, Exception):
+                await send_problem(send_with_id, LiftError())
+            raise
+        finally:
+            ids_var.reset(ids_token)
+            if cost_token is not None:
+                cost_var.reset(cost_token)
+            if log or span is not None:
+                seconds = time.perf_counter() - start
+                fields = request_fields(
+                    ids,
+                    scope["method"],
+                    route,
+                    status,
+                    seconds,
+                    ctx.rate_limit,
+                    ctx.commit,
+                    cost,
+                    error,
+                )
+                if span is not None:
+                    telemetry.request_ended(span, ids, fields, cost)
+                if log:
+                    self._record(ids, fields)
+
+    def _record(self, ids: RequestIds, fields: dict[str, Any]) -> None:
+        status = fields["status"]
+        level = logging.ERROR if status is None or status >= 500 else logging.INFO
+        self._logger.log(
+            level,
+            "%s %s %s %.1fms",
+            fields["method"],
+            fields["route"],
+            status,
+            fields["duration_ms"],
+            extra={"request_id": ids.request_id, "tenant": ids.tenant, RECORD_ATTRIBUTE: fields},
+        )
