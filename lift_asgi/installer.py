@@ -129,13 +129,19 @@ def _middleware_class(stage: _Stage) -> Any:
     return getattr(module, stage.cls)
 
 
+def _parameters(cls: Any) -> Mapping[str, inspect.Parameter]:
+    """The options ``cls.__init__`` takes (read from ``__init__``: a metaclass's
+    ``__call__`` would hide them behind ``*args, **kwargs``)."""
+    return inspect.signature(cls.__init__).parameters
+
+
 def _build(stage: _Stage, cls: Any, app: ASGIApp, options: dict[str, Any]) -> Any:
     """``cls(app, **options)``; a mistake is re-raised naming ``stage.option``."""
-    parameters = inspect.signature(cls).parameters
+    parameters = _parameters(cls)
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        known = sorted(name for name in parameters if name != "app")
+        known = sorted(name for name in parameters if name not in ("self", "app"))
         for key in options:
-            if key not in parameters:
+            if key not in parameters or key == "self":
                 raise ConfigurationError(
                     f"{stage.name}.{key}",
                     f"is not an option of {stage.cls} ({', '.join(known)})",
@@ -242,7 +248,7 @@ def install(
         if options is None:
             continue
         cls = _middleware_class(stage)
-        if shared and "exempt" in inspect.signature(cls).parameters:
+        if shared and "exempt" in _parameters(cls):
             own = compile_prefixes(f"{stage.name}.exempt", options.get("exempt", ()))
             options["exempt"] = shared + tuple(p for p in own if p not in shared)
         below = _build(stage, cls, below, options)
