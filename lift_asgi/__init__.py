@@ -14,12 +14,11 @@ aiodynamo, PyJWT, limits or Mangum, so a process pays only for the stages it bui
 (a Lambda cold start, a CLI, a test collecting).
 """
 
-from __future__ import annotations
+# No other module-level names: the top level holds __all__ and nothing else public.
+import importlib as _importlib
+import typing as _typing
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from lift_asgi.aws import handler
     from lift_asgi.dynamo import SK, Attr, UnitOfWork, UnitOfWorkMiddleware, current_uow, get_uow
     from lift_asgi.errors import PROBLEM_HANDLERS, LiftError
@@ -91,14 +90,12 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+if not _typing.TYPE_CHECKING:  # for mypy the imports above define the names; a typo errs
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    def __getattr__(name: str) -> object:
+        module = _WHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value

@@ -1,0 +1,85 @@
+"""The top level is a small, lazy public face: exactly ``__all__``, nothing heavy imported
+until a name is used, and the same names visible to type checkers."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lift_asgi
+
+HEAVY = ("aiohttp", "aiodynamo", "jwt", "limits", "mangum", "botocore", "fastapi")
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; its stdout."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
+def test_import_loads_no_heavy_dependency() -> None:
+    out = _fresh(
+        "import sys, json, lift_asgi\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    assert json.loads(out) == []
+
+
+def test_a_name_imports_only_what_it_needs() -> None:
+    out = _fresh(
+        "import sys, json\n"
+        "from lift_asgi import install, LiftError\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    assert json.loads(out) == []
+
+
+def test_the_top_level_exposes_exactly_all() -> None:
+    out = _fresh(
+        "import json, lift_asgi\n"
+        "print(json.dumps([n for n in vars(lift_asgi) if not n.startswith('_')]))"
+    )
+    public = set(json.loads(out))
+    assert public == set()  # nothing public but what __getattr__ resolves from __all__
+    assert len(lift_asgi.__all__) <= 25
+
+
+@pytest.mark.parametrize("name", lift_asgi.__all__)
+def test_every_public_name_resolves(name: str) -> None:
+    assert getattr(lift_asgi, name) is not None
+
+
+@pytest.mark.parametrize("name", ["ConfigurationError", "DynamoTable", "require_tenant", "Rule"])
+def test_the_rest_lives_in_its_submodule(name: str) -> None:
+    with pytest.raises(AttributeError, match=name):
+        getattr(lift_asgi, name)
+
+
+def test_type_checkers_see_the_same_names() -> None:
+    """The ``TYPE_CHECKING`` imports (what mypy and IDEs read) name exactly ``__all__``."""
+    tree = ast.parse(Path(lift_asgi.__file__).read_text())
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "_typing.TYPE_CHECKING"
+    ]
+    imported = {
+        alias.asname or alias.name
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == set(lift_asgi.__all__) - {"__version__"}
+
+
+def test_install_is_the_function_even_after_its_module_is_imported() -> None:
+    import lift_asgi.installer
+
+    assert callable(lift_asgi.install)
+    assert lift_asgi.install is lift_asgi.installer.install
