@@ -62,7 +62,7 @@ async def test_one_record_per_request_with_the_transports_figures(
         ("PUT", "/projects/p1", {"name": "Apollo"}, 200, "committed"),
         ("GET", "/projects/p1", None, 200, "none"),
         ("PUT", "/projects/p1", {"name": "Again"}, 409, "conflict"),
-        ("GET", "/projects/nope", None, 404, "discarded"),
+        ("GET", "/projects/nope", None, 404, "none"),
     ]
     async with client(app) as http:
         for method, path, body, status, commit in requests:
