@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -57,7 +58,9 @@ __all__ = [
     "problem_body",
     "problem_exception_handler",
     "problem_response",
+    "relative_location",
     "send_problem",
+    "validation_exception_handler",
 ]
 
 
@@ -355,13 +358,21 @@ async def send_problem(
 async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Run an HTTP ``app``; a :class:`LiftError` it raises before its response started
     (``get_tenant`` on an exempt path, ``get_or_404``, ...) becomes its problem response
-    instead of Starlette's plain-text 500. After the start, it propagates as usual."""
+    instead of Starlette's plain-text 500. After the start, it propagates as usual.
+
+    The same (single) send wrapper keeps redirects from pointing at a host the client
+    chose: see :func:`relative_location`.
+    """
     started = False
 
     async def tracking_send(message: Message) -> None:
         nonlocal started
         if message["type"] == "http.response.start":
             started = True
+            if 300 <= message["status"] < 400:
+                origin = _request_origin(scope)
+                if origin is not None:
+                    message = relative_location(message, origin)
         await send(message)
 
     try:
@@ -370,6 +381,50 @@ async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send:
         if started:
             raise
         await send_problem(send, error)
+
+
+def _request_origin(scope: Scope) -> bytes | None:
+    """``scheme://host`` as the client named it in its ``Host`` header, else ``None``."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            scheme: str = scope.get("scheme", "http")
+            return scheme.encode("latin-1") + b"://" + bytes(value)
+    return None
+
+
+def relative_location(message: Message, origin: bytes) -> Message:
+    """``message`` (an ``http.response.start``) with a ``Location`` under ``origin`` made
+    relative: ``http://evil.example/projects`` becomes ``/projects``.
+
+    Starlette builds absolute redirect URLs (the trailing-slash redirect, ``url_for``)
+    from the request's ``Host`` header, which the client chooses: a request for
+    ``/projects/`` with ``Host: evil.example`` would be sent, and a shared cache would
+    store, a redirect to ``evil.example``. A relative reference resolves against the URL
+    the client actually used (RFC 9110 section 10.2.2), so the redirect still works and
+    never names a host. Locations on other origins (an ``http`` to ``https`` upgrade,
+    another site) are left alone.
+    """
+    headers = message.get("headers") or ()
+    rewritten = []
+    changed = False
+    size = len(origin)
+    for name, value in headers:
+        if name.lower() == b"location":
+            value = bytes(value)
+            if value[:size].lower() == origin.lower() and value[size : size + 1] in (
+                b"",
+                b"/",
+                b"?",
+                b"#",
+            ):
+                value = value[size:]
+                if not value.startswith(b"/"):
+                    value = b"/" + value
+                changed = True
+        rewritten.append((name, value))
+    if not changed:
+        return message
+    return {**message, "headers": rewritten}
 
 
 def problem_response(error: LiftError) -> Response:
@@ -392,7 +447,8 @@ async def problem_exception_handler(request: Request, exc: Exception) -> Respons
 
         app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
 
-    FastAPI's request validation errors (422) keep FastAPI's own shape.
+    FastAPI's request validation errors (422) keep FastAPI's own shape (see
+    :func:`validation_exception_handler`).
     """
     if isinstance(exc, LiftError):
         return problem_response(exc)
@@ -402,9 +458,87 @@ async def problem_exception_handler(request: Request, exc: Exception) -> Respons
     raise exc  # pragma: no cover - registered only for the two types above
 
 
+async def validation_exception_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for a ``RequestValidationError``, in FastAPI's own shape
+    (``{"detail": [...]}``), that cannot fail to render.
+
+    FastAPI's handler echoes the offending input; a JSON string holding a lone surrogate
+    (``"\\ud800x"``, valid JSON) cannot be encoded as UTF-8, so its response raised and the
+    client got a plain-text 500. Here such characters become U+FFFD in the echo.
+    """
+    from fastapi.encoders import jsonable_encoder
+
+    errors_of = getattr(exc, "errors", None)
+    errors = errors_of() if callable(errors_of) else []
+    body = _json_bytes({"detail": jsonable_encoder(errors)})
+    return Response(content=body, status_code=422, media_type="application/json")
+
+
+def _json_bytes(content: Any) -> bytes:
+    """Compact JSON as UTF-8; unpaired surrogates (unencodable) become U+FFFD."""
+    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Through UTF-16 with surrogatepass, a valid pair stays one character and an
+        # unpaired surrogate is the one thing the decoder replaces.
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fixed.encode()
+
+
+def _fastapi_handlers() -> dict[Any, Any]:
+    """FastAPI's validation error, when FastAPI is in use (imported), never imported here."""
+    exceptions = sys.modules.get("fastapi.exceptions")
+    if exceptions is None:
+        return {}
+    return {exceptions.RequestValidationError: validation_exception_handler}
+
+
+class _ProblemHandlers(dict[Any, Any]):
+    """A dict that also holds FastAPI's ``RequestValidationError`` once FastAPI is imported.
+
+    ``FastAPI(exception_handlers=...)`` keeps its own 422 handler unless the dict it is
+    given names ``RequestValidationError`` itself (a base class is not enough), and
+    importing FastAPI here would cost every Starlette-only user its import time. So
+    the key appears in iteration, lookup and copies (``dict(...)``, ``{**...}``) when
+    ``fastapi.exceptions`` is loaded, which it is by the time a FastAPI app is built.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from super().__iter__()
+        yield from (k for k in _fastapi_handlers() if not dict.__contains__(self, k))
+
+    def keys(self) -> Any:
+        return list(self)
+
+    def items(self) -> Any:
+        return [(key, self[key]) for key in self]
+
+    def values(self) -> Any:
+        return [self[key] for key in self]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in _fastapi_handlers()
+
+    def __missing__(self, key: Any) -> Any:
+        return _fastapi_handlers()[key]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default  # noqa: SIM401 - dict.get skips __missing__
+
+    def copy(self) -> dict[Any, Any]:
+        return dict(self.items())
+
+
 #: ``exception_handlers=`` for Starlette and FastAPI apps: problem+json for the suite's
-#: errors and for Starlette's HTTPException (unknown routes, wrong methods).
-PROBLEM_HANDLERS: dict[Any, Any] = {
-    LiftError: problem_exception_handler,
-    StarletteHTTPException: problem_exception_handler,
-}
+#: errors and for Starlette's HTTPException (unknown routes, wrong methods), and
+#: FastAPI's 422 rendered safely (:func:`validation_exception_handler`).
+PROBLEM_HANDLERS: dict[Any, Any] = _ProblemHandlers(
+    {
+        LiftError: problem_exception_handler,
+        StarletteHTTPException: problem_exception_handler,
+    }
+)

@@ -6,11 +6,14 @@ import json
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +27,9 @@ from lift_asgi.errors import (
     Unauthorized,
     call_with_problems,
     send_problem,
+    validation_exception_handler,
 )
+from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 
 
 async def _sent(error: LiftError) -> list[Message]:
@@ -120,3 +125,86 @@ async def test_call_with_problems_only_before_the_response_started() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         with pytest.raises(Conflict):  # already streaming: it propagates as it should
             await client.get("/late")
+
+
+# -- FastAPI's 422, rendered whatever the input ---------------------------------------------
+
+
+class Project(BaseModel):
+    name: str = Field(min_length=1, max_length=1)
+
+
+def _fastapi_app() -> ASGIApp:
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.post("/projects", status_code=201)
+    async def create(project: Project) -> dict[str, str]:
+        return {"name": project.name}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("raw", "echoed"),
+    [
+        (b'{"name": "\\ud800x"}', "\ufffdx"),  # a lone surrogate: valid JSON, not UTF-8
+        (b'{"name": "\\udfff\\ud83d\\ude00"}', "\ufffd\U0001f600"),  # a pair stays one
+        (b'{"name": "ab"}', "ab"),
+    ],
+)
+async def test_validation_errors_keep_fastapis_422_whatever_the_input(
+    raw: bytes, echoed: str
+) -> None:
+    transport = httpx.ASGITransport(app=_fastapi_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post(
+            "/projects", content=raw, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/json"
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body", "name"]
+    assert error["type"] in {"string_unicode", "string_too_long"}
+    assert error["input"] == echoed
+
+
+def test_problem_handlers_name_fastapis_validation_error_once_fastapi_is_loaded() -> None:
+    assert RequestValidationError in PROBLEM_HANDLERS
+    assert dict(PROBLEM_HANDLERS)[RequestValidationError] is validation_exception_handler
+    assert {**PROBLEM_HANDLERS}.keys() == dict(PROBLEM_HANDLERS).keys()
+    assert len(PROBLEM_HANDLERS) == 3
+
+
+# -- redirects never name a host the client chose ------------------------------------------
+
+
+async def _projects(request: Request) -> JSONResponse:
+    return JSONResponse([])
+
+
+async def _upgrade(request: Request) -> RedirectResponse:
+    return RedirectResponse("https://" + request.headers["host"] + "/projects")
+
+
+@pytest.mark.parametrize("wrap", ["call_with_problems", "TenantMiddleware"])
+async def test_a_trailing_slash_redirect_is_relative_whatever_the_host_header(
+    wrap: str,
+) -> None:
+    inner = Starlette(routes=[Route("/projects", _projects), Route("/upgrade", _upgrade)])
+    app: ASGIApp
+    if wrap == "TenantMiddleware":
+        app = TenantMiddleware(inner, resolvers=[HeaderResolver()])
+    else:
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await call_with_problems(inner, scope, receive, send)
+
+    headers = {"host": "evil.example", "x-tenant-id": "acme"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        moved = await client.get("/projects/?page=2", headers=headers)
+        upgrade = await client.get("/upgrade", headers=headers)
+    assert moved.status_code == 307
+    assert moved.headers["location"] == "/projects?page=2"
+    # Another origin (an http -> https upgrade) is not the request's own: left alone.
+    assert upgrade.headers["location"] == "https://evil.example/projects"
