@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi._context import tenant_var
 from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
     ConfigurationError,
     InvalidTenant,
@@ -459,6 +460,24 @@ def _check_algorithms(algorithms: Any) -> list[str]:
     return names
 
 
+#: 9999-12-31T23:59:59Z: beyond it a NumericDate is no date a clock can reach.
+_MAX_NUMERIC_DATE = 253402300799
+
+
+def _numeric_date(payload: Mapping[str, Any], claim: str) -> float | None:
+    """``payload[claim]`` as seconds, ``None`` when absent; a 401 unless it is a
+    NumericDate: a JSON number (RFC 7519 section 2; PyJWT also takes ``"1767225600"``),
+    finite, at most 9999-12-31 either side of 1970 (``1`` and 400 zeros overflowed a
+    float: a 500)."""
+    value = payload.get(claim)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not -_MAX_NUMERIC_DATE <= value <= _MAX_NUMERIC_DATE:
+        logger.debug("bearer token rejected: %r is not a NumericDate", claim)
+        raise Unauthorized("The bearer token is invalid or expired.")
+    return float(value)
+
+
 class _TokenCache:
     """Verified tokens by sha256 of the credentials: LRU-bounded, used only in [nbf, exp).
 
@@ -680,7 +699,8 @@ class JWTResolver:
                 issuer=self.issuer,
                 leeway=self.leeway,
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, ArithmeticError) as exc:
+            # ArithmeticError: PyJWT's int() of an exp of 1e400 (JSON gives inf).
             logger.debug("bearer token rejected: %s: %s", type(exc).__name__, exc)
             raise Unauthorized("The bearer token is invalid or expired.") from None
 
@@ -691,16 +711,13 @@ class JWTResolver:
         tenant_id = _as_text(raw_tenant)
         if tenant_id is None:
             raise InvalidTenant("The tenant id is malformed.")
+        expires = _numeric_date(payload, "exp")
+        not_before = _numeric_date(payload, "nbf")
+        _numeric_date(payload, "iat")
         user = _as_text(payload.get(self.user_claim)) if self.user_claim else None
         plan = _as_text(payload.get(self.plan_claim)) if self.plan_claim else None
         tenant = Tenant(tenant_id, user, plan, MappingProxyType(payload), self.name)
-        exp = payload.get("exp")
-        nbf = payload.get("nbf")
-        return (
-            tenant,
-            float(nbf) if nbf is not None else 0.0,
-            float(exp) if exp is not None else None,
-        )
+        return tenant, not_before or 0.0, expires
 
     async def _signing_key(self, token: str | bytes) -> jwt.PyJWK:
         assert self._jwks is not None
@@ -787,7 +804,7 @@ def _compile_resolvers(resolvers: Any) -> tuple[tuple[ResolveFunc, str], ...]:
     return tuple(compiled)
 
 
-class TenantMiddleware:
+class TenantMiddleware(metaclass=LoudStartup):
     """Resolve the tenant of every HTTP and WebSocket request; refuse those without one.
 
     Options (all checked here, once; mistakes raise :class:`ConfigurationError`):
@@ -869,10 +886,13 @@ class TenantMiddleware:
                 tenant = accepted[1] if accepted and accepted[0] is found else self._accept(found)
         except LiftError as error:
             logger.debug("tenant refused (%s): %s", error.status, error.detail)
-            if scope_type == "http":
-                await send_problem(send, error)
-            else:
-                await _refuse_websocket(receive, send, error)
+            await self._refuse(scope_type, receive, send, error)
+            return
+        except Exception:
+            # A resolver's bug (or a library's surprise) must not become a 500 that
+            # says "this input breaks the server": whoever sent it is not identified.
+            logger.exception("a tenant resolver raised; the request is refused with a 401")
+            await self._refuse(scope_type, receive, send, _UNIDENTIFIED)
             return
         state["tenant"] = ctx.tenant = tenant
         reset = tenant_var.set(tenant)
@@ -883,6 +903,13 @@ class TenantMiddleware:
                 await self.app(scope, receive, send)
         finally:
             tenant_var.reset(reset)
+
+    @staticmethod
+    async def _refuse(scope_type: str, receive: Receive, send: Send, error: LiftError) -> None:
+        if scope_type == "http":
+            await send_problem(send, error)
+        else:
+            await _refuse_websocket(receive, send, error)
 
     def _accept(self, found: Tenant) -> Tenant:
         if not self._valid(found.id):
@@ -910,6 +937,9 @@ class TenantMiddleware:
         if first is None:
             raise Unauthorized("No tenant could be determined for this request.")
         return first
+
+
+_UNIDENTIFIED = Unauthorized("No tenant could be determined for this request.")
 
 
 async def _refuse_websocket(receive: Receive, send: Send, error: LiftError) -> None:

@@ -396,6 +396,36 @@ async def test_not_yet_valid_and_leeway(make_app: AppFactory, rsa_key: rsa.RSAPr
     assert within.status_code == 200, within.text
 
 
+HUGE = 10**400  # "1" followed by 400 zeros: a valid JSON number no float can hold
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize(
+    "value",
+    [HUGE, -HUGE, float("inf"), 1e300, "future", True, [1]],
+    ids=["1e400-int", "minus-1e400", "Infinity", "1e300", "numeric-string", "true", "list"],
+)
+async def test_a_signed_token_whose_dates_are_not_numericdates_is_a_401(
+    make_app: AppFactory, claim: str, value: Any
+) -> None:
+    """RFC 7519 NumericDate is a JSON number; PyJWT takes ``"1767225600"`` and a huge one
+    overflowed a float (a 500). Each is a signed, otherwise valid token: 401."""
+    if value == "future":
+        value = str(int(time.time()) + 300)
+    app = make_app(resolvers=[JWTResolver(key=HS_SECRET)])
+    token = hand_made_token({"alg": "HS256", "typ": "JWT"}, claims(**{claim: value}), HS_SECRET)
+    assert_token_refused(await get(app, headers=bearer(token)))
+
+
+async def test_numericdates_that_are_numbers_still_pass(make_app: AppFactory) -> None:
+    now = time.time()
+    app = make_app(resolvers=[JWTResolver(key=HS_SECRET)])
+    payload = claims(exp=now + 300.5, nbf=now - 1.25, iat=int(now))
+    token = hand_made_token({"alg": "HS256", "typ": "JWT"}, payload, HS_SECRET)
+    response = await get(app, headers=bearer(token))
+    assert response.status_code == 200, response.text
+
+
 async def test_missing_exp_refused_by_default(
     make_app: AppFactory, rsa_key: rsa.RSAPrivateKey
 ) -> None:
@@ -640,6 +670,41 @@ async def test_custom_resolver_function(make_app: AppFactory) -> None:
     assert response.json()["id"] == "initech"
     assert response.json()["source"] == "query"
     assert_problem(await get(app), 401)
+
+
+@pytest.mark.parametrize("kind", ["function", "object", "jwt-subclass"])
+async def test_a_resolver_that_raises_anything_is_a_logged_401(
+    make_app: AppFactory, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No exception from a resolver becomes a 500: the request is not identified."""
+
+    async def broken(scope: Scope) -> Tenant | None:
+        raise KeyError("a bug in a resolver")
+
+    class Broken:
+        name = "broken"
+
+        async def resolve(self, scope: Scope) -> Tenant | None:
+            raise RuntimeError("a bug in a resolver")
+
+    class BrokenJWT(JWTResolver):
+        async def verify(self, token: str | bytes) -> tuple[Tenant, float, float | None]:
+            raise ZeroDivisionError("a bug in a resolver")
+
+    resolver: Any = {
+        "function": broken,
+        "object": Broken(),
+        "jwt-subclass": BrokenJWT(key=HS_SECRET),
+    }[kind]
+    app = make_app(resolvers=[resolver])
+    with caplog.at_level("ERROR", logger="lift_asgi.tenancy"):
+        response = await get(app, headers=bearer(sign(HS_SECRET, "HS256")))
+    body = assert_problem(response, 401)
+    assert "bug" not in response.text
+    assert body["detail"] == "No tenant could be determined for this request."
+    (record,) = [r for r in caplog.records if r.name == "lift_asgi.tenancy"]
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    assert "a bug in a resolver" in str(record.exc_info[1])
 
 
 # ------------------------------------------------------------------------ websocket
@@ -1130,3 +1195,67 @@ async def test_lift_errors_raised_by_handlers_become_problem_responses() -> None
         gone = await client.get("/missing", headers={"x-tenant-id": "acme"})
         assert gone.status_code == 404
         assert gone.json()["detail"] == "nothing here"
+
+
+# ---------------------------------------------- misconfiguration is loud at startup
+
+_MISCONFIGURED_APP = """
+from starlette.applications import Starlette
+from lift_asgi.tenancy import TenantMiddleware
+
+app = Starlette()
+app.add_middleware(TenantMiddleware, resolvers=[])  # no resolver: a ConfigurationError
+"""
+
+
+def test_a_misconfigured_add_middleware_stops_uvicorn_with_the_message(tmp_path: Any) -> None:
+    """Starlette builds the stack inside the first ASGI call; uvicorn's default
+    ``--lifespan auto`` took the error for "lifespan unsupported", started, and answered
+    every request with a plain 500. Now startup fails with the message and uvicorn exits."""
+    import subprocess
+    import sys
+
+    (tmp_path / "badapp.py").write_text(_MISCONFIGURED_APP)
+    server = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "badapp:app", "--port", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert server.returncode != 0
+    assert "ConfigurationError: resolvers: at least one resolver is required" in server.stderr
+    assert "Application startup failed" in server.stderr
+
+
+@pytest.mark.parametrize("kind", ["starlette", "fastapi"])
+async def test_a_misconfigured_stack_fails_the_lifespan_and_500s_requests(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app: Any = FastAPI() if kind == "fastapi" else Starlette()
+    app.add_middleware(TenantMiddleware, resolvers=[HeaderResolver(), "not a resolver"])
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "ConfigurationError: resolvers: 'not a resolver' has no resolve" in sent[0]["message"]
+    # Without a lifespan (a server run with --lifespan off): a logged 500 problem.
+    with caplog.at_level("ERROR", logger="lift_asgi.startup"):
+        response = await get(app, headers={"x-tenant-id": "acme"})
+    body = assert_problem(response, 500)
+    assert "resolve" not in body["detail"]
+    assert any("not a resolver" in record.getMessage() for record in caplog.records)
+
+
+def test_direct_construction_and_eager_builds_still_raise() -> None:
+    with pytest.raises(ConfigurationError, match="resolvers"):
+        TenantMiddleware(_app, resolvers=[])
+    app = Starlette(middleware=[Middleware(TenantMiddleware, resolvers=[])])
+    with pytest.raises(ConfigurationError, match="resolvers"):
+        app.build_middleware_stack()
