@@ -16,16 +16,27 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import threading
+import warnings
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._net import forwarded_client
+from lift_asgi._startup import build_stack
 from lift_asgi.errors import ConfigurationError, InvalidTenant
 from lift_asgi.tenancy import Tenant, _as_text
 
-__all__ = ["AuthorizerResolver", "LambdaHandler", "LambdaTenantResolver", "handler"]
+__all__ = [
+    "TEXT_MIME_TYPES",
+    "AuthorizerResolver",
+    "LambdaHandler",
+    "LambdaTenantResolver",
+    "handler",
+]
 
 log = logging.getLogger("lift_asgi.aws")
 
@@ -131,6 +142,84 @@ class LambdaTenantResolver:
 
 _LAMBDA_LIFESPAN = ("auto", "on", "off")
 
+#: Content types whose bodies the handler returns as text, not base64. Mangum matches
+#: each entry as a substring of ``Content-Type``, and its own list knows
+#: ``application/json`` but not ``application/problem+json``: every error the suite
+#: sends came back base64-encoded, which a REST API without binary media types hands to
+#: the client as is. ``+json``/``+xml`` cover every structured-syntax suffix type
+#: (RFC 6839: ``problem+json``, ``ld+json``, ``svg+xml``, ...). A body that is not valid
+#: UTF-8 is still sent as base64 (Mangum tries to decode it first).
+TEXT_MIME_TYPES: tuple[str, ...] = (
+    "text/",
+    "application/json",
+    "+json",
+    "application/x-ndjson",
+    "application/xml",
+    "+xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "application/vnd.oai.openapi",
+)
+
+
+@dataclass(slots=True)
+class _Lifespan:
+    """The lifespan the handler runs once per container (shared with its finalizer)."""
+
+    task: asyncio.Task[None] | None = None
+    queue: asyncio.Queue[Message] | None = None
+    shutdown_done: asyncio.Future[None] | None = None
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    """The thread's current event loop, if one is set, without creating one.
+
+    ``asyncio.get_event_loop()`` creates a loop (and warns, on 3.12+) when none is set;
+    the policy's thread-local slot is what it would return.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy = asyncio.get_event_loop_policy()
+    local = getattr(policy, "_local", None)
+    loop = getattr(local, "_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+def _close(loop: asyncio.AbstractEventLoop, lifespan: _Lifespan) -> None:
+    """Run the lifespan shutdown if it is pending, finish every task, close the loop.
+
+    Runs from :meth:`LambdaHandler.close`, or when the handler is garbage collected or
+    the interpreter exits (a ``weakref.finalize``): a handler used as documented, at
+    module level, leaves no pending task ("Task was destroyed but it is pending!") and
+    no loop for another library to close under it ("Event loop is closed").
+    """
+    if loop.is_closed():
+        return
+    if asyncio._get_running_loop() is not None:
+        # Collected inside another loop (an async test): run ours in a thread.
+        worker = threading.Thread(target=_close, args=(loop, lifespan), daemon=True)
+        worker.start()
+        worker.join()
+        return
+    previous = _current_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        task, queue, done = lifespan.task, lifespan.queue, lifespan.shutdown_done
+        lifespan.task = None
+        if task is not None and queue is not None and done is not None and not task.done():
+            queue.put_nowait({"type": "lifespan.shutdown"})
+            loop.run_until_complete(asyncio.wait({done, task}, timeout=5))
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for leftover in pending:
+            leftover.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(previous)
+
 
 class LambdaHandler:
     """An AWS Lambda handler for an ASGI app, built on Mangum, that stays warm.
@@ -149,6 +238,15 @@ class LambdaHandler:
       ``sourceIp`` (as Mangum does), and for ALB events the right-most
       ``X-Forwarded-For`` hop that is not one of ``trusted_proxies`` (Mangum passes the
       raw header, which any client can prefix).
+
+    - builds a Starlette (or FastAPI) app's middleware stack when it is created, so a
+      middleware's :class:`~lift_asgi.errors.ConfigurationError` is raised where the
+      handler is created (at import, in Lambda's init phase), with its message;
+    - returns every text type as text, not base64 (:data:`TEXT_MIME_TYPES`, used unless
+      ``text_mime_types`` is given);
+    - leaves nothing behind: its loop is the thread's current loop only during an
+      invocation, and :meth:`close` (also run when the handler is collected or the
+      process exits) runs the lifespan shutdown, finishes every task and closes the loop.
 
     Every other Mangum option (``api_gateway_base_path``, ``text_mime_types``,
     ``exclude_headers``, ``custom_handlers``) passes through unchanged.
@@ -173,25 +271,36 @@ class LambdaHandler:
             self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         except ValueError as exc:
             raise ConfigurationError("trusted_proxies", str(exc)) from None
+        build_stack(app)  # a configuration error is raised here, not on the first event
         self.app = app
         self.lifespan = lifespan
         self.state: dict[str, Any] = {}
         self.startups = 0
         self._loop = asyncio.new_event_loop()
         self._started = lifespan == "off"
-        self._lifespan_task: asyncio.Task[None] | None = None
-        self._lifespan_queue: asyncio.Queue[Message] | None = None
-        self._shutdown_done: asyncio.Future[None] | None = None
-        asyncio.set_event_loop(self._loop)
-        self._mangum = Mangum(self._asgi, lifespan="off", **mangum_options)
+        self._lifespan = _Lifespan()
+        mangum_options.setdefault("text_mime_types", list(TEXT_MIME_TYPES))
+        previous = _current_loop()
+        asyncio.set_event_loop(self._loop)  # Mangum() looks for a current loop
+        try:
+            self._mangum = Mangum(self._asgi, lifespan="off", **mangum_options)
+        finally:
+            asyncio.set_event_loop(previous)
+        self._finalizer = weakref.finalize(self, _close, self._loop, self._lifespan)
         if shutdown_on_sigterm:
             signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Mangum runs the event on asyncio.get_event_loop(): ours, for this call only,
+        # so no test runner or other library adopts (and closes) it in between.
+        previous = _current_loop()
         asyncio.set_event_loop(self._loop)
-        if not self._started:
-            self._loop.run_until_complete(self._startup())
-        result: dict[str, Any] = self._mangum(event, context)
+        try:
+            if not self._started:
+                self._loop.run_until_complete(self._startup())
+            result: dict[str, Any] = self._mangum(event, context)
+        finally:
+            asyncio.set_event_loop(previous)
         return result
 
     # -- the app, as Mangum calls it --------------------------------------------------
@@ -226,8 +335,9 @@ class LambdaHandler:
     async def _startup(self) -> None:
         queue: asyncio.Queue[Message] = asyncio.Queue()
         started: asyncio.Future[None] = self._loop.create_future()
-        self._shutdown_done = self._loop.create_future()
-        self._lifespan_queue = queue
+        shutdown_done: asyncio.Future[None] = self._loop.create_future()
+        lifespan = self._lifespan
+        lifespan.queue, lifespan.shutdown_done = queue, shutdown_done
 
         async def send(message: Message) -> None:
             kind = message["type"]
@@ -237,12 +347,8 @@ class LambdaHandler:
                 started.set_exception(
                     RuntimeError(f"lifespan startup failed: {message.get('message', '')}")
                 )
-            elif (
-                kind.startswith("lifespan.shutdown.")
-                and self._shutdown_done is not None
-                and not self._shutdown_done.done()
-            ):
-                self._shutdown_done.set_result(None)
+            elif kind.startswith("lifespan.shutdown.") and not shutdown_done.done():
+                shutdown_done.set_result(None)
 
         async def run() -> None:
             scope = {
@@ -259,10 +365,10 @@ class LambdaHandler:
             finally:
                 if not started.done():
                     started.set_exception(RuntimeError("the app returned during lifespan"))
-                if self._shutdown_done is not None and not self._shutdown_done.done():
-                    self._shutdown_done.set_result(None)
+                if not shutdown_done.done():
+                    shutdown_done.set_result(None)
 
-        self._lifespan_task = self._loop.create_task(run())
+        lifespan.task = self._loop.create_task(run())
         await queue.put({"type": "lifespan.startup"})
         try:
             await started
@@ -270,22 +376,35 @@ class LambdaHandler:
             if self.lifespan == "on":
                 raise
             log.info("lifespan not supported by the app; running without it")
-            self._lifespan_task = None
+            lifespan.task = None
         else:
             self.startups += 1
         self._started = True
 
     def shutdown(self) -> None:
-        """Run the app's lifespan shutdown (once) and close the loop's pending work."""
+        """Run the app's lifespan shutdown (once); the handler stays usable."""
+        lifespan = self._lifespan
+        task, queue, done = lifespan.task, lifespan.queue, lifespan.shutdown_done
+        lifespan.task = None
+        if task is None or queue is None or done is None or task.done():
+            return
+        previous = _current_loop()
         asyncio.set_event_loop(self._loop)
-        task, queue, done = self._lifespan_task, self._lifespan_queue, self._shutdown_done
-        self._lifespan_task = None
-        if task is not None and queue is not None and done is not None and not task.done():
+        try:
             queue.put_nowait({"type": "lifespan.shutdown"})
             self._loop.run_until_complete(asyncio.wait({done, task}, timeout=5))
+        finally:
+            asyncio.set_event_loop(previous)
+
+    def close(self) -> None:
+        """:meth:`shutdown`, then finish every task and close the loop (idempotent).
+
+        Also runs when the handler is garbage collected or the interpreter exits.
+        """
+        self._finalizer()
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:  # pragma: no cover - signal
-        self.shutdown()
+        self.close()
         raise SystemExit(0)
 
 

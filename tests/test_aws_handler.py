@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -394,3 +397,173 @@ def test_bad_options_name_themselves() -> None:
         handler(app, lifespan="sometimes")
     with pytest.raises(ConfigurationError, match="trusted_proxies"):
         handler(app, trusted_proxies=["not-a-network"])
+
+
+# -- text bodies stay text -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/problem+json",
+        "application/json; charset=utf-8",
+        "application/ld+json",
+        "application/vnd.api+json",
+        "application/x-ndjson",
+        "application/xml",
+        "application/atom+xml",
+        "image/svg+xml",
+        "text/csv; charset=utf-8",
+        "text/html",
+    ],
+)
+@pytest.mark.parametrize("event", [api_gateway_v1_event, api_gateway_v2_event, alb_event])
+def test_text_types_come_back_as_text(
+    container: Callable[[LambdaHandler], Invoke], content_type: str, event: Any
+) -> None:
+    """A REST API without binary media types hands a base64 body to the client as is."""
+    body = '{"title": "é"}'
+
+    async def typed(request: Request) -> Response:
+        return Response(body, headers={"content-type": content_type})
+
+    answer = container(handler(Starlette(routes=[Route("/typed", typed)])))(event("GET", "/typed"))
+    assert answer["isBase64Encoded"] is False
+    assert answer["body"] == body
+
+
+def test_a_suite_error_is_a_text_problem(container: Callable[[LambdaHandler], Invoke]) -> None:
+    from lift_asgi.errors import PROBLEM_HANDLERS
+
+    app = Starlette(routes=[], exception_handlers=PROBLEM_HANDLERS)
+    answer = container(handler(app))(api_gateway_v1_event("GET", "/nowhere"))
+    assert answer["statusCode"] == 404
+    assert answer["isBase64Encoded"] is False
+    assert json.loads(answer["body"])["status"] == 404
+
+
+def test_text_mime_types_given_replace_the_defaults(
+    container: Callable[[LambdaHandler], Invoke],
+) -> None:
+    """As in Mangum: a list given is the whole list."""
+
+    async def custom(request: Request) -> Response:
+        return Response("plain", media_type=request.query_params["type"])
+
+    app = Starlette(routes=[Route("/custom", custom)])
+    invoke = container(handler(app, text_mime_types=["application/x-custom"]))
+    mine = invoke(api_gateway_v2_event("GET", "/custom", query={"type": "application/x-custom"}))
+    assert (mine["isBase64Encoded"], mine["body"]) == (False, "plain")
+    other = invoke(api_gateway_v2_event("GET", "/custom", query={"type": "text/plain"}))
+    assert other["isBase64Encoded"] is True
+
+
+# -- configuration errors at handler creation --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["starlette", "fastapi", "wrapped"])
+def test_a_misconfigured_middleware_raises_when_the_handler_is_created(kind: str) -> None:
+    """Starlette builds its stack on the first call; the handler builds it now, so the
+    error is raised in Lambda's init phase (at import), with its message."""
+    from fastapi import FastAPI
+
+    from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
+
+    app: Any = FastAPI() if kind == "fastapi" else Starlette()
+    app.add_middleware(TenantMiddleware, resolvers=[])
+    if kind == "wrapped":
+        app = TenantMiddleware(app, resolvers=[HeaderResolver()])
+    with pytest.raises(ConfigurationError, match="resolvers: at least one resolver is required"):
+        handler(app)
+
+
+# -- nothing left behind ---------------------------------------------------------------
+
+_SNIPPET = """
+from contextlib import asynccontextmanager
+
+from lift_asgi.aws import handler
+from lift_asgi.testing import api_gateway_v2_event, lambda_context
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@asynccontextmanager
+async def lifespan(app):
+    yield
+    print("shutdown ran")
+
+
+async def hello(request):
+    return JSONResponse({"client": request.client.host})
+
+lambda_handler = handler(Starlette(routes=[Route("/hello", hello)], lifespan=lifespan))
+response = lambda_handler(api_gateway_v2_event("GET", "/hello", source_ip="192.0.2.1"),
+                          lambda_context())
+assert response["statusCode"] == 200 and "192.0.2.1" in response["body"]
+"""
+
+_PYTEST_FILE = """
+import snippet  # the handler, created at import as in Lambda
+
+
+def test_invoke():
+    event = snippet.api_gateway_v2_event("GET", "/hello")
+    assert snippet.lambda_handler(event, snippet.lambda_context())["statusCode"] == 200
+
+
+async def test_an_async_test_after_it():
+    pass
+"""
+
+
+def _python(*args: str, cwd: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), *sys.path])},
+    )
+
+
+def test_the_documented_handler_leaves_no_pending_task_or_warning(tmp_path: Any) -> None:
+    """Seen: "Task was destroyed but it is pending!" after the README snippet, and under
+    pytest "RuntimeError: Event loop is closed". Here: nothing on stderr, and the app's
+    lifespan shutdown runs when the process ends."""
+    (tmp_path / "snippet.py").write_text(_SNIPPET)
+    (tmp_path / "test_snippet.py").write_text(_PYTEST_FILE)
+    script = _python("snippet.py", cwd=tmp_path)
+    assert (script.returncode, script.stderr) == (0, "")
+    assert script.stdout == "shutdown ran\n"
+    tests = _python(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "asyncio_mode=auto",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "test_snippet.py",
+        cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout
+    assert "warning" not in tests.stdout.lower()
+    assert tests.stderr == ""
+
+
+def test_close_runs_the_shutdown_and_closes_the_loop(
+    container: Callable[[LambdaHandler], Invoke],
+) -> None:
+    app, counts = _lifespan_app()
+    lambda_handler = handler(app)
+    container(lambda_handler)(api_gateway_v2_event("GET", "/state"))
+    lambda_handler.close()
+    lambda_handler.close()
+    assert counts == {"startup": 1, "shutdown": 1}
+    assert lambda_handler._loop.is_closed()
