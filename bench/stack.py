@@ -50,19 +50,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Scope
 
+import lift_asgi
 from bench.clients import TABLE, InstantEndpoint
 from bench.uow import StubTransport
-from lift_asgi import (
+from lift_asgi.dynamo import (
     AiodynamoTransport,
-    JWTResolver,
-    RateLimitMiddleware,
     TableSpec,
-    TenantMiddleware,
     UnitOfWorkMiddleware,
     create_table,
-    rate_limit_table_spec,
 )
-from lift_asgi.ratelimit import AsyncDynamoDBStorage
+from lift_asgi.ratelimit import AsyncDynamoDBStorage, RateLimitMiddleware, rate_limit_table_spec
+from lift_asgi.tenancy import JWTResolver, TenantMiddleware
 
 __all__ = ["CallsRow", "Row", "render", "render_calls", "run"]
 
@@ -72,9 +70,11 @@ TENANT = "tenant"  # bench.clients' canned item belongs to this tenant
 NEVER = "1000000000/minute"
 
 BARE = "FastAPI (bare)"
-FULL = "FastAPI + full stack, route touches no data"
+FULL = "FastAPI + full stack (every stage, installed), route touches no data"
+THREE = "FastAPI + install(tenant, rate limit, unit of work)"
+THREE_BY_HAND = "FastAPI + add_middleware x3 (tenant, rate limit, unit of work)"
 BY_HAND = "FastAPI + one GetItem by hand (AiodynamoTransport)"
-FULL_GET = "FastAPI + full stack, one uow.get (AiodynamoTransport)"
+FULL_GET = "FastAPI + full stack (every stage), one uow.get (AiodynamoTransport)"
 OURS_TENANT = "FastAPI + TenantMiddleware alone (HS256 JWT, cached)"
 OURS_RATE = "FastAPI + RateLimitMiddleware alone (memory, key ip)"
 SLOWAPI = "FastAPI + slowapi SlowAPIMiddleware (memory)"
@@ -140,17 +140,41 @@ def _tenant_middleware(app: FastAPI) -> None:
     app.add_middleware(TenantMiddleware, resolvers=[JWTResolver(key=SECRET, algorithms=["HS256"])])
 
 
-def _full_stack(transport: Any, rate_storage: Any = "memory://", limit: Any = NEVER) -> FastAPI:
-    """Tenant (HS256 JWT) → RateLimit (per tenant) → UnitOfWork → the routes."""
+STAGES = ("observe", "tenant", "rate_limit", "idempotency", "unit_of_work")
+
+
+def _stage_options(transport: Any) -> dict[str, Any]:
+    """Every stage's options for the in-process rows (memory limiter, never refusing)."""
+    return {
+        # records on (the default): the logger is below its level, as in a service that
+        # has not turned request logs on
+        "observe": {},
+        "tenant": {"resolvers": [JWTResolver(key=SECRET, algorithms=["HS256"])]},
+        "rate_limit": {"limit": NEVER, "key": "tenant", "storage": "memory://"},
+        "idempotency": {},  # GET routes: the stage is passed, no key is claimed
+        "unit_of_work": {"table": TABLE, "transport": transport, "cursor_secret": CURSOR_SECRET},
+    }
+
+
+def _installed(transport: Any, stages: tuple[str, ...] = STAGES) -> FastAPI:
+    """FastAPI with ``stages`` installed by ``lift_asgi.install`` (and a data route)."""
 
     async def get(request: Request) -> Any:
         return await request.state.uow.get("projects", "p1")
 
-    app = _fastapi(get)
+    app = _fastapi(get if "unit_of_work" in stages else None)
+    options = _stage_options(transport)
+    lift_asgi.install(app, **{stage: options[stage] for stage in stages})
+    return app
+
+
+def _three_by_hand(transport: Any) -> FastAPI:
+    """Tenant → RateLimit → UnitOfWork with add_middleware: the installer's baseline."""
+    app = _fastapi()
     app.add_middleware(
         UnitOfWorkMiddleware, table=TABLE, transport=transport, cursor_secret=CURSOR_SECRET
     )
-    app.add_middleware(RateLimitMiddleware, limit=limit, key="tenant", storage=rate_storage)
+    app.add_middleware(RateLimitMiddleware, limit=NEVER, key="tenant", storage="memory://")
     _tenant_middleware(app)
     return app
 
@@ -218,11 +242,32 @@ def _variants(transport: AiodynamoTransport) -> list[_Variant]:
         ),
         _Variant(OURS_RATE, rate_only, "/projects/42"),
         _Variant("FastAPI + UnitOfWorkMiddleware alone (no data)", uow_only, "/projects/42"),
-        _Variant(FULL, lambda: _full_stack(transport), "/projects/42"),
+        _Variant(
+            "FastAPI + install(observe)",
+            lambda: _installed(transport, ("observe",)),
+            "/projects/42",
+        ),
+        _Variant(
+            "FastAPI + install(tenant, rate limit)",
+            lambda: _installed(transport, ("tenant", "rate_limit")),
+            "/projects/42",
+        ),
+        _Variant(
+            THREE,
+            lambda: _installed(transport, ("tenant", "rate_limit", "unit_of_work")),
+            "/projects/42",
+        ),
+        _Variant(THREE_BY_HAND, lambda: _three_by_hand(transport), "/projects/42"),
+        _Variant(
+            "FastAPI + install(tenant, rate limit, idempotency, unit of work)",
+            lambda: _installed(transport, STAGES[1:]),
+            "/projects/42",
+        ),
+        _Variant(FULL, lambda: _installed(transport), "/projects/42"),
         _Variant(SLOWAPI, _slowapi("SlowAPIMiddleware"), "/projects/42"),
         _Variant(SLOWAPI_ASGI, _slowapi("SlowAPIASGIMiddleware"), "/projects/42"),
         _Variant(BY_HAND, by_hand, "/data/42", slow=True),
-        _Variant(FULL_GET, lambda: _full_stack(transport), "/data/42", slow=True),
+        _Variant(FULL_GET, lambda: _installed(transport), "/data/42", slow=True),
     ]
 
 
@@ -339,7 +384,7 @@ def describe(calls: list[Any]) -> str:
 def _writes_app(
     table: str, transport: Any, storage: Any, limits: dict[str, str], clock: Any
 ) -> FastAPI:
-    """The full stack with write routes, its rate limiter on DynamoDB."""
+    """The full stack (every stage) with write routes, its rate limiter on DynamoDB."""
     app = FastAPI()
 
     @app.get("/ping")
@@ -362,16 +407,18 @@ def _writes_app(
             uow.put({"pk": f"project#{project_id}", "sk": f"task#{uuid.uuid4().hex}#{i}"})
         return {"written": count}
 
-    app.add_middleware(
-        UnitOfWorkMiddleware,
-        table=TableSpec.standard(table),
-        transport=transport,
-        cursor_secret=CURSOR_SECRET,
+    lift_asgi.install(
+        app,
+        observe={},
+        tenant={"resolvers": [JWTResolver(key=SECRET, algorithms=["HS256"])]},
+        rate_limit={"limit": limits, "key": "tenant", "storage": storage, "clock": clock},
+        idempotency={},  # these requests carry no Idempotency-Key: no call of its own
+        unit_of_work={
+            "table": TableSpec.standard(table),
+            "transport": transport,
+            "cursor_secret": CURSOR_SECRET,
+        },
     )
-    app.add_middleware(
-        RateLimitMiddleware, limit=limits, key="tenant", storage=storage, clock=clock
-    )
-    _tenant_middleware(app)
     return app
 
 
