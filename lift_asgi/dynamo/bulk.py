@@ -13,14 +13,20 @@ its ``extra``; what was written stays written.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lift_asgi.dynamo.client import MAX_BATCH_GET, MAX_BATCH_WRITE
 from lift_asgi.dynamo.keys import KeyLike, Scope
-from lift_asgi.errors import DuplicateItem, DynamoDBThrottled, DynamoDBUnavailable, LiftError
+from lift_asgi.dynamo.limits import MAX_BATCH_GET, MAX_BATCH_WRITE
+from lift_asgi.dynamo.retry import run_with_retries
+from lift_asgi.errors import (
+    DuplicateItem,
+    DynamoDBError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+    LiftError,
+)
 
 if TYPE_CHECKING:
     from lift_asgi.dynamo.client import DynamoTable
@@ -91,30 +97,27 @@ async def bulk_write(
             )
         seen.add(identity)
     progress = _Progress()
-    policy = table.retry
     name = table.name
 
     async def write(chunk: list[dict[str, Any]]) -> None:
         pending = chunk
-        attempt = 0
-        deadline = time.monotonic() + policy.deadline
-        while True:
+
+        async def attempt() -> None:
+            nonlocal pending
             progress.calls += 1
             try:
                 result = await table.call("BatchWriteItem", {"RequestItems": {name: pending}})
-            except DynamoDBUnavailable as exc:
-                attempt += 1
+            except DynamoDBUnavailable:
                 progress.retried += len(pending)
-                await table.backoff(attempt, deadline, exc)
-                continue
+                raise
             unprocessed = (result.get("UnprocessedItems") or {}).get(name) or []
             progress.written += len(pending) - len(unprocessed)
-            if not unprocessed:
-                return
-            attempt += 1
-            progress.retried += len(unprocessed)
-            await table.backoff(attempt, deadline, DynamoDBThrottled(aws_code="UnprocessedItems"))
-            pending = unprocessed
+            if unprocessed:
+                progress.retried += len(unprocessed)
+                pending = unprocessed
+                raise DynamoDBThrottled(aws_code="UnprocessedItems")
+
+        await run_with_retries(attempt, table.retry, _unavailable)
 
     chunks = [
         list(requests[i : i + MAX_BATCH_WRITE]) for i in range(0, len(requests), MAX_BATCH_WRITE)
@@ -122,9 +125,23 @@ async def bulk_write(
     try:
         await _pool(chunks, concurrency or table.bulk_concurrency, write)
     except LiftError as error:
-        error.extra["written"] = progress.written
-        raise
+        raise _with_written(error, progress.written) from error
     return BulkResult(progress.written, progress.retried, progress.calls)
+
+
+def _unavailable(error: Exception) -> bool:
+    return isinstance(error, DynamoDBUnavailable)
+
+
+def _with_written(error: LiftError, written: int) -> LiftError:
+    """A new error like ``error`` that also says how many items were stored."""
+    if isinstance(error, DynamoDBUnavailable):
+        return type(error)(
+            error.detail, aws_code=error.aws_code, retry_after=error.retry_after, written=written
+        )
+    if isinstance(error, DynamoDBError):
+        return DynamoDBError(error.detail, aws_code=error.aws_code, written=written)
+    return error
 
 
 async def batch_get(
@@ -156,23 +173,17 @@ async def batch_get(
     results: list[dict[str, Any] | None] = [None] * count
     if not physical_keys:
         return results
-    policy = table.retry
     name = table.name
 
     async def read(chunk: list[dict[str, Any]]) -> None:
         pending = chunk
-        attempt = 0
-        deadline = time.monotonic() + policy.deadline
-        while True:
+
+        async def attempt() -> None:
+            nonlocal pending
             request: dict[str, Any] = {"Keys": pending}
             if consistent:
                 request["ConsistentRead"] = True
-            try:
-                result = await table.call("BatchGetItem", {"RequestItems": {name: request}})
-            except DynamoDBUnavailable as exc:
-                attempt += 1
-                await table.backoff(attempt, deadline, exc)
-                continue
+            result = await table.call("BatchGetItem", {"RequestItems": {name: request}})
             for raw in (result.get("Responses") or {}).get(name, ()):
                 identity = (
                     raw[schema.pk]["S"],
@@ -182,11 +193,11 @@ async def batch_get(
                 for position in positions.get(identity, ()):
                     results[position] = item
             unprocessed = ((result.get("UnprocessedKeys") or {}).get(name) or {}).get("Keys")
-            if not unprocessed:
-                return
-            attempt += 1
-            await table.backoff(attempt, deadline, DynamoDBThrottled(aws_code="UnprocessedKeys"))
-            pending = unprocessed
+            if unprocessed:
+                pending = unprocessed
+                raise DynamoDBThrottled(aws_code="UnprocessedKeys")
+
+        await run_with_retries(attempt, table.retry, _unavailable)
 
     chunks = [
         physical_keys[i : i + MAX_BATCH_GET] for i in range(0, len(physical_keys), MAX_BATCH_GET)

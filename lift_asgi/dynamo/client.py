@@ -22,16 +22,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lift_asgi.dynamo.cursor import CursorSigner, resolve_secret
 from lift_asgi.dynamo.keys import Schema
+from lift_asgi.dynamo.limits import (
+    LIMITED_ACTIONS,
+    MAX_BATCH_GET,
+    MAX_BATCH_WRITE,
+    MAX_TRANSACTION_ITEMS,
+    check_request_limits,
+)
+from lift_asgi.dynamo.retry import RetryPolicy, run_with_retries
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import Aioboto3Transport, DynamoTransport, shared_transport
+from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConfigurationError,
     DynamoDBError,
@@ -41,9 +48,6 @@ from lift_asgi.errors import (
     TableMisconfigured,
     TableNotFound,
 )
-
-if TYPE_CHECKING:
-    from lift_asgi.dynamo.uow import UnitOfWork
 
 __all__ = [
     "MAX_BATCH_GET",
@@ -56,64 +60,7 @@ __all__ = [
 
 log = logging.getLogger("lift_asgi.dynamo")
 
-#: DynamoDB's limits, enforced by the library (the local emulator does not).
-MAX_TRANSACTION_ITEMS = 100
-MAX_BATCH_WRITE = 25
-MAX_BATCH_GET = 100
-
 _FAILURE_MEMORY = 5.0  # seconds a failed table check is remembered
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How retryable failures (throttling, 5xx, timeouts, dropped connections,
-    transaction conflicts) are retried.
-
-    ``attempts`` counts every try, the first included; the pause before try ``n`` is
-    uniform in ``[0, min(max_delay, base_delay * 2**n)]`` (full jitter); no try starts
-    after ``deadline`` seconds from the first. ``RetryPolicy(attempts=1)`` never retries.
-    """
-
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 1.0
-    deadline: float = 10.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ConfigurationError("retry", "attempts must be an int >= 1")
-        for name in ("base_delay", "max_delay", "deadline"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ConfigurationError("retry", f"{name} must be a number >= 0")
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
-
-    @property
-    def retry_after(self) -> int:
-        """The ``Retry-After`` (seconds) sent when retries are exhausted."""
-        return max(1, math.ceil(self.max_delay))
-
-
-def check_request_limits(action: str, payload: Mapping[str, Any]) -> None:
-    """Refuse what DynamoDB refuses and the emulator accepts: more than 100 items in a
-    transaction, 25 in a BatchWriteItem, 100 keys in a BatchGetItem."""
-    if action == "TransactWriteItems":
-        count, limit = len(payload.get("TransactItems", ())), MAX_TRANSACTION_ITEMS
-    elif action == "BatchWriteItem":
-        count = sum(len(v) for v in payload.get("RequestItems", {}).values())
-        limit = MAX_BATCH_WRITE
-    elif action == "BatchGetItem":
-        count = sum(len(v.get("Keys", ())) for v in payload.get("RequestItems", {}).values())
-        limit = MAX_BATCH_GET
-    else:
-        return
-    if count > limit:
-        raise ValueError(f"{action} takes at most {limit} items, not {count} (DynamoDB's limit)")
-
-
-_LIMITED = frozenset({"TransactWriteItems", "BatchWriteItem", "BatchGetItem"})
 
 
 def _describe_problems(schema: Schema, table: Mapping[str, Any]) -> list[str]:
@@ -164,6 +111,15 @@ def _describe_problems(schema: Schema, table: Mapping[str, Any]) -> list[str]:
                 f"index '{name}' does not project '{schema.tenant_attribute}' (use ALL)"
             )
     return problems
+
+
+def _any_unavailable(error: Exception) -> bool:
+    return isinstance(error, DynamoDBUnavailable)
+
+
+def _not_applied(error: Exception) -> bool:
+    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
+    return isinstance(error, DynamoDBThrottled)
 
 
 class DynamoTable:
@@ -275,8 +231,6 @@ class DynamoTable:
         Use it as ``async with table.unit_of_work("acme") as uow: ...``: it commits when
         the block ends normally and discards when it raises.
         """
-        from lift_asgi.dynamo.uow import UnitOfWork
-
         return UnitOfWork(self, tenant_id)
 
     # -- calls ----------------------------------------------------------------------
@@ -285,7 +239,7 @@ class DynamoTable:
         """One DynamoDB call: table check on first use, limits, timeout. No retry."""
         if not self._verified:
             await self.verify()
-        if action in _LIMITED:
+        if action in LIMITED_ACTIONS:
             check_request_limits(action, payload)
         try:
             if not self._timer_needed:
@@ -312,30 +266,11 @@ class DynamoTable:
         outcome is unknown (5xx, timeouts, dropped connections) are retried only when
         ``ambiguous_ok``: the request is safe to apply twice.
         """
-        policy = self.retry
-        attempt = 0
-        deadline = time.monotonic() + policy.deadline
-        while True:
-            try:
-                return await self.call(action, payload)
-            except DynamoDBUnavailable as exc:
-                attempt += 1
-                if not (ambiguous_ok or isinstance(exc, DynamoDBThrottled)):
-                    raise
-                await self.backoff(attempt, deadline, exc)
-
-    async def backoff(self, attempt: int, deadline: float, error: LiftError) -> None:
-        """Sleep before try ``attempt + 1``, or raise ``error`` (as a 503) when the policy
-        is exhausted."""
-        policy = self.retry
-        delay = policy.delay(attempt)
-        if attempt >= policy.attempts or time.monotonic() + delay > deadline:
-            if isinstance(error, DynamoDBUnavailable):
-                error.headers["retry-after"] = str(policy.retry_after)
-                error.extra["retry_after"] = error.retry_after = policy.retry_after
-                raise error
-            raise DynamoDBUnavailable(retry_after=policy.retry_after) from error
-        await asyncio.sleep(delay)
+        return await run_with_retries(
+            lambda: self.call(action, payload),
+            self.retry,
+            _any_unavailable if ambiguous_ok else _not_applied,
+        )
 
     # -- the table check --------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lift_asgi.dynamo.codec import decode_item, decode_value, encode_value
+from lift_asgi.dynamo.codec import decode_item, decode_value, encode_sized, text_size
+from lift_asgi.dynamo.limits import MAX_PK_BYTES, MAX_SK_BYTES
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.errors import InvalidItem, InvalidTenant
 
@@ -42,8 +43,6 @@ log = logging.getLogger("lift_asgi.dynamo")
 #: without a sort key, the partition key alone.
 KeyLike = Mapping[str, Any] | tuple[str, str] | str
 
-MAX_PK_BYTES = 2048
-MAX_SK_BYTES = 1024
 _MAX_TENANT_ID = 256
 
 
@@ -174,7 +173,13 @@ class Scope(Protocol):
 
     def key(self, key: KeyLike) -> tuple[dict[str, Any], tuple[str, str | None]]: ...
 
-    def stored(self, item: Mapping[str, Any]) -> dict[str, Any]: ...
+    def stored(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The item as stored: encoded, prefixed, stamped."""
+        ...
+
+    def stored_sized(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        """:meth:`stored` and the item's size, in one walk."""
+        ...
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None: ...
 
@@ -186,7 +191,15 @@ class Scope(Protocol):
 class TenantScope:
     """Everything a tenant's handler reads and writes, prefixed and checked."""
 
-    __slots__ = ("_prefix_len", "_tenant_av", "binding", "prefix", "schema", "tenant_id")
+    __slots__ = (
+        "_prefix_len",
+        "_stamp_size",
+        "_tenant_av",
+        "binding",
+        "prefix",
+        "schema",
+        "tenant_id",
+    )
 
     def __init__(self, schema: Schema, tenant_id: str) -> None:
         self.schema = schema
@@ -194,6 +207,7 @@ class TenantScope:
         self.prefix = tenant_id + "#"
         self._prefix_len = len(self.prefix)
         self._tenant_av: dict[str, Any] = {"S": tenant_id}
+        self._stamp_size = text_size(schema.tenant_attribute) + text_size(tenant_id)
         self.binding = "t:" + tenant_id
 
     def partition(self, logical: Any, attribute: str) -> str:
@@ -209,26 +223,34 @@ class TenantScope:
         return physical, (pk, sk)
 
     def stored(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return self.stored_sized(item)[0]
+
+    def stored_sized(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         schema = self.schema
-        if schema.tenant_attribute in item:
+        tenant_attribute = schema.tenant_attribute
+        if tenant_attribute in item:
             raise InvalidItem(
-                f"'{schema.tenant_attribute}' is written by the unit of work, not by handlers."
+                f"'{tenant_attribute}' is written by the unit of work, not by handlers."
             )
         encoded: dict[str, Any] = {}
         keys = schema.key_attributes
         prefixed = schema.prefixed
+        size = self._stamp_size
         for name, value in item.items():
             if name in keys:
                 if name in prefixed:
-                    encoded[name] = {"S": self.partition(value, name)}
+                    text = self.partition(value, name)
                 else:
-                    encoded[name] = {"S": check_key_value(name, value, MAX_SK_BYTES)}
+                    text = check_key_value(name, value, MAX_SK_BYTES)
+                encoded[name] = {"S": text}
+                size += text_size(name) + text_size(text)
             elif type(name) is not str or not name:
                 raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
             else:
-                encoded[name] = encode_value(value)
-        encoded[schema.tenant_attribute] = self._tenant_av
-        return encoded
+                encoded[name], value_size = encode_sized(value)
+                size += (len(name) if name.isascii() else len(name.encode())) + value_size
+        encoded[tenant_attribute] = self._tenant_av
+        return encoded, size
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
         schema = self.schema
@@ -291,17 +313,24 @@ class UnscopedScope:
         return physical, (pk, sk)
 
     def stored(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return self.stored_sized(item)[0]
+
+    def stored_sized(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         keys = self.schema.key_attributes
         encoded: dict[str, Any] = {}
+        size = 0
         for name, value in item.items():
             if name in keys:
                 limit = MAX_PK_BYTES if name in self.schema.prefixed else MAX_SK_BYTES
-                encoded[name] = {"S": check_key_value(name, value, limit)}
+                text = check_key_value(name, value, limit)
+                encoded[name] = {"S": text}
+                size += text_size(name) + text_size(text)
             elif type(name) is not str or not name:
                 raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
             else:
-                encoded[name] = encode_value(value)
-        return encoded
+                encoded[name], value_size = encode_sized(value)
+                size += text_size(name) + value_size
+        return encoded, size
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
         return decode_item(raw)

@@ -14,8 +14,9 @@ raises one of the errors in :mod:`lift_asgi.errors`:
 Transports never retry: callers own the retry policy (and the ClientRequestToken that
 makes a retried transaction safe). Two implementations:
 
-- :class:`AiodynamoTransport`: the hot path. aiodynamo's signing and credential chain
-  on one long-lived aiohttp session, opened lazily on first use in the running loop.
+- :class:`AiodynamoTransport`: the hot path. aiodynamo's credential chain and a cached
+  SigV4 signer (:mod:`~lift_asgi.dynamo.sigv4`) on one long-lived aiohttp session, opened
+  lazily on first use in the running loop.
 - :class:`Aioboto3Transport`: wraps an aioboto3/aiobotocore DynamoDB client you already hold.
 
 Both count the calls they send (``transport.calls``), which is how tests and
@@ -34,12 +35,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiodynamo.credentials import Credentials, Key, StaticCredentials
-from aiodynamo.sign import signed_dynamo_request
 from yarl import URL
 
 from lift_asgi.dynamo.botocore_errors import error_code, from_botocore, method_name
 from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
+from lift_asgi.dynamo.sigv4 import SigV4Signer
 from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
 from lift_asgi.observe.cost import cost_var
 
@@ -68,7 +69,7 @@ def _region() -> str:
 
 
 class AiodynamoTransport:
-    """aiodynamo's signer and credentials on one long-lived aiohttp session.
+    """aiodynamo's credentials and a cached SigV4 signer on one long-lived aiohttp session.
 
     ``endpoint`` defaults to ``AWS_ENDPOINT_URL_DYNAMODB`` (then AWS's regional
     endpoint); ``region`` to ``AWS_REGION``/``AWS_DEFAULT_REGION``; credentials to the
@@ -101,6 +102,9 @@ class AiodynamoTransport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_no_key = False
+        self._signer = SigV4Signer(self.region, self.endpoint)
+        self._url = self._signer.url
+        self._credential_http: _AiodynamoHttp | None = None
 
     @classmethod
     def static(
@@ -123,7 +127,10 @@ class AiodynamoTransport:
         return self._session
 
     async def _key(self, session: aiohttp.ClientSession) -> Key:
-        key = await self.credentials.get_key(_AiodynamoHttp(session))
+        http = self._credential_http
+        if http is None or http.session is not session:
+            http = self._credential_http = _AiodynamoHttp(session)
+        key = await self.credentials.get_key(http)
         if key is None:
             if not self._warned_no_key:
                 self._warned_no_key = True
@@ -143,19 +150,16 @@ class AiodynamoTransport:
 
     async def _request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         session = self._http()
+        body = json.dumps(payload, separators=(",", ":")).encode()
         refreshed = False
         while True:
             key = await self._key(session)
-            signed = signed_dynamo_request(
-                key=key, payload=payload, action=action, region=self.region, endpoint=self.endpoint
-            )
+            headers = self._signer.headers(key, action, body)
             self.calls += 1
             try:
-                async with session.post(
-                    str(signed.url), headers=signed.headers, data=signed.body
-                ) as response:
+                async with session.post(self._url, headers=headers, data=body) as response:
                     status = response.status
-                    body = await response.read()
+                    answer = await response.read()
             except TimeoutError as exc:
                 log.warning("DynamoDB %s timed out after %.1fs", action, self.timeout)
                 raise DynamoDBUnavailable(aws_code="Timeout") from exc
@@ -163,14 +167,14 @@ class AiodynamoTransport:
                 log.warning("DynamoDB %s failed: %r", action, exc)
                 raise DynamoDBUnavailable(aws_code="ConnectionError") from exc
             if status == 200:
-                result: dict[str, Any] = json.loads(body)
+                result: dict[str, Any] = json.loads(answer)
                 return result
             try:
-                data = json.loads(body)
+                data = json.loads(answer)
                 code = str(data.get("__type", "")).rpartition("#")[2]
                 message = str(data.get("message") or data.get("Message") or "")
             except ValueError:
-                data, code, message = {}, "", body[:200].decode(errors="replace")
+                data, code, message = {}, "", answer[:200].decode(errors="replace")
             expired = code in EXPIRED_CREDENTIALS_CODES and not refreshed
             if expired and self.credentials.invalidate():
                 # Refused before it was applied: safe to send again with fresh credentials.

@@ -13,6 +13,7 @@ from lift_asgi.dynamo.codec import (
     decode_item,
     decode_value,
     encode_item,
+    encode_sized,
     encode_value,
     item_size,
 )
@@ -142,3 +143,29 @@ def test_item_size_follows_dynamodb_rules(item: dict[str, Any], size: int) -> No
 def test_item_size_limit_is_400_kb() -> None:
     assert MAX_ITEM_BYTES == 409_600
     assert item_size(encode_item({"d": "x" * (MAX_ITEM_BYTES - 1)})) == MAX_ITEM_BYTES
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "ünïcödé",
+        "",
+        0,
+        -12345678901234567890,
+        Decimal("3.14159"),
+        1.5,
+        True,
+        None,
+        b"\x00\xff" * 10,
+        {"a": 1, "b": ["x", {"c": None}], "é": {1, 2}},
+        ["a", 2, [3, [4]]],
+        ("t", 1),
+        {"s", "t"},
+        frozenset({b"x"}),
+    ],
+)
+def test_encode_sized_is_encode_value_and_item_size_in_one_walk(value: object) -> None:
+    encoded, size = encode_sized(value)
+    assert encoded == encode_value(value)
+    assert len("name") + size == item_size({"name": encode_value(value)})

@@ -1,0 +1,327 @@
+"""Write requests of the unit of work, built and checked when the handler adds them.
+
+Each builder turns one ``put``/``update``/``delete``/``check`` into an :class:`Operation`:
+the DynamoDB request (physical keys, tenant stamp, condition expression), whether
+applying it twice is harmless (which decides how a failure of unknown outcome is
+retried), the version it expects and its size. Nothing here does I/O; a bad item fails
+here, at the line that added it, not at commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lift_asgi.dynamo.codec import encode_value, item_size
+from lift_asgi.dynamo.conditions import Condition, Expression
+from lift_asgi.dynamo.keys import KeyLike, Schema, Scope, check_key_value
+from lift_asgi.dynamo.limits import MAX_ITEM_BYTES, MAX_SK_BYTES
+from lift_asgi.errors import InvalidItem
+
+__all__ = [
+    "Operation",
+    "build_check",
+    "build_delete",
+    "build_put",
+    "build_update",
+    "check_condition",
+    "check_size",
+    "show_key",
+]
+
+#: (table, physical partition key, physical sort key): the same item twice is refused.
+Identity = tuple[str, str, str | None]
+
+
+@dataclass(slots=True)
+class Operation:
+    """One buffered write, ready to send."""
+
+    kind: str
+    #: The key as the handler gave it (logical: no tenant prefix), for logs.
+    logical: tuple[str, str | None]
+    request: dict[str, Any]
+    idempotent: bool
+    expected_version: int | None
+    size: int
+    identity: Identity
+
+
+def show_key(schema: Schema, logical: tuple[str, str | None]) -> str:
+    """The logical key as ``{"pk": ..., "sk": ...}`` text (for logs and local errors)."""
+    key: dict[str, Any] = {schema.pk: logical[0]}
+    if schema.sk is not None:
+        key[schema.sk] = logical[1]
+    return json.dumps(key, separators=(", ", ": "), default=str)
+
+
+def check_size(size: int) -> int:
+    if size > MAX_ITEM_BYTES:
+        raise InvalidItem(
+            f"The item is {size} bytes; DynamoDB stores at most {MAX_ITEM_BYTES} bytes per item."
+        )
+    return size
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expect_version must be an int >= 0, not {value!r}")
+    return value
+
+
+def stored_item(scope: Scope, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """``item`` as stored through ``scope``, and its size, in one walk."""
+    if not isinstance(item, Mapping):
+        raise TypeError(f"an item is a mapping, not {type(item).__name__}")
+    schema = scope.schema
+    if schema.pk not in item:
+        raise InvalidItem(f"The item has no '{schema.pk}' attribute.")
+    if schema.sk is not None and schema.sk not in item:
+        raise InvalidItem(f"The item has no '{schema.sk}' attribute.")
+    return scope.stored_sized(item)
+
+
+def check_condition(scope: Scope, condition: Condition) -> None:
+    """Refuse a condition that compares a value the tenant scope stores prefixed."""
+    if not isinstance(condition, Condition):
+        raise TypeError("conditions are built with Attr(...) or Condition.raw(...)")
+    if scope.stamp() is None:
+        return
+    schema = scope.schema
+    for name in condition.compared():
+        if name in schema.prefixed or name == schema.tenant_attribute:
+            raise ValueError(
+                f"a condition cannot compare '{name}' with a value: it is stored with the "
+                "tenant prefix; address the item through its key instead"
+            )
+
+
+def _conditions(
+    scope: Scope,
+    expr: Expression,
+    condition: Condition | None,
+    *,
+    must_exist: bool | None = None,
+    expected_version: int | None = None,
+) -> str | None:
+    parts: list[str] = []
+    if must_exist is not None:
+        function = "attribute_exists" if must_exist else "attribute_not_exists"
+        parts.append(f"{function}({expr.name(scope.schema.pk)})")
+    if expected_version is not None:
+        parts.append(
+            f"{expr.name(scope.schema.version_attribute)} = "
+            f"{expr.encoded({'N': str(expected_version)})}"
+        )
+    if condition is not None:
+        check_condition(scope, condition)
+        parts.append(condition.render(expr))
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return " AND ".join(f"({part})" for part in parts)
+
+
+def _identity(schema: Schema, physical: Mapping[str, Any]) -> Identity:
+    return (
+        schema.table,
+        physical[schema.pk]["S"],
+        physical[schema.sk]["S"] if schema.sk is not None else None,
+    )
+
+
+def build_put(
+    scope: Scope,
+    item: Mapping[str, Any],
+    *,
+    if_absent: bool = False,
+    condition: Condition | None = None,
+    expect_version: int | None = None,
+) -> Operation:
+    """The PutItem of ``item`` (see :meth:`UnitOfWork.put <lift_asgi.dynamo.UnitOfWork.put>`)."""
+    if if_absent and expect_version is not None:
+        raise ValueError("if_absent and expect_version exclude each other")
+    encoded, size = stored_item(scope, item)
+    schema = scope.schema
+    pk_name, sk_name = schema.pk, schema.sk
+    if expect_version is not None:
+        expect_version = _version(expect_version)
+        name = schema.version_attribute
+        old = encoded.get(name)
+        new = encoded[name] = {"N": str(expect_version + 1)}
+        size += item_size({name: new}) - (item_size({name: old}) if old is not None else 0)
+    check_size(size)
+    pk_text = encoded[pk_name]["S"]
+    if sk_name is None:
+        logical: tuple[str, str | None] = (str(item[pk_name]), None)
+        identity: Identity = (schema.table, pk_text, None)
+    else:
+        sk_text = encoded[sk_name]["S"]
+        logical = (str(item[pk_name]), sk_text)
+        identity = (schema.table, pk_text, sk_text)
+    request: dict[str, Any] = {"TableName": schema.table, "Item": encoded}
+    expression = None
+    if if_absent or condition is not None or expect_version is not None:
+        expr = Expression()
+        expression = _conditions(
+            scope,
+            expr,
+            condition,
+            must_exist=False if if_absent else None,
+            expected_version=expect_version,
+        )
+        request["ConditionExpression"] = expression
+        expr.apply(request)
+    return Operation("put", logical, request, expression is None, expect_version, size, identity)
+
+
+def build_update(
+    scope: Scope,
+    key: KeyLike,
+    *,
+    set: Mapping[str, Any] | None = None,
+    add: Mapping[str, Any] | None = None,
+    remove: Iterable[str] | str = (),
+    condition: Condition | None = None,
+    expect_version: int | None = None,
+    if_exists: bool = False,
+) -> Operation:
+    """The UpdateItem of the item at ``key`` (see ``UnitOfWork.update``)."""
+    schema = scope.schema
+    physical, logical = scope.key(key)
+    expr = Expression()
+    protected = {schema.pk, schema.sk, schema.tenant_attribute}
+    touched: dict[str, str] = {}
+
+    def claim(name: Any, clause: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+        if name in protected:
+            raise ValueError(f"update cannot {clause} '{name}': it is part of the key")
+        if name in touched:
+            raise ValueError(f"'{name}' is both in {touched[name]} and {clause}")
+        touched[name] = clause
+        return expr.name(name)
+
+    sets: list[str] = []
+    size = 0
+    for name, value in (set or {}).items():
+        placeholder = claim(name, "set")
+        if name in schema.prefixed:
+            encoded = {"S": scope.partition(value, name)}
+        elif name in schema.key_attributes:
+            encoded = {"S": check_key_value(name, value, MAX_SK_BYTES)}
+        else:
+            encoded = encode_value(value)
+        size += item_size({name: encoded})
+        sets.append(f"{placeholder} = {expr.encoded(encoded)}")
+    if expect_version is not None:
+        expect_version = _version(expect_version)
+        placeholder = claim(schema.version_attribute, "the version")
+        sets.append(f"{placeholder} = {expr.encoded({'N': str(expect_version + 1)})}")
+    adds: list[str] = []
+    for name, value in (add or {}).items():
+        placeholder = claim(name, "add")
+        if name in schema.key_attributes:
+            raise ValueError(f"update cannot add to the key attribute '{name}'")
+        encoded = encode_value(value)
+        if not encoded.keys() & {"N", "SS", "NS", "BS"}:
+            raise TypeError(f"add takes numbers or sets, not {type(value).__name__} ('{name}')")
+        size += item_size({name: encoded})
+        adds.append(f"{placeholder} {expr.encoded(encoded)}")
+    removes = [claim(name, "remove") for name in ([remove] if isinstance(remove, str) else remove)]
+    if not (sets or adds or removes):
+        raise ValueError("update needs set=, add=, remove= or expect_version=")
+    stamp = scope.stamp()
+    if stamp is not None:
+        sets.append(f"{expr.name(stamp[0])} = {expr.encoded(stamp[1])}")
+    if size > MAX_ITEM_BYTES:
+        raise InvalidItem(
+            f"The update writes {size} bytes; DynamoDB stores at most "
+            f"{MAX_ITEM_BYTES} bytes per item."
+        )
+    clauses = []
+    if sets:
+        clauses.append("SET " + ", ".join(sets))
+    if adds:
+        clauses.append("ADD " + ", ".join(adds))
+    if removes:
+        clauses.append("REMOVE " + ", ".join(removes))
+    request: dict[str, Any] = {
+        "TableName": schema.table,
+        "Key": physical,
+        "UpdateExpression": " ".join(clauses),
+    }
+    expression = _conditions(
+        scope,
+        expr,
+        condition,
+        must_exist=True if if_exists else None,
+        expected_version=expect_version,
+    )
+    if expression is not None:
+        request["ConditionExpression"] = expression
+    expr.apply(request)
+    return Operation(
+        "update",
+        logical,
+        request,
+        expression is None and not adds,
+        expect_version,
+        size,
+        _identity(schema, physical),
+    )
+
+
+def build_delete(
+    scope: Scope,
+    key: KeyLike,
+    *,
+    condition: Condition | None = None,
+    expect_version: int | None = None,
+    if_exists: bool = False,
+) -> Operation:
+    """The DeleteItem of the item at ``key`` (see ``UnitOfWork.delete``)."""
+    physical, logical = scope.key(key)
+    request: dict[str, Any] = {"TableName": scope.schema.table, "Key": physical}
+    if expect_version is not None:
+        expect_version = _version(expect_version)
+    expr = Expression()
+    expression = _conditions(
+        scope,
+        expr,
+        condition,
+        must_exist=True if if_exists else None,
+        expected_version=expect_version,
+    )
+    if expression is not None:
+        request["ConditionExpression"] = expression
+        expr.apply(request)
+    return Operation(
+        "delete",
+        logical,
+        request,
+        expression is None,
+        expect_version,
+        0,
+        _identity(scope.schema, physical),
+    )
+
+
+def build_check(scope: Scope, key: KeyLike, condition: Condition) -> Operation:
+    """A ConditionCheck on the item at ``key`` (see ``UnitOfWork.check``)."""
+    if condition is None:
+        raise ValueError("check needs a condition")
+    physical, logical = scope.key(key)
+    expr = Expression()
+    expression = _conditions(scope, expr, condition)
+    request: dict[str, Any] = {
+        "TableName": scope.schema.table,
+        "Key": physical,
+        "ConditionExpression": expression,
+    }
+    expr.apply(request)
+    return Operation("check", logical, request, False, None, 0, _identity(scope.schema, physical))
