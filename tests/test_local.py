@@ -10,14 +10,15 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lift_asgi import local
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
 from lift_asgi.errors import ConditionFailed
-from lift_asgi.local import LocalDynamoDB, LocalDynamoDBError, dynamodb_request
+from lift_asgi.local import LocalDynamoDB, LocalDynamoDBError, dynamodb_request, engines
+from lift_asgi.local.moto_front import serialised
 
 
 def _alive(pid: int) -> bool:
@@ -101,14 +102,14 @@ def test_server_dying_on_start_shows_its_last_lines(tmp_path: Path) -> None:
 
 
 def test_missing_moto_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = local.importlib.util.find_spec
+    real = engines.importlib.util.find_spec
 
     def find_spec(name: str, *args: object) -> object:
         return None if name == "moto" else real(name)
 
-    monkeypatch.setattr(local.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(engines.importlib.util, "find_spec", find_spec)
     with pytest.raises(LocalDynamoDBError, match=r"lift-asgi\[testing\]"):
-        LocalDynamoDB().start()
+        LocalDynamoDB(engine="moto").start()
 
 
 def test_server_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
@@ -224,8 +225,9 @@ def test_serialised_wrapper_runs_one_request_at_a_time() -> None:
     most = 0
     guard = threading.Lock()
 
-    def slow_app(environ: dict[str, object], start_response: object) -> object:
+    def slow_app(environ: dict[str, object], start_response: Any) -> object:
         nonlocal active, most
+        start_response("200 OK", [])
         with guard:
             active += 1
             most = max(most, active)
@@ -239,8 +241,8 @@ def test_serialised_wrapper_runs_one_request_at_a_time() -> None:
 
         return body()
 
-    app = local._serialised(slow_app)
-    results: list[list[bytes]] = []
+    app = serialised(slow_app)
+    results: list[object] = []
     threads = [
         threading.Thread(target=lambda: results.append(app({}, lambda *a: None))) for _ in range(20)
     ]

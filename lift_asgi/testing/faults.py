@@ -7,6 +7,7 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.fail(status=500)                  # the next call answers 500
     proxy.delay(2.0, operation="GetItem")   # the next GetItem waits 2 s first
     proxy.drop(times=None)                  # every call: connection closed, no answer
+    proxy.lose_answer(operation="TransactWriteItems")  # applied upstream, answer lost
     proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
@@ -36,7 +37,7 @@ import aiohttp
 
 __all__ = ["Call", "Fault", "FaultProxy"]
 
-FaultKind = Literal["throttle", "error", "delay", "drop"]
+FaultKind = Literal["throttle", "error", "delay", "drop", "lose"]
 
 _THROTTLE_TYPES = {
     "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#",
@@ -70,6 +71,7 @@ class Call:
     payload: dict[str, Any] = field(repr=False)
     fault: FaultKind | None = None
     status: int | None = None
+    lost_answer: bytes | None = field(default=None, repr=False)
 
 
 class FaultProxy:
@@ -141,6 +143,13 @@ class FaultProxy:
     def drop(self, times: int | None = 1, *, operation: str | None = None) -> Fault:
         """Close the connection without answering."""
         return self.add(Fault("drop", times, operation))
+
+    def lose_answer(self, times: int | None = 1, *, operation: str | None = None) -> Fault:
+        """Forward the call (the server applies it), then close the connection before
+        the answer reaches the client: the ambiguous failure a retry with the same
+        ``ClientRequestToken`` exists for. The answer the client never saw is kept in
+        :attr:`Call.status` / :attr:`Call.lost_answer`."""
+        return self.add(Fault("lose", times, operation))
 
     def reset(self) -> None:
         with self._lock:
@@ -297,7 +306,7 @@ class FaultProxy:
                     _error_body(error_type, "Rate of requests exceeds the allowed throughput."),
                 )
                 return True
-            else:
+            elif fault.kind == "error":
                 if fault.status < 500:
                     name = fault.code
                 elif fault.status == 503:
@@ -321,6 +330,10 @@ class FaultProxy:
                 call.status = response.status
                 content_type = response.headers.get("content-type", "application/x-amz-json-1.0")
         except aiohttp.ClientError:
+            writer.transport.abort()
+            return False
+        if fault is not None and fault.kind == "lose":
+            call.lost_answer = data
             writer.transport.abort()
             return False
         await self._write(writer, call.status, data, content_type)

@@ -2,8 +2,8 @@
 
 Installed with ``lift-asgi[testing]``; nothing to import or configure. Fixtures:
 
-``dynamodb_server``       session: the serialised moto server (:class:`LocalDynamoDB`),
-                          started once per test session, stopped at its end.
+``dynamodb_server``       session: the local engine (:class:`LocalDynamoDB`), started
+                          once per test session, stopped at its end.
 ``dynamodb_endpoint``     session: its URL (``http://127.0.0.1:PORT``).
 ``dynamodb_env``          function: ``AWS_ENDPOINT_URL_DYNAMODB`` and dummy credentials
                           set in the environment for the test.
@@ -17,8 +17,14 @@ Installed with ``lift-asgi[testing]``; nothing to import or configure. Fixtures:
 ``dynamodb_fault_proxy``  function: a :class:`FaultProxy` in front of the server; point the
                           code under test at ``proxy.endpoint`` and inject faults.
 
-Set ``LIFT_ASGI_DYNAMODB_ENDPOINT`` to use an already running local server instead of
-starting one (it must accept unsigned requests, as moto does).
+The engine is ``LIFT_ASGI_DYNAMODB_ENGINE`` (``moto`` or ``ministack``; see
+:mod:`lift_asgi.local.engines` for the default). Set ``LIFT_ASGI_DYNAMODB_ENDPOINT`` to use
+an already running server instead of starting one (it must accept unsigned requests, as
+both engines do): ``dynamodb_server`` is then :meth:`LocalDynamoDB.attach`'s, with the same
+type and methods (``create_tables``, ``create_table``, ``delete_table``, ``endpoint``).
+
+The fixtures are synchronous (the fault proxy runs its own loop in a thread), so they work
+whatever event loop scope pytest-asyncio gives a test.
 """
 
 from __future__ import annotations
@@ -43,20 +49,16 @@ _DUMMY_ENV = {
 }
 
 
-class _External:
-    """An already running server named by LIFT_ASGI_DYNAMODB_ENDPOINT."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint.rstrip("/")
+ENDPOINT_VARIABLE = "LIFT_ASGI_DYNAMODB_ENDPOINT"
 
 
 @pytest.fixture(scope="session")
-def dynamodb_server() -> Iterator[LocalDynamoDB | _External]:
+def dynamodb_server() -> Iterator[LocalDynamoDB]:
     for name, value in _DUMMY_ENV.items():
         os.environ.setdefault(name, value)
-    external = os.environ.get("LIFT_ASGI_DYNAMODB_ENDPOINT")
+    external = os.environ.get(ENDPOINT_VARIABLE)
     if external:
-        yield _External(external)
+        yield LocalDynamoDB.attach(external)
         return
     server = LocalDynamoDB().start()
     try:
@@ -66,7 +68,7 @@ def dynamodb_server() -> Iterator[LocalDynamoDB | _External]:
 
 
 @pytest.fixture(scope="session")
-def dynamodb_endpoint(dynamodb_server: LocalDynamoDB | _External) -> str:
+def dynamodb_endpoint(dynamodb_server: LocalDynamoDB) -> str:
     return dynamodb_server.endpoint
 
 

@@ -123,3 +123,23 @@ def test_stop_closes_the_port(dynamodb_endpoint: str) -> None:
     proxy.stop()
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))
+
+
+async def test_lost_answer_applies_upstream_but_the_client_never_hears(
+    client: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    dynamodb_table: TableSpec,
+    dynamodb_endpoint: str,
+) -> None:
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await client.request("PutItem", _put(dynamodb_table))
+    assert caught.value.aws_code == "ConnectionError"
+    lost = dynamodb_fault_proxy.calls_of("PutItem")[0]
+    assert (lost.fault, lost.status, lost.lost_answer) == ("lose", 200, b"{}")
+    # The write was applied: the server (not through the proxy) has the item.
+    direct = AiodynamoTransport.static(dynamodb_endpoint)
+    try:
+        assert (await direct.request("GetItem", _get(dynamodb_table)))["Item"]["sk"] == {"S": "b"}
+    finally:
+        await direct.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from lift_asgi.dynamo.tables import TableSpec
-from lift_asgi.local import dynamodb_request
+from lift_asgi.local import LocalDynamoDB, dynamodb_request
 
 
 def test_fresh_table_has_the_standard_schema(
@@ -76,3 +77,40 @@ def test_a_user_suite_gets_the_fixtures_and_leaves_nothing_behind(
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), "the inner session left its server running"
+
+
+def test_an_endpoint_from_the_environment_gives_the_same_server_type_and_api(
+    pytester: pytest.Pytester, dynamodb_server: LocalDynamoDB, tmp_path: Path
+) -> None:
+    """``LIFT_ASGI_DYNAMODB_ENDPOINT`` attaches to a running server: ``dynamodb_server`` is
+    still a LocalDynamoDB (create_tables and all), and the session leaves that server
+    running (before, it was another type, without create_tables)."""
+    name = f"attached-{uuid.uuid4().hex[:8]}"
+    pytester.makepyfile(
+        f"""
+        from lift_asgi.local import LocalDynamoDB
+
+        def test_attached(dynamodb_server, dynamodb_endpoint):
+            assert type(dynamodb_server) is LocalDynamoDB
+            assert dynamodb_server.engine == "external"
+            assert dynamodb_endpoint == dynamodb_server.endpoint == {dynamodb_server.endpoint!r}
+            dynamodb_server.create_tables([{name!r}])
+            dynamodb_server.stop()
+            assert dynamodb_server.running
+        """
+    )
+    previous = os.environ.get("LIFT_ASGI_DYNAMODB_ENDPOINT")
+    os.environ["LIFT_ASGI_DYNAMODB_ENDPOINT"] = dynamodb_server.endpoint
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    finally:
+        if previous is None:
+            del os.environ["LIFT_ASGI_DYNAMODB_ENDPOINT"]
+        else:
+            os.environ["LIFT_ASGI_DYNAMODB_ENDPOINT"] = previous
+    result.assert_outcomes(passed=1)
+    try:
+        tables = dynamodb_request(dynamodb_server.endpoint, "ListTables", {})["TableNames"]
+        assert name in tables, "the outer server is still up and got the table"
+    finally:
+        dynamodb_server.delete_table(name)

@@ -1,0 +1,3 @@
+from lift_asgi.local.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""Start, wait for and stop a local DynamoDB engine in a child process; or attach to one
+that already runs. One type, one API, whichever.
+
+``LocalDynamoDB(engine="moto" | "ministack")`` starts an engine on a loopback port
+(``port=0``: a free one); ``start()`` returns once it answers ``ListTables``. It is
+stopped by :meth:`LocalDynamoDB.stop`, by the context managers (sync and async), at
+interpreter exit, and by itself when its parent dies. ``LocalDynamoDB.attach(endpoint)``
+wraps a server someone else runs (``LIFT_ASGI_DYNAMODB_ENDPOINT``): same methods, and
+``stop()`` leaves that server alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+from collections.abc import Iterable
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from lift_asgi.local.engines import EngineName, launch, resolve_engine
+from lift_asgi.local.moto_child import READY
+from lift_asgi.local.wire import LocalDynamoDBError, dynamodb_request, port_in_use
+
+if TYPE_CHECKING:
+    from lift_asgi.dynamo.tables import TableSpec
+
+__all__ = ["LocalDynamoDB"]
+
+# Dummy credentials for the child: some engines' SDK code wants any at all.
+_CHILD_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class LocalDynamoDB:
+    """A local DynamoDB server: started here (``engine``), or attached (:meth:`attach`)."""
+
+    def __init__(
+        self,
+        *,
+        engine: EngineName | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        region: str = "us-east-1",
+        startup_timeout: float = 30.0,
+        python: str | None = None,
+    ) -> None:
+        self.engine: str = resolve_engine(engine)
+        self.host = host
+        self.port = port
+        self.region = region
+        self.startup_timeout = startup_timeout
+        self._python = python or sys.executable
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._attached: str | None = None
+
+    @classmethod
+    def attach(cls, endpoint: str, *, region: str = "us-east-1") -> LocalDynamoDB:
+        """A server that already runs at ``endpoint`` (it must accept unsigned requests,
+        as both local engines do). :meth:`stop` never stops it."""
+        server = cls(engine="moto", region=region)
+        server.engine = "external"
+        server._attached = endpoint.rstrip("/")
+        return server
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        if self._attached is not None:
+            return self._attached
+        if self._process is None:
+            raise LocalDynamoDBError("the local DynamoDB server is not running; call start()")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The child process's pid; ``None`` when attached or stopped."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        if self._attached is not None:
+            return True
+        return self._process is not None and self._process.poll() is None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> LocalDynamoDB:
+        if self._process is not None or self._attached is not None:
+            return self
+        if self.port and port_in_use(self.host, self.port):
+            raise LocalDynamoDBError(
+                f"port {self.port} on {self.host} is already in use; "
+                "choose another with --port (or port=0 for a free one)"
+            )
+        how = launch(self.engine, self.host, self.port, os.getpid(), self._python)  # type: ignore[arg-type]
+        self._log = tempfile.TemporaryFile(prefix="lift-asgi-dynamodb-")  # noqa: SIM115
+        env = {**_CHILD_ENV, **os.environ, **how.env, "PYTHONUNBUFFERED": "1"}
+        self._process = subprocess.Popen(
+            how.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        _LIVE.add(self)
+        try:
+            self.port = how.port if how.port is not None else self._wait_ready_line()
+            self._wait_answering()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _log_text(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def _last_lines(self, count: int = 15) -> str:
+        return "\n".join(self._log_text().splitlines()[-count:])
+
+    def _exited(self) -> LocalDynamoDBError | None:
+        assert self._process is not None
+        if self._process.poll() is None:
+            return None
+        return LocalDynamoDBError(
+            f"the local DynamoDB server ({self.engine}) exited with code "
+            f"{self._process.returncode} while starting; its last lines:\n{self._last_lines()}"
+        )
+
+    def _wait_ready_line(self) -> int:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            for line in self._log_text().splitlines():
+                if line.startswith(READY):
+                    return int(line.split()[1])
+            if (error := self._exited()) is not None:
+                raise error
+            time.sleep(0.02)
+        raise LocalDynamoDBError(
+            f"the local DynamoDB server ({self.engine}) did not start within "
+            f"{self.startup_timeout:.0f}s; its last lines:\n{self._last_lines()}"
+        )
+
+    def _wait_answering(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                dynamodb_request(self.endpoint, "ListTables", {}, region=self.region, timeout=2)
+                return
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                last = exc
+            if (error := self._exited()) is not None:
+                raise error
+            time.sleep(0.05)
+        raise LocalDynamoDBError(
+            f"the local DynamoDB server ({self.engine}) never answered ListTables within "
+            f"{self.startup_timeout:.0f}s: {last}; its last lines:\n{self._last_lines()}"
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the child (SIGTERM, then SIGKILL). Attached servers are left running."""
+        process, self._process = self._process, None
+        _LIVE.discard(self)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> LocalDynamoDB:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> LocalDynamoDB:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # -- tables -----------------------------------------------------------------------
+
+    def create_tables(self, names: Iterable[str]) -> None:
+        """Create tables with the suite's standard schema (see ``dynamo.tables``); an
+        existing table is left as it is."""
+        from lift_asgi.dynamo.tables import TableSpec
+
+        for name in names:
+            self.create_table(TableSpec.standard(name), exist_ok=True)
+
+    def create_table(self, spec: TableSpec, *, exist_ok: bool = False) -> TableSpec:
+        """Create ``spec`` (its TTL included) and return it."""
+        from lift_asgi.dynamo.tables import create_table_payload, ttl_payload
+
+        try:
+            dynamodb_request(
+                self.endpoint, "CreateTable", create_table_payload(spec), region=self.region
+            )
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            if not (exist_ok and "ResourceInUseException" in body):
+                raise LocalDynamoDBError(f"could not create table {spec.name!r}: {body}") from None
+            return spec
+        if spec.ttl_attribute:
+            dynamodb_request(
+                self.endpoint, "UpdateTimeToLive", ttl_payload(spec), region=self.region
+            )
+        return spec
+
+    def delete_table(self, name: str) -> None:
+        """Delete table ``name``; one already gone (or a server gone) is not an error."""
+        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            dynamodb_request(self.endpoint, "DeleteTable", {"TableName": name}, region=self.region)
+
+    def __repr__(self) -> str:
+        where = self._attached or (f"{self.host}:{self.port}" if self._process else "stopped")
+        return f"<LocalDynamoDB {self.engine} {where}>"
+
+
+_LIVE: set[LocalDynamoDB] = set()
+
+
+@atexit.register
+def _stop_all() -> None:  # pragma: no cover - exercised at interpreter exit
+    for server in list(_LIVE):
+        server.stop()
