@@ -74,10 +74,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def _utc(created: float) -> str:
+    """ISO 8601 in UTC with milliseconds; the formatted second is reused within it."""
+    global _last_second
     seconds = int(created)
-    millis = int((created - seconds) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    last = _last_second  # one tuple: threads never see one second with another's text
+    if last[0] != seconds:
+        last = _last_second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{last[1]}.{int((created - seconds) * 1000):03d}Z"
 
 
 def log_handler(*, json: bool = True, stream: IO[str] | None = None) -> logging.Handler:
