@@ -69,6 +69,7 @@ CURSOR_SECRET = "bench-cursor-secret-0123456789abcdef"
 TENANT = "tenant"  # bench.clients' canned item belongs to this tenant
 NEVER = "1000000000/minute"
 
+TARGET_RATIO = 1.15  # issue 10: the full stack on a no-data route, against bare FastAPI
 BARE = "FastAPI (bare)"
 FULL = "FastAPI + full stack (every stage, installed), route touches no data"
 THREE = "FastAPI + install(tenant, rate limit, unit of work)"
@@ -526,11 +527,109 @@ def render_calls(rows: list[CallsRow]) -> str:
     return "\n".join(lines)
 
 
+# -- where the time goes ----------------------------------------------------------------
+
+
+async def _trivial(scope: Scope, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+@dataclass(frozen=True)
+class StageRow:
+    stage: str
+    us: float  # what adding this stage (inside the ones above) adds around a trivial app
+
+
+async def _stage_costs(batch: int, rounds: int) -> list[StageRow]:
+    """Each stage's own cost: the stack around a trivial ASGI app, grown one stage at a
+    time in the request path's order; a row is what its stage added (best batches)."""
+    transport = StubTransport()
+    options = _stage_options(transport)
+    request = scope("/projects/42", token())
+    stacks: list[tuple[str, Any]] = [("trivial ASGI app", _trivial)]
+    for n in range(1, len(STAGES) + 1):
+        chosen = STAGES[:n]
+        if "unit_of_work" in chosen or "idempotency" not in chosen:
+            picked = chosen
+        else:
+            continue  # idempotency needs the unit of work: measured together below
+        stacks.append(
+            (
+                " + ".join(picked),
+                lift_asgi.install(_trivial, **{stage: options[stage] for stage in picked}),
+            )
+        )
+    for _, app in stacks:
+        for _ in range(200):
+            await _status(app, request)
+    best = {name: float("inf") for name, _ in stacks}
+    for _ in range(rounds):
+        for name, app in stacks:
+            best[name] = min(best[name], await _batch(app, request, batch))
+    rows, previous = [], None
+    for name, _ in stacks:
+        if previous is not None:
+            added = name.removeprefix(previous + " + ") if previous != "trivial ASGI app" else name
+            rows.append(StageRow(added, (best[name] - best[previous]) * 1e6))
+        previous = name
+    return rows  # fmt: skip
+
+
+def profile(requests: int = 20000, top: int = 25) -> str:
+    """cProfile of the full stack on the no-data route: lift_asgi's functions by own
+    time per request (cProfile inflates small functions; read the ranks, and
+    ``_stage_costs`` for the µs)."""
+    import cProfile
+    import pstats
+
+    async def go() -> cProfile.Profile:
+        with InstantEndpoint() as endpoint:
+            transport = AiodynamoTransport.static(endpoint)
+            try:
+                app = _installed(transport)
+                request = scope("/projects/42", token())
+                for _ in range(500):
+                    await _status(app, request)
+                profiler = cProfile.Profile()
+                profiler.enable()
+                await _batch(app, request, requests)
+                profiler.disable()
+                return profiler
+            finally:
+                await transport.close()
+
+    stats = pstats.Stats(asyncio.run(go()))
+    rows = []
+    for (path, line, function), (_cc, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "lift_asgi" in path:
+            where = path[path.rindex("lift_asgi") :]
+            rows.append((tottime, cumtime, calls, f"{where}:{line}:{function}"))
+    rows.sort(reverse=True)
+    lines = [f"{'own µs/req':>10}  {'cum µs/req':>10}  {'calls/req':>9}  function"]
+    for tottime, cumtime, calls, name in rows[:top]:
+        lines.append(
+            f"{tottime / requests * 1e6:>10.2f}  {cumtime / requests * 1e6:>10.2f}  "
+            f"{calls / requests:>9.1f}  {name}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--no-dynamodb", action="store_true", help="skip counting calls")
+    parser.add_argument(
+        "--profile", action="store_true", help="where the full stack's time goes, then exit"
+    )
     args = parser.parse_args(argv)
+    if args.profile:
+        print("Each stage's own cost around a trivial ASGI app, added in order (µs/request):")
+        for row in asyncio.run(_stage_costs(2000, 10)):
+            print(f"  {row.stage:<40} {row.us:+6.1f}")
+        print()
+        print(profile())
+        return
     params = {"batch": 200, "rounds": 4, "instances": 1} if args.quick else {}
     cpu, calls = run(**params, dynamodb=not args.no_dynamodb)
     print("CPU per request in process, best batch; ratios to bare FastAPI in this run")
