@@ -43,6 +43,7 @@ __all__ = [
     "encode_sized",
     "encode_value",
     "item_size",
+    "number_size",
     "text_size",
 ]
 
@@ -209,6 +210,10 @@ def _number_size(text: str) -> int:
         mantissa = text.lstrip("-+").split("e")[0].split("E")[0].replace(".", "")
         digits = len(mantissa.strip("0")) or 1
     return (digits + 1) // 2 + 1
+
+
+#: The size DynamoDB counts for a number's text.
+number_size = _number_size
 
 
 def _binary_size(value: str | bytes) -> int:

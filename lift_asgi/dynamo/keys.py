@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lift_asgi.dynamo.codec import decode_item, decode_value, encode_sized, text_size
+from lift_asgi.dynamo.codec import (
+    decode_item,
+    decode_value,
+    encode_sized,
+    number_size,
+    text_size,
+)
 from lift_asgi.dynamo.limits import MAX_PK_BYTES, MAX_SK_BYTES
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.errors import InvalidItem, InvalidTenant
@@ -44,6 +50,9 @@ log = logging.getLogger("lift_asgi.dynamo")
 KeyLike = Mapping[str, Any] | tuple[str, str] | str
 
 _MAX_TENANT_ID = 256
+#: A key value of up to this many characters fits every key limit: at most 4 UTF-8 bytes
+#: each, 768 bytes, under the sort key's 1024 and the prefixed partition key's 2048 - 257.
+_SHORT_KEY = 192
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,8 @@ class TenantScope:
         return self.stored_sized(item)[0]
 
     def stored_sized(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        # The hot path of every put: one walk that checks, encodes and sizes, with
+        # strings and ints (most attributes) inline rather than through encode_sized.
         schema = self.schema
         tenant_attribute = schema.tenant_attribute
         if tenant_attribute in item:
@@ -238,17 +249,33 @@ class TenantScope:
         size = self._stamp_size
         for name, value in item.items():
             if name in keys:
+                # A short non-empty str is valid at any limit: no call for the common case.
+                short = type(value) is str and 0 < len(value) <= _SHORT_KEY
                 if name in prefixed:
-                    text = self.partition(value, name)
+                    text = self.prefix + (
+                        value
+                        if short
+                        else check_key_value(name, value, MAX_PK_BYTES - self._prefix_len)
+                    )
                 else:
-                    text = check_key_value(name, value, MAX_SK_BYTES)
+                    text = value if short else check_key_value(name, value, MAX_SK_BYTES)
                 encoded[name] = {"S": text}
-                size += text_size(name) + text_size(text)
-            elif type(name) is not str or not name:
+                size += len(name) + (len(text) if text.isascii() else len(text.encode()))
+                continue
+            if type(name) is not str or not name:
                 raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            kind = type(value)
+            if kind is str:
+                encoded[name] = {"S": value}
+                size += len(value) if value.isascii() else len(value.encode())
+            elif kind is int:
+                number = str(value)
+                encoded[name] = {"N": number}
+                size += number_size(number)
             else:
                 encoded[name], value_size = encode_sized(value)
-                size += (len(name) if name.isascii() else len(name.encode())) + value_size
+                size += value_size
+            size += len(name) if name.isascii() else len(name.encode())
         encoded[tenant_attribute] = self._tenant_av
         return encoded, size
 

@@ -73,7 +73,7 @@ def _version(value: Any) -> int:
 
 def stored_item(scope: Scope, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     """``item`` as stored through ``scope``, and its size, in one walk."""
-    if not isinstance(item, Mapping):
+    if type(item) is not dict and not isinstance(item, Mapping):
         raise TypeError(f"an item is a mapping, not {type(item).__name__}")
     schema = scope.schema
     if schema.pk not in item:
@@ -136,7 +136,6 @@ def _identity(schema: Schema, physical: Mapping[str, Any]) -> Identity:
 def build_put(
     scope: Scope,
     item: Mapping[str, Any],
-    *,
     if_absent: bool = False,
     condition: Condition | None = None,
     expect_version: int | None = None,
@@ -144,24 +143,32 @@ def build_put(
     """The PutItem of ``item`` (see :meth:`UnitOfWork.put <lift_asgi.dynamo.UnitOfWork.put>`)."""
     if if_absent and expect_version is not None:
         raise ValueError("if_absent and expect_version exclude each other")
-    encoded, size = stored_item(scope, item)
+    if type(item) is not dict and not isinstance(item, Mapping):
+        raise TypeError(f"an item is a mapping, not {type(item).__name__}")
+    encoded, size = scope.stored_sized(item)
     schema = scope.schema
     pk_name, sk_name = schema.pk, schema.sk
+    pk_value = encoded.get(pk_name)
+    if pk_value is None:
+        raise InvalidItem(f"The item has no '{pk_name}' attribute.")
     if expect_version is not None:
         expect_version = _version(expect_version)
         name = schema.version_attribute
         old = encoded.get(name)
         new = encoded[name] = {"N": str(expect_version + 1)}
         size += item_size({name: new}) - (item_size({name: old}) if old is not None else 0)
-    check_size(size)
-    pk_text = encoded[pk_name]["S"]
+    if size > MAX_ITEM_BYTES:
+        check_size(size)
     if sk_name is None:
-        logical: tuple[str, str | None] = (str(item[pk_name]), None)
-        identity: Identity = (schema.table, pk_text, None)
+        logical: tuple[str, str | None] = (item[pk_name], None)
+        identity: Identity = (schema.table, pk_value["S"], None)
     else:
-        sk_text = encoded[sk_name]["S"]
-        logical = (str(item[pk_name]), sk_text)
-        identity = (schema.table, pk_text, sk_text)
+        sk_value = encoded.get(sk_name)
+        if sk_value is None:
+            raise InvalidItem(f"The item has no '{sk_name}' attribute.")
+        sk_text = sk_value["S"]
+        logical = (item[pk_name], sk_text)
+        identity = (schema.table, pk_value["S"], sk_text)
     request: dict[str, Any] = {"TableName": schema.table, "Item": encoded}
     expression = None
     if if_absent or condition is not None or expect_version is not None:

@@ -186,11 +186,7 @@ class _View:
         scope = self._scope()
         work = self._work
         work._check_open()
-        work._add(
-            build_put(
-                scope, item, if_absent=if_absent, condition=condition, expect_version=expect_version
-            )
-        )
+        work._add(build_put(scope, item, if_absent, condition, expect_version))
 
     def update(
         self,
