@@ -19,7 +19,7 @@ Nothing else in the scope is read across stages (``request.state.tenant`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.types import Receive, Scope, Send
@@ -61,30 +61,45 @@ _NAMES: Final = {
 }
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class RequestContext:
-    """What the suite's stages know of one request (or of the lifespan)."""
+    """What the suite's stages know of one request (or of the lifespan).
 
-    stages: list[str] = field(default_factory=list)
+    Created once per request by the outermost stage (:func:`enter`), so its constructor
+    is written out: the generated one, with its default factories, cost twice as much.
+    """
+
+    stages: list[str]
     """The stages this scope passed through, outermost first."""
-    tenant: Tenant | None = None
+    tenant: Tenant | None
     """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
-    uow: Any = None
+    uow: Any
     """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
-    request_id: str | None = None
+    request_id: str | None
     """The request id the observing stage accepted or generated."""
-    rate_limit: Any = None
+    rate_limit: Any
     """The rate-limit stage's decision (for request records and spans)."""
-    commit: str | None = None
+    commit: str | None
     """The unit of work's commit outcome: ``"none"``, ``"committed"``, ``"discarded"``,
     ``"conflict"``, ``"failed"``."""
-    cost: Any = None
+    cost: Any
     """The request's DynamoDB cost accounting (calls, capacity, latency), when observed."""
-    idempotency: IdempotentRequest | None = None
+    idempotency: IdempotentRequest | None
     """The idempotency stage's handle on a request carrying a key; the unit of work claims,
     completes and releases it (see :class:`IdempotentRequest`)."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any]
     """Room for the optional stages (idempotency...)."""
+
+    def __init__(self, stages: list[str] | None = None) -> None:
+        self.stages = [] if stages is None else stages
+        self.tenant = None
+        self.uow = None
+        self.request_id = None
+        self.rate_limit = None
+        self.commit = None
+        self.cost = None
+        self.idempotency = None
+        self.extra = {}
 
 
 class IdempotentRequest(Protocol):
