@@ -1,13 +1,10 @@
-"""AWS Lambda: the Mangum handler, and tenant resolvers that read what API Gateway and
-Lambda hand to Mangum.
+"""AWS Lambda: the Mangum handler.
 
 ``handler = lift_asgi.aws.handler(app)`` is the whole deployment story: the same app
-that runs under uvicorn runs on Lambda (see :class:`LambdaHandler`).
-
-Mangum puts the Lambda event in ``scope["aws.event"]`` and the Lambda context in
-``scope["aws.context"]``. API Gateway has already verified its authorizer before the
-function runs, so the authorizer context is a trusted source; so is Lambda's tenant
-isolation ``context.tenant_id``.
+that runs under uvicorn runs on Lambda (see :class:`LambdaHandler`). The resolvers that
+read what API Gateway and Lambda hand to the function live with the other resolvers, in
+:mod:`lift_asgi.tenancy.aws`; ``lift_asgi.aws.AuthorizerResolver`` and
+``LambdaTenantResolver`` remain importable from here.
 """
 
 from __future__ import annotations
@@ -19,16 +16,18 @@ import signal
 import threading
 import warnings
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._net import forwarded_client
 from lift_asgi._startup import build_stack
-from lift_asgi.errors import ConfigurationError, InvalidTenant
-from lift_asgi.tenancy import Tenant, _as_text
+from lift_asgi.errors import ConfigurationError
+
+if TYPE_CHECKING:  # the resolvers live in lift_asgi.tenancy.aws; these names stay importable
+    from lift_asgi.tenancy.aws import AuthorizerResolver, LambdaTenantResolver
 
 __all__ = [
     "TEXT_MIME_TYPES",
@@ -39,103 +38,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("lift_asgi.aws")
-
-
-# ---------------------------------------------------------------------------- resolvers
-
-
-class AuthorizerResolver:
-    """The tenant from the API Gateway authorizer context of the Lambda event.
-
-    Looks, in this order, for ``tenant_claim`` in:
-
-    - HTTP API (v2) JWT authorizer: ``requestContext.authorizer.jwt.claims``;
-    - HTTP API (v2) Lambda authorizer: ``requestContext.authorizer.lambda``;
-    - REST API (v1) Cognito authorizer: ``requestContext.authorizer.claims``;
-    - REST API (v1) Lambda authorizer: ``requestContext.authorizer`` itself.
-
-    ``user_claim`` and ``plan_claim`` are read from the same place; a v1 Lambda
-    authorizer's ``principalId`` stands in for a missing user. Without an
-    ``aws.event`` (local runs under uvicorn) this resolver gives no answer.
-    """
-
-    def __init__(
-        self,
-        *,
-        tenant_claim: str = "tenant_id",
-        user_claim: str | None = "sub",
-        plan_claim: str | None = "plan",
-        name: str = "authorizer",
-    ) -> None:
-        for option, claim in (
-            ("tenant_claim", tenant_claim),
-            ("user_claim", user_claim),
-            ("plan_claim", plan_claim),
-        ):
-            if (claim is not None or option == "tenant_claim") and (
-                not isinstance(claim, str) or not claim
-            ):
-                raise ConfigurationError(option, "must be a non-empty claim name")
-        self.tenant_claim = tenant_claim
-        self.user_claim = user_claim
-        self.plan_claim = plan_claim
-        self.name = name
-
-    async def resolve(self, scope: Scope) -> Tenant | None:
-        event = scope.get("aws.event")
-        if not isinstance(event, Mapping):
-            return None
-        context = event.get("requestContext")
-        authorizer = context.get("authorizer") if isinstance(context, Mapping) else None
-        if not isinstance(authorizer, Mapping):
-            return None
-        claim = self.tenant_claim
-        jwt_context = authorizer.get("jwt")
-        candidates = (
-            jwt_context.get("claims") if isinstance(jwt_context, Mapping) else None,
-            authorizer.get("lambda"),
-            authorizer.get("claims"),
-            authorizer,
-        )
-        for found in candidates:
-            if isinstance(found, Mapping) and found.get(claim) is not None:
-                return self._tenant(found, authorizer)
-        return None
-
-    def _tenant(self, found: Mapping[str, Any], authorizer: Mapping[str, Any]) -> Tenant:
-        user = _as_text(found.get(self.user_claim)) if self.user_claim else None
-        if user is None and found is authorizer:
-            user = _as_text(authorizer.get("principalId"))
-        plan = _as_text(found.get(self.plan_claim)) if self.plan_claim else None
-        tenant_id = _as_text(found[self.tenant_claim])
-        if tenant_id is None:
-            raise InvalidTenant("The tenant id is malformed.")
-        return Tenant(tenant_id, user, plan, found, self.name)
-
-
-class LambdaTenantResolver:
-    """The tenant Lambda's tenant isolation mode gives the invocation (``context.tenant_id``).
-
-    No answer outside Lambda or for a function not in tenant isolation mode.
-    """
-
-    def __init__(self, *, name: str = "lambda-tenant") -> None:
-        self.name = name
-
-    async def resolve(self, scope: Scope) -> Tenant | None:
-        context = scope.get("aws.context")
-        if context is None:
-            return None
-        if isinstance(context, Mapping):
-            raw = context.get("tenant_id")
-        else:
-            raw = getattr(context, "tenant_id", None)
-        if raw is None or raw == "":
-            return None
-        tenant_id = _as_text(raw)
-        if tenant_id is None:
-            raise InvalidTenant("The tenant id is malformed.")
-        return Tenant(tenant_id, source=self.name)
 
 
 # -- the Lambda handler ---------------------------------------------------------------
@@ -411,3 +313,13 @@ class LambdaHandler:
 def handler(app: ASGIApp, **options: Any) -> LambdaHandler:
     """``handler = lift_asgi.aws.handler(app)``: see :class:`LambdaHandler`."""
     return LambdaHandler(app, **options)
+
+
+def __getattr__(name: str) -> object:
+    """``lift_asgi.aws.AuthorizerResolver`` and ``LambdaTenantResolver``: aliases of the
+    resolvers in :mod:`lift_asgi.tenancy.aws`, imported on first use."""
+    if name in ("AuthorizerResolver", "LambdaTenantResolver"):
+        from lift_asgi.tenancy import aws as resolvers
+
+        return getattr(resolvers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,7 +35,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
-from lift_asgi import tenancy
 from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
@@ -51,6 +50,7 @@ from lift_asgi.tenancy import (
     TenantMiddleware,
     current_tenant,
     get_tenant,
+    jwt_resolver,
     require_tenant,
     tenant_from_scope,
 )
@@ -900,7 +900,7 @@ async def test_cached_entry_not_used_after_exp(
     assert resolver.verifications == 1
     # The cache's clock passes exp: the entry must not answer (PyJWT's real clock still
     # accepts the token, so the request succeeds through a fresh verification).
-    monkeypatch.setattr(tenancy, "_wallclock", lambda: exp + 1.0)
+    monkeypatch.setattr(jwt_resolver, "_wallclock", lambda: exp + 1.0)
     assert (await get(app, headers=bearer(token))).status_code == 200
     assert resolver.verifications == 2
 
@@ -1259,3 +1259,20 @@ def test_direct_construction_and_eager_builds_still_raise() -> None:
     app = Starlette(middleware=[Middleware(TenantMiddleware, resolvers=[])])
     with pytest.raises(ConfigurationError, match="resolvers"):
         app.build_middleware_stack()
+
+
+def test_the_token_cache_is_sized_for_a_multi_tenant_service() -> None:
+    """1,024 was one mid-sized tenant's users; past the cap every request pays a full
+    verification. The default holds 16,384 live tokens (~1.5 KB each)."""
+    assert JWTResolver(key=HS_SECRET).cache_size == 16384
+
+
+def test_the_aws_resolvers_live_with_the_others_and_keep_their_old_name() -> None:
+    import lift_asgi.aws
+    import lift_asgi.tenancy
+    import lift_asgi.tenancy.aws
+
+    for name in ("AuthorizerResolver", "LambdaTenantResolver"):
+        moved = getattr(lift_asgi.tenancy.aws, name)
+        assert getattr(lift_asgi.tenancy, name) is moved
+        assert getattr(lift_asgi.aws, name) is moved

@@ -1,0 +1,47 @@
+"""Small helpers the resolvers share: header lookup, header names, the per-resolver memo."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.types import Scope
+
+from lift_asgi.errors import ConfigurationError
+
+__all__ = ["MEMO_SIZE", "first_header", "header_name", "remember"]
+
+#: Entries in one resolver's memo before it is cleared.
+MEMO_SIZE = 1024
+_MEMO_KEY_MAX = 300
+
+
+def first_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case bytes), or ``None``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def header_name(option: str, name: str) -> bytes:
+    """``name`` as the lower-case bytes ASGI uses; a :class:`ConfigurationError` on
+    ``option`` unless it is an HTTP token (RFC 9110 section 5.6.2)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ConfigurationError(option, f"{name!r} is not a valid HTTP header name")
+    return name.lower().encode("ascii")
+
+
+def remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Remember ``value`` under ``key`` in a small per-resolver memo (cleared when full).
+
+    Tenants are immutable, so a resolver hands out the same object for the same input
+    instead of building one per request; the memo only saves work, never decides. Long
+    keys (never a valid tenant id) are not kept, so junk input cannot fill memory.
+    """
+    if isinstance(key, bytes | str) and len(key) > _MEMO_KEY_MAX:
+        return value
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
