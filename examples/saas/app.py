@@ -51,6 +51,7 @@ from lift_asgi import (
 )
 from lift_asgi.aws import AuthorizerResolver
 from lift_asgi.errors import Conflict
+from lift_asgi.idempotency import IdempotencyMiddleware
 
 Status = Literal["open", "in_progress", "done"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
@@ -201,6 +202,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # its own key, derived from the deployment's secret: every container agrees
         cursor_secret=hashlib.sha256(b"lift-asgi cursors:" + settings.jwt_secret.encode()).digest(),
     )
+    # Idempotency-Key on the write routes (POST, PATCH): inside the rate limiter, around
+    # the unit of work, which commits each key's record with the request's own writes.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         RateLimitMiddleware,
         limit={**settings.rates, "default": "free"},
