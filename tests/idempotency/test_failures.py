@@ -14,7 +14,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
-from lift_asgi.errors import DynamoDBUnavailable
 from lift_asgi.testing.faults import FaultProxy
 
 from .conftest import ACME, Clock, Probe, build, client_for, data, records, scan
@@ -24,34 +23,24 @@ pytestmark = pytest.mark.dynamodb
 KEYED = {**ACME, "idempotency-key": "k-1"}
 
 
-class LosesAnswers:
-    """A transport whose call reaches DynamoDB and is applied, but whose answer is lost on
-    the way back, as when a connection drops after the request was sent (``times`` calls
-    of ``operation``). ``crash`` raises a plain exception instead of a lost answer."""
+class CrashesOn:
+    """A transport that raises a plain exception (a bug, not a DynamoDB error) on the
+    next call of ``operation``, before sending it."""
 
-    def __init__(
-        self, inner: DynamoTransport, operation: str, times: int = 1, *, crash: bool = False
-    ) -> None:
+    def __init__(self, inner: DynamoTransport, operation: str) -> None:
         self.inner = inner
         self.operation = operation
-        self.times = times
-        self.crash = crash
-        self.sent: list[str] = []
+        self.armed = True
 
     @property
     def calls(self) -> int:
         return self.inner.calls
 
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        self.sent.append(action)
-        if action == self.operation and self.times and self.crash:
-            self.times -= 1
+        if action == self.operation and self.armed:
+            self.armed = False
             raise RuntimeError("the process failed while committing")
-        result = await self.inner.request(action, payload)
-        if action == self.operation and self.times:
-            self.times -= 1
-            raise DynamoDBUnavailable(aws_code="ConnectionReset")
-        return result
+        return await self.inner.request(action, payload)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -129,16 +118,15 @@ async def test_a_lost_commit_answer_writes_once_and_the_retry_replays_it(
     raw: AiodynamoTransport,
     dynamodb_table: TableSpec,
 ) -> None:
-    """The transaction lands, its answer is lost, the unit of work retries it with the same
-    ClientRequestToken. Whether or not the engine honours the token, the record (which
-    committed with the data) says what happened: the client gets the original 201."""
-    losing = LosesAnswers(proxied, "TransactWriteItems")
-    app = app_on(dynamodb_table, losing, probe, clock)
+    """The transaction lands, its answer is lost, the unit of work retries it with the
+    same ClientRequestToken (DynamoDB, and the local server, answer the first outcome)."""
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    dynamodb_fault_proxy.lose_answer(operation="TransactWriteItems")
     async with client_for(app) as client:
         first = await client.post("/items", json={"id": "d"}, headers=KEYED)
         again = await client.post("/items", json={"id": "d"}, headers=KEYED)
     sent = dynamodb_fault_proxy.calls_of("TransactWriteItems")
-    assert len(sent) >= 2 and len({c.payload["ClientRequestToken"] for c in sent}) == 1
+    assert len(sent) == 2 and len({c.payload["ClientRequestToken"] for c in sent}) == 1
     assert first.status_code == 201
     assert again.status_code == 201 and again.content == first.content
     assert again.headers["idempotent-replayed"] == "true"
@@ -146,6 +134,31 @@ async def test_a_lost_commit_answer_writes_once_and_the_retry_replays_it(
     stored = await scan(raw, dynamodb_table.name)
     assert data(stored)["acme#stats/counts"]["items"] == 1
     assert records(stored)["acme#_idempotency#k-1/_"]["state"] == "completed"
+
+
+async def test_a_commit_that_landed_though_every_retry_failed_answers_the_original(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    """The first try lands and its answer is lost; every retry meets a 500, so the unit
+    of work gives up with a 503. The record, committed with the data, says it landed:
+    the client gets the handler's 201, not a 503 that would invite a second execution."""
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    dynamodb_fault_proxy.lose_answer(operation="TransactWriteItems")
+    dynamodb_fault_proxy.fail(times=None, status=500, operation="TransactWriteItems")
+    async with client_for(app) as client:
+        first = await client.post("/items", json={"id": "d2"}, headers=KEYED)
+        dynamodb_fault_proxy.reset()
+        again = await client.post("/items", json={"id": "d2"}, headers=KEYED)
+    assert first.status_code == 201, first.text
+    assert first.json() == {"id": "d2", "run": 1}
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert probe.runs == {"create": 1}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
 
 
 async def test_a_commit_slower_than_the_timeout_writes_once(
@@ -188,7 +201,7 @@ async def test_a_crash_during_the_commit_leaves_no_data_and_no_completed_record(
     raw: AiodynamoTransport,
     dynamodb_table: TableSpec,
 ) -> None:
-    crashing = LosesAnswers(transport, "TransactWriteItems", crash=True)
+    crashing = CrashesOn(transport, "TransactWriteItems")
     app = app_on(dynamodb_table, crashing, probe, clock)
     async with client_for(app) as client:
         crashed = await client.post("/items", json={"id": "g"}, headers=KEYED)
@@ -294,14 +307,19 @@ async def test_dynamodb_unreachable_at_the_claim_is_a_503_and_nothing_runs(
 
 
 async def test_a_lost_claim_answer_is_recognised_by_its_token(
-    transport: AiodynamoTransport, probe: Probe, clock: Clock, dynamodb_table: TableSpec
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    dynamodb_table: TableSpec,
 ) -> None:
-    losing = LosesAnswers(transport, "PutItem")
-    app = app_on(dynamodb_table, losing, probe, clock)
+    app = app_on(dynamodb_table, proxied, probe, clock)
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")
     async with client_for(app) as client:
         response = await client.post("/items", json={"id": "l"}, headers=KEYED)
     assert response.status_code == 201
-    assert losing.sent.count("PutItem") == 2  # the claim landed, was retried, found ours
+    # the claim landed, its answer was lost; the retry's failed condition returned our token
+    assert len(dynamodb_fault_proxy.calls_of("PutItem")) == 2
     assert probe.runs == {"create": 1}
 
 
