@@ -52,6 +52,10 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+# One encoder, built once (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (see the module's docstring)."""
 
@@ -71,7 +75,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             line["exception"] = record.exc_text
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+        return _encode(line)
 
 
 _last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
