@@ -4,6 +4,7 @@ Lambda invocation's ids kept."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -222,3 +223,42 @@ def test_bad_options_are_refused_at_construction(options: dict[str, Any], option
     with pytest.raises(ConfigurationError) as raised:
         RequestObserver(app, **options)
     assert raised.value.option == option
+
+
+def test_through_the_lambda_handler_the_invocation_ids_reach_handler_and_record(
+    records: Any,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    import lift_asgi
+    from lift_asgi.aws import handler
+    from lift_asgi.testing import api_gateway_v2_event, lambda_context
+
+    async def hello(request: Request) -> JSONResponse:
+        ids = current_ids()
+        assert ids is not None
+        return JSONResponse({"request_id": ids.request_id, "lambda": ids.lambda_request_id})
+
+    app = lift_asgi.install(Starlette(routes=[Route("/hello", hello)]), observe={})
+    lambda_handler = handler(app, lifespan="off")
+    invocation = lambda_context()
+    event = api_gateway_v2_event("GET", "/hello", headers={"x-amzn-trace-id": "Root=1-abc-def"})
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(lambda_handler, event, invocation).result()
+    finally:
+        lambda_handler.close()
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["x-request-id"] == invocation.aws_request_id
+    assert json.loads(answer["body"]) == {
+        "request_id": invocation.aws_request_id,
+        "lambda": invocation.aws_request_id,
+    }
+    (line,) = records.requests()
+    assert line["lambda_request_id"] == invocation.aws_request_id
+    assert (line["trace_id"], line["route"]) == ("Root=1-abc-def", "/hello")
