@@ -8,6 +8,15 @@
 - :class:`DynamoTable`, :class:`RetryPolicy`: the process-wide table handle and retries.
 - :mod:`~lift_asgi.dynamo.transport`, :mod:`~lift_asgi.dynamo.tables`: the transports and
   table helpers shared with the rate limiter.
+
+Modules, from the leaves up (no import cycles; ``tests/dynamo/test_layout.py`` checks):
+``limits`` (DynamoDB's limits), ``error_codes`` (error code → suite error),
+``botocore_errors`` (botocore method names and exceptions), ``credentials`` (the default
+chain; dummy keys for loopback endpoints), ``sigv4`` (the cached signer), ``transport``,
+``codec``, ``conditions``, ``cursor`` (sealed cursors), ``tables``, ``keys`` (schema and
+tenant scopes), ``retry`` (the one retry loop), ``operations`` (write requests),
+``reads`` (GetItem, Query), ``bulk`` (batch calls), ``commit`` (one write or one
+transaction), ``uow`` (the API and the buffer), ``client`` (``DynamoTable``), ``middleware``.
 """
 
 from lift_asgi.dynamo.bulk import BulkResult
