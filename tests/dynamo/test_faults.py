@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiodynamo.credentials import Credentials, Key
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -314,3 +315,54 @@ async def test_other_cancellations_are_a_500_without_internals() -> None:
     error = caught.value
     assert error.status == 500 and "ValidationError" not in error.detail
     assert stub.calls == 1
+
+
+class _Refreshable(Credentials):
+    """Temporary credentials that a refresh replaces (counted)."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    async def get_key(self, http: Any) -> Key:
+        return Key(f"ASIA{self.refreshes}", "secret", token=f"token-{self.refreshes}")
+
+    def invalidate(self) -> bool:
+        self.refreshes += 1
+        return True
+
+    def is_disabled(self) -> bool:
+        return False
+
+
+async def test_expired_credentials_during_a_commit_are_refreshed_and_it_commits(
+    dynamodb_table: TableSpec, dynamodb_fault_proxy: FaultProxy, raw: AiodynamoTransport
+) -> None:
+    credentials = _Refreshable()
+    transport = AiodynamoTransport(dynamodb_fault_proxy.endpoint, credentials=credentials)
+    try:
+        async with client_for(app_for(dynamodb_table.name, transport)) as client:
+            await client.get("/read", headers=ACME)
+            dynamodb_fault_proxy.reset()
+            dynamodb_fault_proxy.error("ExpiredTokenException", operation="TransactWriteItems")
+            response = await client.post("/write", json=TWO, headers=ACME)
+        assert response.status_code == 201, response.text
+        assert credentials.refreshes == 1
+        sent = tokens(dynamodb_fault_proxy)
+        assert len(sent) == 2 and sent[0] == sent[1]  # the same transaction, sent again
+        assert await count(raw, dynamodb_table) == 2
+    finally:
+        await transport.close()
+
+
+async def test_create_table_throttled_is_a_503_and_closes_what_it_opened(
+    dynamodb_fault_proxy: FaultProxy,
+) -> None:
+    from lift_asgi.dynamo.tables import create_table
+
+    dynamodb_fault_proxy.throttle(operation="CreateTable")
+    with pytest.raises(DynamoDBUnavailable):
+        await create_table("never-made", endpoint=dynamodb_fault_proxy.endpoint)
+    dynamodb_fault_proxy.drop(operation="CreateTable")
+    with pytest.raises(DynamoDBUnavailable):
+        await create_table("never-made", endpoint=dynamodb_fault_proxy.endpoint)
+    assert dynamodb_fault_proxy.operations() == ["CreateTable", "CreateTable"]
