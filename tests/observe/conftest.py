@@ -78,6 +78,13 @@ def routes() -> FastAPI:
             "calls_so_far": cost.calls if cost is not None else None,
         }
 
+    @app.post("/imports/{project_id}")
+    async def bulk(project_id: str, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> Any:
+        items = [{"pk": f"tasks#{project_id}", "sk": f"t{i:03d}"} for i in range(30)]
+        result = await uow.bulk_put(items, concurrency=2)
+        uow.update(("stats", "counters"), add={"tasks": 30})
+        return {"written": result.written}
+
     @app.get("/boom")
     async def boom() -> Any:
         raise RuntimeError("the handler failed")
@@ -93,6 +100,7 @@ def stack(
     limit: str = "100/minute",
     on_failure: str = "local",
     observe: dict[str, Any] | None = None,
+    idempotency: dict[str, Any] | None = None,
 ) -> tuple[FastAPI, AiodynamoTransport]:
     """The whole path on one transport to ``endpoint`` (the server, or a fault proxy)."""
     transport = AiodynamoTransport.static(endpoint, timeout=2.0)
@@ -114,6 +122,7 @@ def stack(
                 data.name, transport=transport, cursor_secret=CURSOR_SECRET, retry=FAST_RETRY
             )
         },
+        idempotency=idempotency,
         exempt=["/health"],
     )
     return app, transport

@@ -95,6 +95,33 @@ async def test_one_record_per_request_with_the_transports_figures(
     assert units(spied.sent)[1] > 0
 
 
+async def test_bulk_writes_and_idempotency_records_are_counted_too(
+    make_stack: Any, records: Records
+) -> None:
+    app, transport = make_stack(idempotency={})
+    spied = spy(transport)
+    headers = {**bearer(), "idempotency-key": "import-1"}
+    async with client(app) as http:
+        for expected in ("first", "replay"):
+            before = transport.calls
+            spied.sent.clear()
+            response = await http.post("/imports/p1", headers=headers)
+            assert response.status_code == 200, response.text
+            assert (response.headers.get("idempotent-replayed") == "true") == (expected == "replay")
+            (line,) = records.requests()
+            records.stream.seek(0)
+            records.stream.truncate()
+            dynamodb = line["dynamodb"]
+            assert dynamodb["calls"] == transport.calls - before == len(spied.sent)
+            assert (dynamodb["read_units"], dynamodb["write_units"]) == units(spied.sent)
+            actions = [action for action, _, _ in spied.sent]
+            if expected == "first":  # the claim, two batches, the commit with the record
+                assert actions.count("BatchWriteItem") == 2, actions
+                assert line["commit"] == "committed"
+            else:  # the claim meets the record: nothing else runs
+                assert "BatchWriteItem" not in actions, actions
+
+
 async def test_the_handlers_own_line_carries_request_id_and_tenant(
     make_stack: Any, records: Records
 ) -> None:
