@@ -9,8 +9,9 @@
   DynamoDB cost, and, with ``otel=True``, spans and metrics.
 - :func:`current_request_id`, :func:`current_ids` (:mod:`.ids`); :func:`current_cost`
   (:mod:`.cost`): what a handler reads.
-- :class:`RequestContextFilter`, :class:`JsonFormatter`, :func:`log_handler`
-  (:mod:`.logs`): ``request_id`` and ``tenant`` on every record, one JSON object a line.
+- :class:`RequestContextFilter`, :class:`JsonFormatter`, :func:`log_handler`,
+  :func:`configure_logging` (:mod:`.logs`): ``request_id`` and ``tenant`` on every
+  record, one JSON object a line.
 
 Names are imported on first use: the transports import :mod:`.cost` on every process
 start, and OpenTelemetry is imported only when ``otel=True`` asks for it.
@@ -24,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lift_asgi.observe.cost import OperationCost, RequestCost, current_cost
     from lift_asgi.observe.ids import RequestIds, current_ids, current_request_id
-    from lift_asgi.observe.logs import JsonFormatter, RequestContextFilter, log_handler
+    from lift_asgi.observe.logs import (
+        JsonFormatter,
+        RequestContextFilter,
+        configure_logging,
+        log_handler,
+    )
     from lift_asgi.observe.middleware import RequestObserver
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "RequestCost",
     "RequestIds",
     "RequestObserver",
+    "configure_logging",
     "current_cost",
     "current_ids",
     "current_request_id",
@@ -50,6 +57,7 @@ _WHERE = {
     "JsonFormatter": "logs",
     "RequestContextFilter": "logs",
     "log_handler": "logs",
+    "configure_logging": "logs",
     "RequestObserver": "middleware",
 }
 

@@ -30,7 +30,13 @@ from typing import IO, Any, Final
 
 from lift_asgi.observe.ids import ids_var
 
-__all__ = ["RECORD_ATTRIBUTE", "JsonFormatter", "RequestContextFilter", "log_handler"]
+__all__ = [
+    "RECORD_ATTRIBUTE",
+    "JsonFormatter",
+    "RequestContextFilter",
+    "configure_logging",
+    "log_handler",
+]
 
 #: The attribute of the request record's :class:`logging.LogRecord` holding its fields.
 RECORD_ATTRIBUTE: Final = "lift_request"
@@ -104,4 +110,29 @@ def log_handler(*, json: bool = True, stream: IO[str] | None = None) -> logging.
             "[request_id=%(request_id)s tenant=%(tenant)s]"
         )
     )
+    return handler
+
+
+def configure_logging(
+    *,
+    json: bool = True,
+    level: int = logging.INFO,
+    stream: IO[str] | None = None,
+    access_log: bool = False,
+) -> logging.Handler:
+    """Every record of the process through one :func:`log_handler` on the root logger.
+
+    Replaces the root logger's handlers (Lambda's runtime installs its own), and makes
+    uvicorn's loggers propagate to it instead of writing their own text lines, so every
+    line on standard error is JSON. uvicorn's access log is switched off unless
+    ``access_log``: the request record says all it says, and more. Call it when the app
+    module is imported (uvicorn has configured its loggers by then). Returns the handler.
+    """
+    handler = log_handler(json=json, stream=stream)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = not access_log
     return handler

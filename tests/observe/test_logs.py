@@ -15,7 +15,13 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.observe import JsonFormatter, RequestContextFilter, RequestObserver, log_handler
+from lift_asgi.observe import (
+    JsonFormatter,
+    RequestContextFilter,
+    RequestObserver,
+    configure_logging,
+    log_handler,
+)
 from lift_asgi.testing import FaultProxy
 from tests.observe.conftest import SECRET, Records, bearer, client, token
 
@@ -270,3 +276,24 @@ async def test_log_handler_output_under_a_request(json_lines: bool) -> None:
     finally:
         logger.removeHandler(handler)
     assert "r7" in stream.getvalue()
+
+
+def test_configure_logging_sends_every_logger_through_one_json_handler() -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    uvicorn = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved_uvicorn = [(lg.handlers[:], lg.propagate, lg.disabled) for lg in uvicorn]
+    stream = io.StringIO()
+    uvicorn[1].addHandler(logging.StreamHandler(io.StringIO()))  # as uvicorn's config does
+    uvicorn[1].propagate = False
+    try:
+        configure_logging(json=True, stream=stream)
+        logging.getLogger("uvicorn.error").info("Started server process")
+        logging.getLogger("uvicorn.access").info("GET / 200")  # off: the record replaces it
+        logging.getLogger("lift_asgi.request").info("GET / 200 1.0ms")
+    finally:
+        root.handlers[:], root.level = saved
+        for lg, (handlers, propagate, disabled) in zip(uvicorn, saved_uvicorn, strict=True):
+            lg.handlers[:], lg.propagate, lg.disabled = handlers, propagate, disabled
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["logger"] for line in lines] == ["uvicorn.error", "lift_asgi.request"]
