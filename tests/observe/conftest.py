@@ -101,9 +101,10 @@ def stack(
     on_failure: str = "local",
     observe: dict[str, Any] | None = None,
     idempotency: dict[str, Any] | None = None,
+    timeout: float = 2.0,
 ) -> tuple[FastAPI, AiodynamoTransport]:
     """The whole path on one transport to ``endpoint`` (the server, or a fault proxy)."""
-    transport = AiodynamoTransport.static(endpoint, timeout=2.0)
+    transport = AiodynamoTransport.static(endpoint, timeout=timeout)
     app = routes()
     lift_asgi.install(
         app,

@@ -128,6 +128,37 @@ async def test_bulk_writes_and_idempotency_records_are_counted_too(
                 assert "BatchWriteItem" not in actions, actions
 
 
+@pytest.mark.parametrize("fault", ["throttle", "5xx", "latency", "drop"])
+async def test_a_failing_dynamodb_is_counted_call_by_call(
+    fault: str, make_stack: Any, records: Records, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    app, transport = make_stack(dynamodb_fault_proxy.endpoint, timeout=0.3)
+    async with client(app) as http:
+        await http.put("/projects/f1", json={"name": "A"}, headers=bearer())  # table checked
+        records.stream.seek(0)
+        records.stream.truncate()
+        inject = {
+            "throttle": lambda: dynamodb_fault_proxy.throttle(times=None, operation="GetItem"),
+            "5xx": lambda: dynamodb_fault_proxy.fail(times=None, operation="GetItem"),
+            "latency": lambda: dynamodb_fault_proxy.delay(0.6, times=None, operation="GetItem"),
+            "drop": lambda: dynamodb_fault_proxy.drop(times=None, operation="GetItem"),
+        }
+        inject[fault]()
+        before = transport.calls
+        response = await http.get("/projects/f1", headers={**bearer(), "x-request-id": "f-1"})
+    assert response.status_code == 503, response.text
+    assert response.headers["x-request-id"] == "f-1"
+    (line,) = records.requests()
+    dynamodb = line["dynamodb"]
+    attempts = transport.calls - before - 1  # all but the rate limiter's UpdateItem
+    assert attempts == 3  # the table's retry policy: 3 attempts, each one counted
+    assert dynamodb["calls"] == transport.calls - before
+    assert dynamodb["errors"] == attempts
+    assert dynamodb["retries"] == attempts - 1
+    assert dynamodb["throttles"] == (attempts if fault == "throttle" else 0)
+    assert (line["status"], line["level"]) == (503, "ERROR")  # a 5xx record is an ERROR
+
+
 async def test_the_handlers_own_line_carries_request_id_and_tenant(
     make_stack: Any, records: Records
 ) -> None:
