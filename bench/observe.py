@@ -18,6 +18,10 @@ the same stack under ``lift_asgi.install``:
   InMemorySpanExporter (cleared between batches) and a MeterProvider with an
   InMemoryMetricReader.
 
+Then CPU per GetItem on the transport alone, outside any request: its send without the
+observer's hook, through ``request()`` with nothing observing (the hook's one ContextVar
+get: what every user pays), and with a request's cost being counted.
+
 CPU is ``time.process_time`` of this process over back-to-back requests called
 directly (no sockets), best batch of several alternating rounds, as in ``bench.stack``.
 Nothing here asserts on a time.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +46,7 @@ from lift_asgi.dynamo import AiodynamoTransport, DynamoTable
 from lift_asgi.observe import log_handler
 from lift_asgi.tenancy import JWTResolver
 
-__all__ = ["Row", "render", "run"]
+__all__ = ["CallRow", "Row", "render", "render_calls", "run"]
 
 OFF = "off (no observer)"
 
@@ -157,9 +162,68 @@ async def _cpu(endpoint: str, batch: int, rounds: int) -> list[Row]:
     return rows
 
 
-def run(batch: int = 1000, rounds: int = 20) -> list[Row]:
+@dataclass(frozen=True)
+class CallRow:
+    variant: str
+    us_per_call: float
+    ratio: float  # to the transport's own send, no hook
+
+
+async def _calls(endpoint: str, calls: int, rounds: int) -> list[CallRow]:
+    """CPU per GetItem: the transport's send without the hook, the hook with nothing to
+    report to (every call outside an observed request), and with the request's cost."""
+    from lift_asgi.observe.cost import RequestCost, cost_var
+
+    transport = AiodynamoTransport.static(endpoint)
+    payload = {"TableName": TABLE, "Key": {"pk": {"S": "x"}, "sk": {"S": "p1"}}}
+    unhooked = transport._request  # what request() calls when nothing observes
+
+    async def observed() -> None:
+        token = cost_var.set(RequestCost())
+        try:
+            for _ in range(calls):
+                await transport.request("GetItem", payload)
+        finally:
+            cost_var.reset(token)
+
+    async def plain(send: Any) -> None:
+        for _ in range(calls):
+            await send("GetItem", payload)
+
+    variants: list[tuple[str, Callable[[], Any]]] = [
+        ("transport send, no hook", lambda: plain(unhooked)),
+        ("request(): hook, nothing observing", lambda: plain(transport.request)),
+        ("request(): hook, the request's cost counted", observed),
+    ]
+    best = {name: float("inf") for name, _ in variants}
+    try:
+        for _, run_variant in variants:
+            await run_variant()  # warm-up
+        for _ in range(rounds):
+            for name, run_variant in variants:
+                start = time.process_time()
+                await run_variant()
+                best[name] = min(best[name], (time.process_time() - start) / calls)
+    finally:
+        await transport.close()
+    base = best[variants[0][0]]
+    return [CallRow(name, best[name] * 1e6, best[name] / base) for name, _ in variants]
+
+
+def run(batch: int = 1000, rounds: int = 20, calls: int = 2000) -> tuple[list[Row], list[CallRow]]:
     with InstantEndpoint() as endpoint:
-        return asyncio.run(_cpu(endpoint, batch, rounds))
+        return (
+            asyncio.run(_cpu(endpoint, batch, rounds)),
+            asyncio.run(_calls(endpoint, calls, rounds)),
+        )
+
+
+def render_calls(rows: list[CallRow]) -> str:
+    width = max(len(row.variant) for row in rows)
+    lines = [f"{'per GetItem':<{width}}  {'µs/call':>8}  {'ratio':>6}"]
+    lines.append("-" * len(lines[0]))
+    lines += [f"{r.variant:<{width}}  {r.us_per_call:>8.1f}  {r.ratio:>6.3f}" for r in rows]
+    return "\n".join(lines)
 
 
 def render(rows: list[Row]) -> str:
@@ -178,9 +242,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     args = parser.parse_args(argv)
-    rows = run(batch=200, rounds=3) if args.quick else run()
+    rows, calls = run(batch=200, rounds=3, calls=300) if args.quick else run()
     print("CPU per request in process, best batch; ratios to the same stack without observer")
     print(render(rows))
+    print()
+    print("CPU per DynamoDB call (AiodynamoTransport, instant endpoint), best of rounds")
+    print(render_calls(calls))
 
 
 if __name__ == "__main__":
