@@ -168,6 +168,9 @@ async def test_a_refusal(make_stack: Any, otel: Telemetry) -> None:
     first, second = otel.server()
     assert dict(second.attributes or {})["http.response.status_code"] == 429
     assert dict(second.attributes or {})["lift.tenant.id"] == "solo"
+    # Asked for: the tenant is on the metrics (here the rate limiter's calls' latency).
+    durations = otel.points("db.client.operation.duration")
+    assert durations and all(attrs["lift.tenant.id"] == "solo" for attrs, _ in durations)
     if "lift.ratelimit.outcome" not in dict(first.attributes or {}):
         pytest.skip("the rate-limit stage does not report its decision (context.rate_limit)")
     assert dict(first.attributes or {})["lift.ratelimit.outcome"] == "admitted"
@@ -203,3 +206,59 @@ def test_lift_asgi_never_imports_opentelemetry_unless_asked() -> None:
         "assert 'opentelemetry.trace' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Decision:
+    def __init__(self, outcome: str, rule: str) -> None:
+        self.outcome, self.rule = outcome, rule
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [
+        {"outcome": "degraded", "rule": "per-tenant"},
+        _Decision("degraded", "per-tenant"),
+    ],
+)
+async def test_the_decision_in_the_stage_contract_reaches_span_metrics_and_record(
+    reported: Any, otel: Telemetry, records: Any
+) -> None:
+    from starlette.types import Receive, Scope, Send
+
+    from lift_asgi.observe import RequestObserver
+    from lift_asgi.stages import RATE_LIMIT, enter
+
+    async def limiter(scope: Scope, receive: Receive, send: Send) -> None:
+        enter(scope, RATE_LIMIT).rate_limit = reported  # what the rate-limit stage reports
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with client(RequestObserver(limiter, **otel.options())) as http:
+        assert (await http.get("/")).status_code == 200
+    (server,) = otel.server()
+    attributes = dict(server.attributes or {})
+    assert (attributes["lift.ratelimit.outcome"], attributes["lift.ratelimit.rule"]) == (
+        "degraded",
+        "per-tenant",
+    )
+    (event,) = [e for e in server.events if e.name == "lift.ratelimit.decision"]
+    assert dict(event.attributes or {})["lift.ratelimit.outcome"] == "degraded"
+    assert (
+        otel.total(
+            "lift.ratelimit.decisions",
+            **{"lift.ratelimit.outcome": "degraded", "lift.ratelimit.rule": "per-tenant"},
+        )
+        == 1
+    )
+    (line,) = records.requests()
+    assert line["rate_limit"] == {"outcome": "degraded", "rule": "per-tenant"}
+
+
+def test_a_bare_core_decision_reads_as_admitted_or_refused() -> None:
+    from lift_asgi.observe.record import rate_limit_fields
+    from lift_asgi.ratelimit.core import Decision
+
+    assert rate_limit_fields(Decision(True, 0, 4, 60.0, 0.0, 0.0)) == ("admitted", None)
+    assert rate_limit_fields(Decision(False, 0, 0, 60.0, 3.0, 0.0)) == ("refused", None)
+    assert rate_limit_fields("blocked") == ("blocked", None)
+    assert rate_limit_fields(None) == (None, None)
