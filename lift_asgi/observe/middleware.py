@@ -26,6 +26,7 @@ Per HTTP request it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -61,7 +62,8 @@ class RequestObserver:
     - ``quiet`` (``()``): path prefixes whose requests get an id but no record (health
       checks); not the stages' shared ``exempt`` on purpose: exempt paths keep records.
     - ``dynamodb_cost`` (True): count the request's DynamoDB calls and their capacity
-      (and ask DynamoDB for ``ReturnConsumedCapacity`` to do so).
+      (and ask DynamoDB for ``ReturnConsumedCapacity`` to do so); ``otel=True`` counts
+      them in any case, for its spans.
     - ``otel`` (False): spans and metrics through the OpenTelemetry API (the ``otel``
       extra); ``tracer_provider`` / ``meter_provider`` (default: the global ones);
       ``tenant_in_metrics`` (False): add the tenant id to metric attributes (one series
@@ -222,7 +224,9 @@ class RequestObserver:
         except BaseException as exc:
             error = exc
             if status is None and isinstance(exc, Exception):
-                await send_problem(send_with_id, LiftError())
+                # The client may be gone: the app's error is the one to raise, not ours.
+                with contextlib.suppress(Exception):
+                    await send_problem(send_with_id, LiftError())
             raise
         finally:
             ids_var.reset(ids_token)
