@@ -206,7 +206,8 @@ class RequestObserver:
                 message["headers"] = [*headers, echoed]
             return send(message)
 
-        log = self._log and self._logger.isEnabledFor(logging.INFO)
+        # ERROR: a logger set to WARNING still gets the records of 5xx answers.
+        log = self._log and self._logger.isEnabledFor(logging.ERROR)
         if log and self._quiet and under(route_path(scope), self._quiet):
             log = False
         telemetry = self._telemetry
@@ -232,6 +233,8 @@ class RequestObserver:
             ids_var.reset(ids_token)
             if cost_token is not None:
                 cost_var.reset(cost_token)
+            if log and not (status is None or status >= 500):
+                log = self._logger.isEnabledFor(logging.INFO)
             if log or span is not None:
                 seconds = time.perf_counter() - start
                 fields = request_fields(

@@ -225,24 +225,24 @@ async def test_quiet_paths_get_an_id_but_no_record(records: Records) -> None:
     assert records.requests()[0]["request_id"] == other.headers["x-request-id"]
 
 
-async def test_records_off_or_filtered_out_write_nothing(records: Records) -> None:
+async def test_records_off_or_below_the_level_write_nothing(records: Records) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 500, "headers": []})
+        status = 500 if scope["path"] == "/fail" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
     async with client(RequestObserver(app, log_requests=False)) as http:
-        await http.get("/")
+        await http.get("/fail")
     assert records.requests() == []
-    logging.getLogger("lift_asgi.request").setLevel(logging.WARNING)
+    request_log = logging.getLogger("lift_asgi.request")
+    request_log.setLevel(logging.WARNING)
     try:
         async with client(RequestObserver(app)) as http:
-            await http.get("/")  # a 5xx is an ERROR record: still written
+            await http.get("/ok")  # an INFO record: below the level
+            await http.get("/fail")  # a 5xx is an ERROR record: still written
     finally:
-        logging.getLogger("lift_asgi.request").setLevel(logging.NOTSET)
-    assert [line["level"] for line in records.requests()] == []  # level checked before
-    async with client(RequestObserver(app)) as http:
-        await http.get("/")
-    assert [line["level"] for line in records.requests()] == ["ERROR"]
+        request_log.setLevel(logging.NOTSET)
+    assert [(line["status"], line["level"]) for line in records.requests()] == [(500, "ERROR")]
 
 
 def test_the_json_formatter_writes_one_line_with_the_ids_and_exception() -> None:
