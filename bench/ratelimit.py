@@ -13,7 +13,13 @@
    counted by the transport against the local DynamoDB server (target: admitted 1,
    refused 1, blocked key 0).
 
+3. ``memory://`` (``--memory``): bytes held per active key (``tracemalloc``, key strings
+   included), and the CPU a new key costs in a store holding 1 key, 1M live keys, and
+   1M keys at its cap whose windows have all ended (each new key drops one), as ratios
+   (issue 9's target: within 2x of the 1-key store).
+
     python bench/ratelimit.py [--iterations N] [--repeats R] [--no-dynamodb]
+    python bench/ratelimit.py --memory [--keys 1000000]
 
 ``run()`` returns the rows for a larger report (``bench/__main__.py``).
 """
@@ -33,7 +39,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from lift_asgi.ratelimit import AsyncDynamoDBStorage, MemoryBackend, RateLimitMiddleware
 
-__all__ = ["CallsRow", "Row", "added_ratio", "format_table", "headline", "main", "run"]
+__all__ = ["CallsRow", "MemoryRow", "Row", "added_ratio", "format_table", "headline", "main", "run"]
 
 TARGET_ADDED_RATIO = 10.0  # slowapi ASGI middleware's added cost / ours
 NEVER = "1000000000/minute"
@@ -270,6 +276,86 @@ async def _calls() -> list[CallsRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class MemoryRow:
+    name: str
+    value: float
+    unit: str
+    ratio: float | None = None  # to a store starting empty, same run
+
+
+def _new_keys(
+    backend: MemoryBackend, prefix: str, count: int, now: float, fresh: bool = False
+) -> float:
+    """CPU seconds per new key (best of 5 batches of ``count``; ``fresh``: each batch
+    into an emptied store)."""
+    from lift_asgi.ratelimit import Window
+
+    windows = (Window(100, 60),)
+    acquire = backend.acquire_now
+    best = float("inf")
+    for batch in range(5):
+        keys = [f"{prefix}{batch}-{n}" for n in range(count)]
+        if fresh:
+            backend.clear()
+        gc.collect()
+        start = time.process_time()
+        for key in keys:
+            acquire(key, windows, 1, now)
+        best = min(best, (time.process_time() - start) / count)
+    return best
+
+
+def memory_rows(keys: int = 1_000_000, batch: int = 20_000) -> list[MemoryRow]:
+    """What ``memory://`` holds per key, and what a new key costs as the store grows."""
+    import tracemalloc
+
+    from lift_asgi.ratelimit import Window
+
+    t0 = 1_800_000_000.0
+    rows: list[MemoryRow] = []
+    traced = min(keys, 200_000)  # tracemalloc is slow; bytes per key do not depend on it
+    for name, windows in (
+        ("one fixed window", (Window(100, 60),)),
+        ("sliding window", (Window(100, 60, sliding=True),)),
+        ("two windows", (Window(10, 1), Window(100, 60))),
+    ):
+        backend = MemoryBackend(max_keys=keys * 2)
+        names = [f"default#10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in range(traced)]
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for key in names:
+            backend.acquire_now(key, windows, 1, t0)
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        rows.append(MemoryRow(f"bytes per active key, {name}", held / traced, "B"))
+        del backend, names
+        gc.collect()
+
+    small = MemoryBackend(max_keys=keys * 2)
+    base = _new_keys(small, "new", batch, t0, fresh=True)
+    rows.append(MemoryRow("new key, store starting empty (20k new keys)", base * 1e6, "µs", 1.0))
+
+    live = MemoryBackend(max_keys=keys * 2)
+    for n in range(keys):
+        live.acquire_now(f"k{n}", (Window(100, 60),), 1, t0)
+    cost = _new_keys(live, "new", batch, t0 + 1)
+    rows.append(MemoryRow(f"new key, {keys:,} live keys", cost * 1e6, "µs", cost / base))
+    del live
+    gc.collect()
+
+    full = MemoryBackend(max_keys=keys)
+    for n in range(keys):
+        full.acquire_now(f"k{n}", (Window(100, 60),), 1, t0)
+    cost = _new_keys(full, "new", batch, t0 + 60)  # every held window has ended
+    rows.append(
+        MemoryRow(
+            f"new key, at a cap of {keys:,}, ended keys dropped", cost * 1e6, "µs", cost / base
+        )
+    )
+    return rows
+
+
 def run(iterations: int = 500, repeats: int = 40, dynamodb: bool = True) -> list[Row | CallsRow]:
     """Measure every variant (the first row is the bare FastAPI baseline), then count
     DynamoDB calls per request unless ``dynamodb`` is False."""
@@ -328,7 +414,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-dynamodb", action="store_true", help="skip counting calls on the local server"
     )
+    parser.add_argument("--memory", action="store_true", help="only measure memory://")
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys for --memory")
     args = parser.parse_args(argv)
+    if args.memory:
+        print("memory:// (ratios to a store starting empty, same run)")
+        for mrow in memory_rows(args.keys):
+            ratio = "" if mrow.ratio is None else f"  {mrow.ratio:.2f}x"
+            print(f"{mrow.name:<52} {mrow.value:>8.2f} {mrow.unit}{ratio}")
+        return
     rows = run(args.iterations, args.repeats, dynamodb=not args.no_dynamodb)
     print(
         f"Per-request CPU in process, best of {args.repeats} x {args.iterations} requests, "

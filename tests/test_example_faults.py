@@ -87,3 +87,63 @@ async def test_an_import_whose_count_claim_meets_a_5xx_is_retried_safely(
     summary = (await client.get("/analytics/summary")).json()
     assert summary["tasks"] == {"open": 0, "in_progress": 0, "done": 30}
     assert len(await _all_tasks(client, project["id"])) == 30
+
+
+# -- the rate-limit table failing (EXAMPLE_CONTRACT.md, "When the rate-limit table cannot
+# answer"): never past the plan's number; beyond the budget held, 503 with Retry-After.
+
+
+@pytest.fixture
+async def free_client(
+    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[httpx.AsyncClient]:
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "SAAS_ENV": "dev",
+        "SAAS_TABLE": f"faults-data-{suffix}",
+        "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
+        "SAAS_RATE_FREE": "10/minute",
+        "AWS_REGION": "us-east-1",
+    }
+    await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
+    app = create_app(
+        Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
+    )
+    headers = {"authorization": f"Bearer {mint(f'free-{suffix}', plan='free')}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        yield http
+
+
+@pytest.mark.parametrize("fault", ["throttle", "5xx", "cut", "slow"])
+async def test_a_failing_rate_limit_table_never_lets_a_free_tenant_past_its_plan(
+    fault: str, free_client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    rate_table = "faults-rate-"  # only the limiter's UpdateItem calls go to this table
+    answers = [await free_client.get("/projects") for _ in range(3)]
+    if fault == "throttle":
+        dynamodb_fault_proxy.throttle(times=None, operation="UpdateItem")
+    elif fault == "5xx":
+        dynamodb_fault_proxy.fail(times=None, status=500, operation="UpdateItem")
+    elif fault == "cut":
+        dynamodb_fault_proxy.drop(times=None, operation="UpdateItem")
+    else:  # slower than the limiter's 1 s timeout
+        dynamodb_fault_proxy.delay(3.0, times=None, operation="UpdateItem")
+    answers += [await free_client.get("/projects") for _ in range(2 if fault == "slow" else 11)]
+    assert all(
+        c.payload["TableName"].startswith(rate_table)
+        for c in dynamodb_fault_proxy.calls_of("UpdateItem")
+    )
+    admitted = [a for a in answers if a.status_code == 200]
+    assert len(admitted) == 3  # only what the table counted
+    for answer in admitted:  # every admitted response carries the headers
+        assert answer.headers["x-ratelimit-limit"] == "10"
+        assert {"x-ratelimit-remaining", "x-ratelimit-reset"} <= set(answer.headers)
+    for answer in answers[3:]:
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["status"] == 503
+        assert int(answer.headers["retry-after"]) >= 1
+    dynamodb_fault_proxy.reset()
+    assert (await free_client.get("/projects")).headers["x-ratelimit-remaining"] == "6"
+    assert (await free_client.get("/health")).status_code == 200

@@ -212,6 +212,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage=f"async+dynamodb://{settings.rate_table}"
         + (f"?endpoint_url={settings.endpoint}" if settings.endpoint else ""),
         exempt=("/health",),
+        # The contract: never past the plan's number, even when the rate-limit table
+        # cannot answer (slow past `timeout`, throttled, unreachable): then a limited
+        # route answers 503 problem+json with Retry-After, not an uncounted 200.
+        on_failure="refuse",
     )
     app.add_middleware(
         TenantMiddleware,

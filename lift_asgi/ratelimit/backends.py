@@ -2,7 +2,7 @@
 
 A backend has one method, ``acquire(key, windows, cost, now) -> Decision``, and an ``io``
 flag (whether calls can be slow or fail, so the middleware applies its timeout and
-fail-open/fail-closed policy). Three are built in:
+failure policy). Three are built in:
 
 - :class:`~lift_asgi.ratelimit.storage.AsyncDynamoDBStorage` (``async+dynamodb://``): the
   shared, durable one; one ``UpdateItem`` per request.
@@ -29,7 +29,8 @@ from limits.storage import Storage as SyncStorage
 from limits.storage import storage_from_string
 
 from lift_asgi.errors import ConfigurationError
-from lift_asgi.ratelimit.core import Decision, Window, Windows, decide, decide_fixed
+from lift_asgi.ratelimit.core import Decision, Window, Windows
+from lift_asgi.ratelimit.memory import MemoryBackend
 from lift_asgi.ratelimit.storage import AsyncDynamoDBStorage
 
 __all__ = ["Backend", "LimitsBackend", "MemoryBackend", "backend_from"]
@@ -40,101 +41,6 @@ class Backend(Protocol):
     io: bool
 
     async def acquire(self, key: str, windows: Windows, cost: int, now: float) -> Decision: ...
-
-
-class MemoryBackend:
-    """Counters in this process (``memory://``). Nothing is shared between workers or
-    Lambda containers: use it for development and tests, DynamoDB in production.
-
-    At most ``max_keys`` keys are kept; past that, keys whose windows have all ended are
-    dropped, then the oldest.
-    """
-
-    io = False
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        if not isinstance(max_keys, int) or max_keys < 1:
-            raise ConfigurationError("max_keys", "must be an integer >= 1")
-        self.max_keys = max_keys
-        # A key's counters: ``{counter name: count}``, or for a single fixed window the
-        # cheaper ``[window index, count]``.
-        self._counts: dict[str, Any] = {}
-        self._ends: dict[str, float] = {}
-        self._swept = -math.inf
-
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    async def acquire(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
-        return self.acquire_now(key, windows, cost, now)
-
-    def acquire_now(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
-        """:meth:`acquire` without a coroutine (the middleware calls this one)."""
-        if len(windows) == 1 and not windows[0].sliding:
-            # One fixed window, the common case: [window index, count], decided inline
-            # (the same arithmetic as core.decide_fixed).
-            window = windows[0]
-            seconds = window.seconds
-            index = int(now // seconds)
-            state = self._counts.get(key)
-            if type(state) is not list or state[0] != index:
-                if state is None and len(self._counts) >= self.max_keys:
-                    self._evict(now)
-                state = self._counts[key] = [index, 0]
-                self._ends[key] = (index + 1) * seconds
-            current = state[1] + cost
-            if current <= window.limit:
-                state[1] = current
-                remaining = window.limit - current
-                end = float((index + 1) * seconds)
-                return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
-            return decide_fixed(window, state[1], cost, now, False)
-        counts = self._counts.get(key)
-        if type(counts) is not dict:  # new, or it was a single fixed window
-            if counts is None and len(self._counts) >= self.max_keys:
-                self._evict(now)
-            counts = self._counts[key] = {}
-        decision = decide(counts, windows, cost, now)
-        if decision.allowed:
-            ends = 0.0
-            keep = 0
-            for window in windows:
-                seconds = window.seconds
-                index = int(now // seconds)
-                name = f"{seconds}s{index}"
-                counts[name] = counts.get(name, 0) + cost
-                keep += 2 if window.sliding else 1
-                ends = max(ends, (index + (2 if window.sliding else 1)) * seconds)
-            if len(counts) > keep:
-                self._prune(counts, windows, now)
-            self._ends[key] = ends
-        return decision
-
-    @staticmethod
-    def _prune(counts: dict[str, int], windows: Windows, now: float) -> None:
-        live = set()
-        for window in windows:
-            index = int(now // window.seconds)
-            live.add(f"{window.seconds}s{index}")
-            if window.sliding:
-                live.add(f"{window.seconds}s{index - 1}")
-        for name in [name for name in counts if name not in live]:
-            del counts[name]
-
-    def _evict(self, now: float) -> None:
-        if now - self._swept >= 1.0:  # drop keys whose windows have all ended
-            self._swept = now
-            for key in [key for key, ends in self._ends.items() if ends <= now]:
-                self._counts.pop(key, None)
-                self._ends.pop(key, None)
-        while len(self._counts) >= self.max_keys:
-            key = next(iter(self._counts))
-            self._counts.pop(key, None)
-            self._ends.pop(key, None)
-
-    def clear(self) -> None:
-        self._counts.clear()
-        self._ends.clear()
 
 
 class LimitsBackend:

@@ -5,6 +5,22 @@ the backend once; the first refusal answers 429 and stops. A key known to be blo
 refused from an in-process cache without asking the backend until the moment it could
 pass again. Admitted responses get the headers of the tightest window, added to
 ``http.response.start`` once; the body streams through untouched.
+
+When the backend fails or is slower than ``timeout``, the rule's failure policy
+(``on_failure``) decides, and no policy but the one named ``"open"`` ever admits more than
+the limit in this process:
+
+- ``"local"`` (default): count in this process, with the same limits, on top of what the
+  backend last reported for the key (``acquire_local``); units admitted so are written to
+  the store with the key's next successful call. A backend that cannot do this (no
+  ``acquire_local``, or it forgot the key) refuses instead.
+- ``"refuse"``: 503 problem+json with ``Retry-After``.
+- ``"open"``: admit, uncounted, without headers.
+
+Stage contract (:mod:`lift_asgi.stages`): the tenant comes from ``context(scope).tenant``;
+a rule keyed by ``"tenant"`` or ``"user"`` (or limited by plan) with no tenant stage
+outside fails the lifespan startup, or, when the server runs no lifespan, answers every
+limited request a logged 500 naming the option.
 """
 
 from __future__ import annotations
@@ -30,6 +46,9 @@ from lift_asgi.errors import (
 from lift_asgi.ratelimit.backends import Backend, backend_from
 from lift_asgi.ratelimit.core import Decision
 from lift_asgi.ratelimit.rules import (
+    LOCAL,
+    ON_FAILURE,
+    OPEN,
     ClientIP,
     CompiledRule,
     KeySpec,
@@ -38,8 +57,10 @@ from lift_asgi.ratelimit.rules import (
     RouteTable,
     Rule,
     bounded_key,
+    removed_fail_open,
     rule_name,
 )
+from lift_asgi.stages import RATE_LIMIT, TENANT, enter, fail_startup, missing
 
 __all__ = ["RateLimitMiddleware", "RateLimitStats"]
 
@@ -55,8 +76,9 @@ class RateLimitStats:
     admitted: int = 0  # requests that passed at least one rule
     refused: int = 0  # 429 answers, blocked ones included
     blocked: int = 0  # 429 answers from the cache of blocked keys: no backend call
-    fail_open: int = 0  # backend failed or timed out; the request was let through
-    fail_closed: int = 0  # backend failed or timed out; the request got a 503
+    degraded: int = 0  # backend failed or timed out; decided by counting in this process
+    unavailable: int = 0  # backend failed or timed out; the request got a 503
+    uncounted: int = 0  # backend failed or timed out; admitted uncounted (on_failure="open")
 
 
 _DIGITS_MAX = 4096
@@ -94,10 +116,12 @@ class RateLimitMiddleware:
       believed for the ``"ip"`` key (``"*"``: any peer); ``ipv6_prefix`` (64) groups IPv6
       clients by network.
     - ``api_key_header`` (``"X-API-Key"``): read by the ``"api_key"`` key, kept hashed.
-    - ``fail_open`` (True): when the backend fails or takes longer than ``timeout``
-      (1.0 s), let the request through (counted in ``stats.fail_open``, a warning at most
-      every ``warn_interval`` (60 s)), or with False answer 503 with ``Retry-After:
-      unavailable_retry_after`` (5 s). Rules may override ``fail_open``.
+    - ``on_failure`` (``"local"``): what happens when the backend fails or takes longer
+      than ``timeout`` (1.0 s); see the module docs. ``"local"`` counts in this process
+      (``stats.degraded``), ``"refuse"`` answers 503 with ``Retry-After:
+      unavailable_retry_after`` (5 s; ``stats.unavailable``), ``"open"`` admits uncounted
+      (``stats.uncounted``). Each failure logs a warning at most every ``warn_interval``
+      (60 s). Rules may override it. (``fail_open`` is gone: it is a ConfigurationError.)
     - ``headers`` (True): ``X-RateLimit-Limit/-Remaining/-Reset`` and the IETF draft's
       ``RateLimit-Policy``/``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-09) on every
       limited response.
@@ -111,14 +135,17 @@ class RateLimitMiddleware:
         "_acquire_now",
         "_blocked",
         "_blocked_size",
+        "_checked",
         "_clock",
         "_exempt",
         "_headers",
         "_io",
+        "_local",
         "_need_path",
         "_next_warning",
         "_route",
         "_suppressed",
+        "_tenant_option",
         "_timeout",
         "_unavailable_retry_after",
         "_warn_interval",
@@ -145,7 +172,8 @@ class RateLimitMiddleware:
         trusted_proxies: str | Iterable[str] = (),
         ipv6_prefix: int = 64,
         api_key_header: str = "x-api-key",
-        fail_open: bool = True,
+        on_failure: str = LOCAL,
+        fail_open: Any = None,
         timeout: float = 1.0,
         unavailable_retry_after: int = 5,
         warn_interval: float = 60.0,
@@ -173,8 +201,10 @@ class RateLimitMiddleware:
             ]
         elif isinstance(rules, Rule) or not isinstance(rules, Sequence) or not rules:
             raise ConfigurationError("rules", "a non-empty list of Rule")
-        if not isinstance(fail_open, bool):
-            raise ConfigurationError("fail_open", "True or False")
+        if fail_open is not None:
+            raise removed_fail_open()
+        if on_failure not in ON_FAILURE:
+            raise ConfigurationError("on_failure", f"one of {', '.join(map(repr, ON_FAILURE))}")
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise ConfigurationError("timeout", "a number of seconds > 0")
         if not isinstance(unavailable_retry_after, int) or unavailable_retry_after < 1:
@@ -198,6 +228,10 @@ class RateLimitMiddleware:
         self._acquire_now: Callable[[str, Any, int, float], Decision] | None = (
             None if self._io else getattr(self.backend, "acquire_now", None)
         )
+        # Counting in this process while the store cannot answer (on_failure="local").
+        self._local: Callable[[str, Any, int, float], Decision | None] | None = getattr(
+            self.backend, "acquire_local", None
+        )
         self._exempt = compile_prefixes("exempt", exempt)
         self._route = RouteTable(app, router)
         client_ip = ClientIP(trusted_proxies, ipv6_prefix)
@@ -211,21 +245,23 @@ class RateLimitMiddleware:
             if name in seen:
                 raise ConfigurationError("name", f"two rules are named {name!r}")
             seen.add(name)
-            rule_fail_open = fail_open if rule.fail_open is None else rule.fail_open
-            if not isinstance(rule_fail_open, bool):
-                raise ConfigurationError("fail_open", "True or False")
             compiled.append(
                 CompiledRule(
                     rule,
                     name=name,
                     strategy=rule.strategy or strategy,
-                    fail_open=rule_fail_open,
+                    on_failure=on_failure if rule.on_failure is None else rule.on_failure,
                     client_ip=client_ip,
                     api_key_header=api_key_header.lower().encode("latin-1"),
                     route=self._route,
                 )
             )
         self.rules: tuple[CompiledRule, ...] = tuple(compiled)
+        # The option that makes a rule need the tenant stage outside ("key": a tenant or
+        # user key; "limit": limits by plan), checked at lifespan startup, else on the
+        # first limited requests until it passes.
+        self._tenant_option = next((r.needs_tenant for r in compiled if r.needs_tenant), None)
+        self._checked = self._tenant_option is None
         self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
         self._timeout = float(timeout)
         self._unavailable_retry_after = unavailable_retry_after
@@ -241,15 +277,22 @@ class RateLimitMiddleware:
     # -- the request path -------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        scope_type = scope["type"]
+        if scope_type != "http":
+            if scope_type == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
+        enter(scope, RATE_LIMIT)
         path = ""
         if self._need_path:
             path = route_path(scope)
             if self._exempt and under(path, self._exempt):
                 await self.app(scope, receive, send)
                 return
+        if not self._checked and not await self._check(scope, send):
+            return
         now = self._clock()
         blocked_keys = self._blocked
         report_set: LimitSet | None = None
@@ -293,11 +336,24 @@ class RateLimitMiddleware:
                 else:
                     decision = await self.backend.acquire(full_key, limit_set.windows, cost, now)
             except Exception as exc:  # the store failed, or was too slow
-                if rule.fail_open:
-                    self._failed_open(rule, exc)
+                policy = rule.on_failure
+                if policy is OPEN:
+                    self.stats.uncounted += 1
+                    self._log_failure(rule, exc, "admitted uncounted (on_failure='open')")
                     continue
-                await self._fail_closed(send, rule, exc)
-                return
+                local = self._local if policy is LOCAL else None
+                fallback = None
+                if local is not None:
+                    try:
+                        fallback = local(full_key, limit_set.windows, cost, now)
+                    except Exception:
+                        logger.exception("counting rate limit rule %r locally failed", rule.name)
+                if fallback is None:
+                    await self._unavailable(send, rule, exc)
+                    return
+                decision = fallback
+                self.stats.degraded += 1
+                self._log_failure(rule, exc, "counted in this process (on_failure='local')")
             if decision.blocked_until > now and self._blocked_size:
                 # Refused, or this hit took the last unit: ask nobody until it can pass.
                 self._block(full_key, limit_set, decision)
@@ -355,9 +411,35 @@ class RateLimitMiddleware:
             ),
         )
 
-    async def _fail_closed(self, send: Send, rule: CompiledRule, exc: Exception) -> None:
-        self.stats.fail_closed += 1
-        self._log_failure(rule, exc, "closed")
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        enter(scope, RATE_LIMIT)
+        option = self._tenant_option
+        if option is not None:
+            error = missing(scope, TENANT, by=RATE_LIMIT, option=option)
+            if error is not None:
+                logger.error("%s", error)
+                await fail_startup(receive, send, error)
+                return
+            self._checked = True
+        await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope, send: Send) -> bool:
+        """Without a lifespan: is the tenant stage outside? If not, a logged 500."""
+        error = missing(scope, TENANT, by=RATE_LIMIT, option=self._tenant_option or "key")
+        if error is None:
+            self._checked = True
+            return True
+        # A ConfigurationError is no LiftError (it is the operator's mistake, not the
+        # client's): answer it deliberately as a 500 problem naming the option.
+        logger.error("refusing %s: %s", scope.get("path"), error)
+        await send_problem(
+            send, LiftError(f"The server is misconfigured: {error}", option=error.option)
+        )
+        return False
+
+    async def _unavailable(self, send: Send, rule: CompiledRule, exc: Exception) -> None:
+        self.stats.unavailable += 1
+        self._log_failure(rule, exc, "refused with 503")
         await send_problem(
             send,
             ServiceUnavailable(
@@ -387,11 +469,7 @@ class RateLimitMiddleware:
             del blocked[next(iter(blocked))]  # the oldest; expired ones go when looked up
         blocked[key] = _Blocked(decision.blocked_until, limit_set, decision.index)
 
-    def _failed_open(self, rule: CompiledRule, exc: Exception) -> None:
-        self.stats.fail_open += 1
-        self._log_failure(rule, exc, "open")
-
-    def _log_failure(self, rule: CompiledRule, exc: Exception, mode: str) -> None:
+    def _log_failure(self, rule: CompiledRule, exc: Exception, outcome: str) -> None:
         moment = time.monotonic()
         if moment < self._next_warning:
             self._suppressed += 1
@@ -403,10 +481,10 @@ class RateLimitMiddleware:
         elif isinstance(exc, TimeoutError):
             reason = f"no answer within {self._timeout:g}s"
         logger.warning(
-            "rate limit rule %r failed %s: %s; %d more failures since the last warning",
+            "rate limit store failed for rule %r (%s): %s; %d more failures since the last warning",
             rule.name,
-            mode,
             reason,
+            outcome,
             self._suppressed,
             exc_info=not isinstance(exc, LiftError | TimeoutError),
         )

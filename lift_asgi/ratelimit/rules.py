@@ -9,7 +9,7 @@ those (a composite; every part must answer). ``None`` means "this rule does not 
 this request" (no tenant on an exempt path, no API key header, ...).
 
 ================  ============================================================================
-``"tenant"``      the tenant id (``scope["state"]["tenant"]``, set by TenantMiddleware)
+``"tenant"``      the tenant id (``context(scope).tenant``, set by TenantMiddleware outside)
 ``"user"``        ``tenant id:user`` of that tenant (users of two tenants never share a key)
 ``"ip"``          the client address: ``scope["client"]``; ``X-Forwarded-For`` only when the
                   peer is a trusted proxy (``trusted_proxies``); under Mangum the source IP
@@ -35,7 +35,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from limits import parse_many
 from starlette.routing import compile_path
@@ -45,6 +45,7 @@ from lift_asgi._net import forwarded_client
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.core import Window, Windows
+from lift_asgi.stages import SCOPE_KEY
 
 __all__ = [
     "STRATEGIES",
@@ -64,6 +65,11 @@ LimitSpec: TypeAlias = "str | Mapping[str, str] | Callable[[Scope], str | None]"
 CostSpec: TypeAlias = "int | Callable[[Scope], int]"
 
 STRATEGIES = ("fixed-window", "sliding-window-counter")
+#: Failure policies (``on_failure``): what a rule does when its store cannot answer.
+LOCAL: Final = "local"
+REFUSE: Final = "refuse"
+OPEN: Final = "open"
+ON_FAILURE: Final = (LOCAL, REFUSE, OPEN)
 #: The ``"ip"`` key of a request with no client address: one shared budget, so a server
 #: that hides addresses (a Unix socket without a trusted proxy) limits, visibly.
 UNKNOWN_CLIENT = "unknown"
@@ -86,7 +92,9 @@ class Rule:
       Given both, either matches; given neither, every path.
     - ``cost`` (1): units per request, or a callable ``(scope) -> int`` (0 skips the rule).
     - ``strategy``: ``"fixed-window"`` or ``"sliding-window-counter"``.
-    - ``fail_open``: admit (True) or answer 503 (False) when the store fails or is slow.
+    - ``on_failure``: ``"local"``, ``"refuse"`` or ``"open"``, when the store fails or is
+      slow (see :class:`~lift_asgi.ratelimit.RateLimitMiddleware`).
+    - ``fail_open``: removed; giving it raises a ConfigurationError naming ``on_failure``.
     """
 
     limit: LimitSpec
@@ -97,7 +105,17 @@ class Rule:
     path_prefix: str | Iterable[str] | None = None
     cost: CostSpec = 1
     strategy: str | None = None
-    fail_open: bool | None = None
+    on_failure: str | None = None
+    fail_open: Any = None
+
+
+def removed_fail_open() -> ConfigurationError:
+    return ConfigurationError(
+        "fail_open",
+        "was removed (True let every request through uncounted while the store failed); "
+        "use on_failure='local' (the default: count in this process with the same limits), "
+        "'refuse' (503 with Retry-After) or 'open' (admit uncounted)",
+    )
 
 
 # ------------------------------------------------------------------------- limit sets
@@ -243,8 +261,8 @@ class _Limits:
 
 
 def _tenant(scope: Scope) -> Any:
-    state = scope.get("state")
-    return state.get("tenant") if state else None
+    ctx = scope.get(SCOPE_KEY)
+    return ctx.tenant if ctx is not None else None
 
 
 def _tenant_key(scope: Scope) -> str | None:
@@ -591,12 +609,13 @@ class CompiledRule:
         "cost",
         "cost_fn",
         "everywhere",
-        "fail_open",
         "key",
         "key_prefix",
         "limits",
         "methods",
         "name",
+        "needs_tenant",
+        "on_failure",
         "prefixes",
         "static",
         "templates",
@@ -608,7 +627,7 @@ class CompiledRule:
         *,
         name: str,
         strategy: str,
-        fail_open: bool,
+        on_failure: str,
         client_ip: ClientIP,
         api_key_header: bytes,
         route: KeyFunc,
@@ -653,7 +672,17 @@ class CompiledRule:
                 raise ConfigurationError(
                     "cost", f"{self.cost} is above the limit {limit_set.text!r}: never admitted"
                 )
-        self.fail_open = fail_open
+        if rule.fail_open is not None:
+            raise removed_fail_open()
+        if on_failure not in ON_FAILURE:
+            raise ConfigurationError("on_failure", f"one of {', '.join(map(repr, ON_FAILURE))}")
+        self.on_failure: str = ON_FAILURE[ON_FAILURE.index(on_failure)]  # compared with `is`
+        # What makes this rule need a tenant stage outside: its key, or limits by plan.
+        self.needs_tenant: str | None = None
+        if _uses_tenant(rule.key):
+            self.needs_tenant = "key"
+        elif isinstance(rule.limit, Mapping):
+            self.needs_tenant = "limit"
         self.everywhere = self.methods is None and self.templates is None and not self.prefixes
 
     def applies(self, method: str, path: str, route: KeyFunc, scope: Scope) -> bool:
@@ -665,6 +694,15 @@ class CompiledRule:
         if self.prefixes and under(path, self.prefixes):
             return True
         return templates is not None and route(scope) in templates
+
+
+def _uses_tenant(spec: Any) -> bool:
+    """Whether a key spec reads the tenant (``"tenant"``, ``"user"``, also in a composite)."""
+    if isinstance(spec, str):
+        return spec in ("tenant", "user")
+    if isinstance(spec, Sequence):
+        return any(isinstance(part, str) and part in ("tenant", "user") for part in spec)
+    return False
 
 
 def rule_name(option: str, name: Any) -> str:

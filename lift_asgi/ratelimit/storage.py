@@ -132,6 +132,31 @@ def _counters(item: Mapping[str, Any] | None) -> dict[str, int]:
     return counts
 
 
+def _plus(seen: Mapping[str, int] | None, debt: Mapping[str, int] | None) -> Mapping[str, int]:
+    """Counts the table reported plus units admitted here that it has not been told of."""
+    if not debt:
+        return seen or {}
+    counts = dict(seen or {})
+    for name, units in debt.items():
+        counts[name] = counts.get(name, 0) + units
+    return counts
+
+
+def _ends(counts: Mapping[str, int]) -> float:
+    """When counters named ``{seconds}s{index}`` stop mattering: the end of the window
+    after the latest (a sliding window still reads its previous window)."""
+    ends = 0.0
+    for name in counts:
+        seconds, _, index = name.partition("s")
+        try:
+            end = (int(index) + 2) * int(seconds)
+        except ValueError:
+            continue
+        if end > ends:
+            ends = end
+    return ends
+
+
 def _number(item: Mapping[str, Any] | None, name: str) -> float | None:
     value = item.get(name) if item else None
     if isinstance(value, dict) and "N" in value:
@@ -195,8 +220,15 @@ class _DynamoDBCounters:
         self._cache_size = cache_size
         # Last counter values seen per key: lower bounds of the truth, used to guess the
         # sliding window's previous count and to remove counters of past windows. Losing
-        # them costs calls, never correctness.
+        # them costs calls, never correctness; but while the table cannot answer they are
+        # what this process already admitted (acquire_local), so ``_forgot_until`` keeps
+        # the latest window end of an entry dropped from a full cache.
         self._seen: dict[str, dict[str, int]] = {}
+        self._forgot_until = 0.0 if cache_size else math.inf
+        # Units admitted in this process while the table could not answer, per key and
+        # counter, added to the key's next write (see acquire_local).
+        self._debt: dict[str, dict[str, int]] = {}
+        self._debt_swept = -math.inf
 
     # -- helpers --------------------------------------------------------------------
 
@@ -212,18 +244,68 @@ class _DynamoDBCounters:
         seen = self._seen
         if key not in seen and len(seen) >= self._cache_size:
             with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                del seen[next(iter(seen))]  # the oldest; another thread may have been first
+                # the oldest; another thread may have been first
+                dropped = seen.pop(next(iter(seen)))
+                ends = _ends(dropped)
+                if ends > self._forgot_until:
+                    self._forgot_until = ends
         seen[key] = counts
+
+    # -- while the table cannot answer ----------------------------------------------
+
+    def acquire_local(self, key: str, windows: Windows, cost: int, now: float) -> Decision | None:
+        """Decide in this process, for when the table cannot answer.
+
+        The counts are what the table last said for ``key`` (which include everything
+        this process admitted through it) plus the units admitted here since; admitted
+        units are added to that debt, and the next successful write for ``key`` adds
+        the debt to the table in the same conditional update. So this process never
+        admits more than a window's limit, whatever the table does. ``None`` (the
+        middleware refuses with 503) when this process no longer knows what it admitted
+        for ``key`` (its entry left a full cache while its window was open), or when
+        ``cache_size`` debts are held already.
+        """
+        seen = self._seen.get(key)
+        if seen is None and now < self._forgot_until:
+            return None
+        debt = self._debt.get(key)
+        counts = _plus(seen, debt)
+        decision = decide(counts, windows, cost, now)
+        if decision.allowed:
+            if debt is None:
+                if len(self._debt) >= max(self._cache_size, 1) and not self._sweep_debts(now):
+                    return None
+                debt = self._debt[key] = {}
+            for window in windows:
+                name = counter_name(window.seconds, int(now // window.seconds))
+                debt[name] = debt.get(name, 0) + cost
+        return decision
+
+    def _sweep_debts(self, now: float) -> bool:
+        """Drop debts whose windows have all ended (at most once a second); True when
+        there is room for another."""
+        if now - self._debt_swept >= 1.0:
+            self._debt_swept = now
+            for key in [k for k, debt in self._debt.items() if _ends(debt) <= now]:
+                del self._debt[key]
+        return len(self._debt) < max(self._cache_size, 1)
 
     def forget(self, key: str) -> None:
         """Drop what this process remembers about ``key`` (after clearing it)."""
         self._seen.pop(key, None)
+        self._debt.pop(key, None)
 
     def _get_item(self, key: str) -> Call:
         return "GetItem", {"TableName": self.table, "Key": self._key(key), "ConsistentRead": True}
 
     def _update(
-        self, key: str, windows: Windows, cost: int, now: float, seen: Mapping[str, int]
+        self,
+        key: str,
+        windows: Windows,
+        cost: int,
+        now: float,
+        seen: Mapping[str, int],
+        debt: Mapping[str, int] | None = None,
     ) -> Call:
         names: dict[str, str] = {"#t": self._ttl}
         values: dict[str, Any] = {":n": {"N": str(cost)}}
@@ -237,7 +319,14 @@ class _DynamoDBCounters:
             current = counter_name(seconds, index)
             live.add(current)
             names[f"#c{i}"] = current
-            adds.append(f"#c{i} :n")
+            amount = cost
+            owed = debt.get(current) if debt else None
+            if owed:  # units admitted here while the table could not answer
+                amount += owed
+                values[f":n{i}"] = {"N": str(amount)}
+                adds.append(f"#c{i} :n{i}")
+            else:
+                adds.append(f"#c{i} :n")
             base = 0
             if window.sliding:
                 previous = counter_name(seconds, index - 1)
@@ -247,14 +336,21 @@ class _DynamoDBCounters:
                 if guess:
                     values[f":p{i}"] = {"N": str(guess)}
                     conditions.append(f"#p{i} = :p{i}")
-                    base = math.floor(guess * previous_weight(seconds, now))
                 else:
                     conditions.append(f"attribute_not_exists(#p{i})")
-            values[f":m{i}"] = {"N": str(window.limit - cost - base)}
+                owed_before = debt.get(previous) if debt else None
+                if owed_before:  # the previous window's local units: written there too
+                    values[f":d{i}"] = {"N": str(owed_before)}
+                    adds.append(f"#p{i} :d{i}")
+                    guess += owed_before
+                base = math.floor(guess * previous_weight(seconds, now)) if guess else 0
+            values[f":m{i}"] = {"N": str(window.limit - amount - base)}
             conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} <= :m{i})")
             # Sliding windows read the previous window; one window more covers clock skew.
             ttl = max(ttl, (index + 2) * seconds)
         values[":t"] = {"N": str(ttl)}
+        if not any(add.endswith(" :n") for add in adds):
+            del values[":n"]  # every window adds its own amount (units owed)
         expression = f"ADD {', '.join(adds)} SET #t = :t"
         stale = [name for name in seen if name not in live][:_MAX_REMOVALS]
         if stale:
@@ -278,17 +374,18 @@ class _DynamoDBCounters:
 
     def _acquire_steps(self, key: str, windows: Windows, cost: int, now: float) -> Steps[Decision]:
         seen = self._seen.get(key) or {}
-        decision = decide(seen, windows, cost, now)
+        debt = self._debt.get(key)
+        decision = decide(_plus(seen, debt), windows, cost, now)
         if not decision.allowed:
             return decision  # what we saw is a lower bound: refused without a call
         for _ in range(_MAX_ATTEMPTS):
             try:
-                answer = yield self._update(key, windows, cost, now, seen)
+                answer = yield self._update(key, windows, cost, now, seen, debt)
             except ConditionFailed as exc:
                 item = _failed_item(exc)
                 if item is not None:
                     seen = _counters(item)
-                elif len(windows) == 1 and not windows[0].sliding and cost == 1:
+                elif len(windows) == 1 and not windows[0].sliding and cost == 1 and not debt:
                     # The only possible cause: the window's counter is at its limit.
                     window = windows[0]
                     name = counter_name(window.seconds, int(now // window.seconds))
@@ -297,10 +394,12 @@ class _DynamoDBCounters:
                 else:  # the transport dropped the old item: read it
                     seen = _counters((yield self._get_item(key)).get("Item"))
                 self._remember(key, seen)
-                decision = decide(seen, windows, cost, now)
+                decision = decide(_plus(seen, debt), windows, cost, now)
                 if not decision.allowed:
                     return decision
                 continue  # a wrong guess of a sliding window's previous count
+            if debt is not None:
+                self._debt.pop(key, None)  # written with this update
             seen = _counters(answer.get("Attributes"))
             self._remember(key, seen)
             return decide(seen, windows, cost, now, applied=True)

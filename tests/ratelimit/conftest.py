@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
+from lift_asgi.stages import TENANT, enter
 
 T0 = 1_800_000_000.0  # a whole hour: every window of a minute or an hour starts here
 
@@ -37,14 +38,16 @@ class Tenant:
 
 
 def with_tenant(app: ASGIApp) -> ASGIApp:
-    """Test-only outer layer: the tenant from ``X-Tenant``/``X-User``/``X-Plan`` headers."""
+    """Test-only tenant stage: the tenant from ``X-Tenant``/``X-User``/``X-Plan`` headers,
+    in the stage contract as TenantMiddleware puts it."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "lifespan"):
+            ctx = enter(scope, TENANT)
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             tenant_id = headers.get(b"x-tenant")
-            state = scope.setdefault("state", {})
-            state["tenant"] = (
+            ctx.tenant = (
                 Tenant(
                     tenant_id.decode(),
                     (headers.get(b"x-user") or b"").decode() or None,

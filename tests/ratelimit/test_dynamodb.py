@@ -347,7 +347,7 @@ async def test_no_over_admission_under_concurrency(
             clock,
             limit="10/minute",
             strategy=strategy,
-            fail_open=False,
+            on_failure="refuse",
             timeout=60,
         )[1]
         for _ in range(5)
@@ -410,7 +410,7 @@ async def test_fastapi_with_tenant_plans_on_dynamodb(storage: Any, clock: Clock)
 # ------------------------------------------------------------------------- failures
 
 
-async def test_dynamodb_stopped_fails_open_or_closed(
+async def test_dynamodb_stopped_open_rules_admit_refuse_rules_503(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = LocalDynamoDB().start()
@@ -422,8 +422,8 @@ async def test_dynamodb_stopped_fails_open_or_closed(
             storage,
             clock,
             rules=[
-                Rule("5/minute", path_prefix="/lenient", name="lenient"),
-                Rule("5/minute", path_prefix="/strict", name="strict", fail_open=False),
+                Rule("5/minute", path_prefix="/lenient", name="lenient", on_failure="open"),
+                Rule("5/minute", path_prefix="/strict", name="strict", on_failure="refuse"),
             ],
         )
         async with client_for(app) as http:
@@ -439,7 +439,7 @@ async def test_dynamodb_stopped_fails_open_or_closed(
         assert refused.headers["retry-after"] == "5"
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["status"] == 503
-        assert middleware.stats.fail_open == 3 and middleware.stats.fail_closed == 1
+        assert middleware.stats.uncounted == 3 and middleware.stats.unavailable == 1
         warnings = [r for r in caplog.records if r.name == "lift_asgi.ratelimit"]
         assert len(warnings) == 1  # at most one warning per interval
     finally:
@@ -448,7 +448,7 @@ async def test_dynamodb_stopped_fails_open_or_closed(
 
 
 @pytest.mark.parametrize("fault", ["throttle", "fail", "delay"])
-async def test_injected_faults_fail_open_or_closed(
+async def test_injected_faults_open_rules_admit_refuse_rules_503(
     fault: str, dynamodb_fault_proxy: FaultProxy, rate_limit_table: TableSpec, clock: Clock
 ) -> None:
     transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
@@ -459,8 +459,8 @@ async def test_injected_faults_fail_open_or_closed(
         timeout=1.0 if fault == "delay" else 10,
         unavailable_retry_after=2,
         rules=[
-            Rule("5/minute", path_prefix="/lenient", name="lenient"),
-            Rule("5/minute", path_prefix="/strict", name="strict", fail_open=False),
+            Rule("5/minute", path_prefix="/lenient", name="lenient", on_failure="open"),
+            Rule("5/minute", path_prefix="/strict", name="strict", on_failure="refuse"),
         ],
     )
     try:
@@ -475,7 +475,7 @@ async def test_injected_faults_fail_open_or_closed(
             strict = await http.get("/strict")
             assert lenient.status_code == 200 and "x-ratelimit-limit" not in lenient.headers
             assert strict.status_code == 503 and strict.headers["retry-after"] == "2"
-            assert middleware.stats.fail_open == 1 and middleware.stats.fail_closed == 1
+            assert middleware.stats.uncounted == 1 and middleware.stats.unavailable == 1
             # Faults used up: both rules count again.
             assert (await http.get("/strict")).headers["x-ratelimit-limit"] == "5"
             assert (await http.get("/lenient")).status_code == 200
