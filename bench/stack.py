@@ -489,12 +489,14 @@ async def _calls() -> list[CallsRow]:
 
 def run(
     batch: int = 1000, rounds: int = 20, instances: int = 2, dynamodb: bool = True
-) -> tuple[list[Row], list[CallsRow]]:
-    """CPU rows (the bare FastAPI baseline among them), then DynamoDB calls per request."""
+) -> tuple[list[Row], list[CallsRow], list[StageRow]]:
+    """CPU rows (the bare FastAPI baseline among them), DynamoDB calls per request, and
+    each stage's own cost around a trivial app."""
     with InstantEndpoint() as endpoint:
         cpu = asyncio.run(_cpu(endpoint, batch, rounds, instances))
+    stages = asyncio.run(_stage_costs(max(batch, 500) * 2, max(rounds // 2, 3)))
     calls = asyncio.run(_calls()) if dynamodb else []
-    return cpu, calls
+    return cpu, calls, stages
 
 
 def added_ratio(rows: list[Row], slower: str, faster: str) -> float:
@@ -631,13 +633,17 @@ def main(argv: list[str] | None = None) -> None:
         print(profile())
         return
     params = {"batch": 200, "rounds": 4, "instances": 1} if args.quick else {}
-    cpu, calls = run(**params, dynamodb=not args.no_dynamodb)
+    cpu, calls, stages = run(**params, dynamodb=not args.no_dynamodb)
     print("CPU per request in process, best batch; ratios to bare FastAPI in this run")
     print(render(cpu))
     print(
         f"SlowAPIASGIMiddleware adds {added_ratio(cpu, SLOWAPI_ASGI, OURS_RATE):.1f}x "
         "what RateLimitMiddleware adds"
     )
+    print()
+    print("Each stage's own cost around a trivial ASGI app, added in order (µs/request):")
+    for row in stages:
+        print(f"  {row.stage:<40} {row.us:+6.1f}")
     if calls:
         print()
         print(render_calls(calls))
