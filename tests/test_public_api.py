@@ -83,3 +83,33 @@ def test_install_is_the_function_even_after_its_module_is_imported() -> None:
 
     assert callable(lift_asgi.install)
     assert lift_asgi.install is lift_asgi.installer.install
+
+
+def test_the_readme_module_map_matches_the_tree() -> None:
+    """Every module of the package is in the README's map, and nothing else is."""
+    root = Path(lift_asgi.__file__).parent
+    readme = (root.parent / "README.md").read_text()
+    development = readme[readme.index("## Development") :]
+    block = development[development.index("```text\n") + 8 :]
+    block = block[: block.index("```")]
+    listed: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "".join(part for _, part in stack) + name
+        if name.endswith("/"):
+            stack.append((indent, name))
+        listed.add(path)
+    present = {"lift_asgi/"}
+    for file in root.rglob("*.py"):
+        relative = file.relative_to(root.parent)
+        if file.parent != root and file.name in ("__init__.py", "__main__.py"):
+            present.add(f"{relative.parent}/")
+            continue
+        present.add(str(relative))
+    assert listed == present
