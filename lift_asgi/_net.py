@@ -1,11 +1,17 @@
-"""Client addresses from ``X-Forwarded-For``, shared by the rate limiter's ``"ip"`` key
-and the Lambda handler's ALB client: the right-most hop that is not a trusted proxy."""
+"""Client addresses behind proxies, shared by the rate limiter's ``"ip"`` key and the
+Lambda handler's ALB client: one :class:`TrustedProxies` parses ``trusted_proxies`` and
+walks ``X-Forwarded-For`` to the right-most hop that is not a trusted proxy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Iterable
 
-__all__ = ["forwarded_client", "host_of"]
+from lift_asgi.errors import ConfigurationError
+
+__all__ = ["TrustedProxies", "forwarded_client", "host_of"]
+
+_CACHE = 4096
 
 
 def host_of(value: str) -> str:
@@ -28,3 +34,69 @@ def forwarded_client(forwarded: str, trusts: Callable[[str], bool]) -> str | Non
         if not trusts(hop):
             return hop
     return hops[0] if hops else None
+
+
+class TrustedProxies:
+    """The proxies whose ``X-Forwarded-For`` is believed, as uvicorn's
+    ProxyHeadersMiddleware has them.
+
+    ``trusted`` holds addresses and networks (``"10.0.0.0/8"``), as a list or one
+    comma-separated string, or ``"*"`` for every peer (only behind a proxy that overwrites
+    the header). A hop that is not an address is never trusted: it is reported, never
+    skipped past. An IPv4-mapped IPv6 address (what a dual-stack socket reports for an
+    IPv4 peer) is judged as its IPv4 address. Verdicts are cached per host (bounded).
+    """
+
+    __slots__ = ("_addresses", "_cache", "_networks", "always", "any_trusted")
+
+    def __init__(self, trusted: str | Iterable[str] = (), option: str = "trusted_proxies") -> None:
+        if isinstance(trusted, str):
+            trusted = [t.strip() for t in trusted.split(",") if t.strip()]
+        self.always = False
+        self._addresses: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        try:
+            entries = list(trusted)
+        except TypeError:
+            raise ConfigurationError(option, "a list of addresses or networks") from None
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ConfigurationError(option, f"{entry!r} is not an address")
+            entry = entry.strip()
+            if entry == "*":
+                self.always = True
+                continue
+            try:
+                if "/" in entry:
+                    self._networks.append(ipaddress.ip_network(entry, strict=False))
+                else:
+                    self._addresses.add(ipaddress.ip_address(entry))
+            except ValueError:
+                raise ConfigurationError(
+                    option, f"{entry!r} is not an IP address or network"
+                ) from None
+        self.any_trusted = self.always or bool(self._addresses or self._networks)
+        self._cache: dict[str, bool] = {}
+
+    def trusts(self, host: str) -> bool:
+        """Whether ``host`` (an address as text) is a trusted proxy."""
+        if self.always:
+            return True
+        known = self._cache.get(host)
+        if known is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                known = False
+            else:
+                if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                    address = address.ipv4_mapped
+                known = address in self._addresses or any(address in n for n in self._networks)
+            if len(self._cache) >= _CACHE:
+                self._cache.clear()
+            self._cache[host] = known
+        return known
+
+    def client(self, forwarded: str) -> str | None:
+        """The client an ``X-Forwarded-For`` value names (see :func:`forwarded_client`)."""
+        return forwarded_client(forwarded, self.trusts)

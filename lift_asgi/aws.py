@@ -10,7 +10,6 @@ read what API Gateway and Lambda hand to the function live with the other resolv
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import threading
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lift_asgi._net import forwarded_client
+from lift_asgi._net import TrustedProxies
 from lift_asgi._startup import build_stack
 from lift_asgi.errors import ConfigurationError
 
@@ -169,10 +168,8 @@ class LambdaHandler:
             raise ConfigurationError("lifespan", f"one of {_LAMBDA_LIFESPAN}, not {lifespan!r}")
         if "lifespan" in mangum_options:  # pragma: no cover - guarded by the signature
             raise ConfigurationError("lifespan", "pass it once")
-        try:
-            self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
-        except ValueError as exc:
-            raise ConfigurationError("trusted_proxies", str(exc)) from None
+        # the same object (and rules) as the rate limiter's "ip" key
+        self._proxies = TrustedProxies(trusted_proxies)
         build_stack(app)  # a configuration error is raised here, not on the first event
         self.app = app
         self.lifespan = lifespan
@@ -221,16 +218,10 @@ class LambdaHandler:
             for name, value in scope.get("headers", ())
             if bytes(name).lower() == b"x-forwarded-for"
         ]
-        return forwarded_client(",".join(values), self._trusts) or ""
+        return self._proxies.client(",".join(values)) or ""
 
     def _trusts(self, hop: str) -> bool:
-        try:
-            address = ipaddress.ip_address(hop)
-        except ValueError:
-            return False  # not an address: report it, never skip past it
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        return any(address in network for network in self._trusted)
+        return self._proxies.trusts(hop)  # not an address: reported, never skipped past
 
     # -- lifespan, once per container ---------------------------------------------------
 

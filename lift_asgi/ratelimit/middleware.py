@@ -44,17 +44,17 @@ from lift_asgi.errors import (
     send_problem,
 )
 from lift_asgi.ratelimit.backends import Backend, backend_from
+from lift_asgi.ratelimit.client_ip import ClientIP
+from lift_asgi.ratelimit.compiled import CompiledRule
 from lift_asgi.ratelimit.core import Decision
+from lift_asgi.ratelimit.limit_sets import LimitSet
+from lift_asgi.ratelimit.routes import RouteTable
 from lift_asgi.ratelimit.rules import (
     LOCAL,
     ON_FAILURE,
     OPEN,
-    ClientIP,
-    CompiledRule,
     KeySpec,
-    LimitSet,
     LimitSpec,
-    RouteTable,
     Rule,
     bounded_key,
     removed_fail_open,

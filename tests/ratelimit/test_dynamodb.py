@@ -37,7 +37,7 @@ from lift_asgi.ratelimit import (
     create_rate_limit_table,
     rate_limit_table_spec,
 )
-from lift_asgi.ratelimit.storage import _failed_item
+from lift_asgi.ratelimit.items import failed_item as _failed_item
 from lift_asgi.testing.faults import FaultProxy
 from lift_asgi.testing.plugin import create_local_table
 

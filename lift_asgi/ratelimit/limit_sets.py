@@ -1,0 +1,157 @@
+"""Limits (``limit=``): parsed once into :class:`LimitSet` s, header bytes precomputed.
+
+A limit is a ``limits`` string (``"100/minute"``, ``"10/second;100/minute"``: every window
+must pass), a mapping of plan to limit string (the tenant's ``plan``; the ``"default"``
+entry, a limit string or the name of another plan, covers a missing or unknown plan), or
+a callable ``(scope) -> str | None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from limits import parse_many
+from starlette.types import Scope
+
+from lift_asgi.errors import ConfigurationError
+from lift_asgi.ratelimit.core import Window, Windows
+from lift_asgi.ratelimit.keys import tenant_of
+
+__all__ = ["LimitSet", "PlanLimits", "parse_limit"]
+
+
+class LimitSet:
+    """One parsed limit string for one rule, with its header bytes precomputed."""
+
+    __slots__ = (
+        "by_remaining",
+        "limit_bytes",
+        "limit_headers",
+        "policy",
+        "policy_header",
+        "policy_names",
+        "text",
+        "windows",
+    )
+
+    def __init__(self, text: str, windows: Windows, policy_name: str) -> None:
+        self.text = text
+        self.windows = windows
+        if len(windows) == 1:
+            names = [policy_name]
+        else:
+            names = [f"{policy_name}-{w.seconds}s" for w in windows]
+        self.policy_names: tuple[bytes, ...] = tuple(f'"{n}"'.encode() for n in names)
+        self.limit_bytes: tuple[bytes, ...] = tuple(str(w.limit).encode() for w in windows)
+        self.policy: bytes = b", ".join(
+            b"%s;q=%d;w=%d" % (name, w.limit, w.seconds)
+            for name, w in zip(self.policy_names, windows, strict=True)
+        )
+        # Whole header pairs, built once and shared by every response.
+        self.limit_headers = tuple((b"x-ratelimit-limit", value) for value in self.limit_bytes)
+        self.policy_header = (b"ratelimit-policy", self.policy)
+        # Per window, per remaining count (filled as met, up to 4096 counts): the
+        # X-RateLimit-Remaining pair and the RateLimit value up to its "t=".
+        self.by_remaining: tuple[dict[int, tuple[tuple[bytes, bytes], bytes]], ...] = tuple(
+            {} for _ in windows
+        )
+
+    def remaining_headers(self, index: int, remaining: int) -> tuple[tuple[bytes, bytes], bytes]:
+        """``((b"x-ratelimit-remaining", b"N"), b'"name";r=N;t=')`` for window ``index``."""
+        found = self.by_remaining[index].get(remaining)
+        if found is None:
+            value = b"%d" % remaining
+            found = (
+                (b"x-ratelimit-remaining", value),
+                self.policy_names[index] + b";r=" + value + b";t=",
+            )
+            if 0 <= remaining < 4096:
+                self.by_remaining[index][remaining] = found
+        return found
+
+
+def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit") -> LimitSet:
+    if not isinstance(text, str):
+        raise ConfigurationError(
+            option, f"a limit must be a string like '100/minute', not {text!r}"
+        )
+    try:
+        items = parse_many(text)
+    except ValueError as exc:
+        raise ConfigurationError(option, f"cannot parse {text!r}: {exc}") from None
+    sliding = strategy == "sliding-window-counter"
+    by_seconds: dict[int, Window] = {}
+    for item in items:
+        seconds = item.get_expiry()
+        known = by_seconds.get(seconds)
+        if known is None or item.amount < known.limit:  # the same window twice: the smaller
+            by_seconds[seconds] = Window(item.amount, seconds, sliding)
+    windows = tuple(sorted(by_seconds.values(), key=lambda w: w.seconds))
+    return LimitSet(text, windows, policy_name)
+
+
+class PlanLimits:
+    """``(scope) -> LimitSet | None`` for one rule."""
+
+    def __init__(self, spec: Any, strategy: str, name: str) -> None:
+        self._strategy = strategy
+        self._name = name
+        self.static: LimitSet | None = None
+        self._plans: dict[str, LimitSet] = {}
+        self._default: LimitSet | None = None
+        self._fn: Callable[[Scope], str | None] | None = None
+        self._parsed: dict[str, LimitSet] = {}
+        if isinstance(spec, str):
+            self.static = parse_limit(spec, strategy, name)
+        elif isinstance(spec, Mapping):
+            if "default" not in spec:
+                raise ConfigurationError(
+                    "limit",
+                    "a plan mapping needs a 'default' entry (a limit string or a plan name) "
+                    "for tenants whose plan is missing or unknown",
+                )
+            for plan, text in spec.items():
+                if plan != "default":
+                    self._plans[str(plan)] = parse_limit(text, strategy, name)
+            default = spec["default"]
+            if isinstance(default, str) and default in self._plans:
+                self._default = self._plans[default]
+            else:
+                self._default = parse_limit(default, strategy, name)
+        elif callable(spec):
+            self._fn = spec
+        else:
+            raise ConfigurationError(
+                "limit", "a limit string, a mapping of plan to limit string, or a callable"
+            )
+
+    @property
+    def all_static(self) -> tuple[LimitSet, ...]:
+        if self.static is not None:
+            return (self.static,)
+        sets = list(self._plans.values())
+        if self._default is not None:
+            sets.append(self._default)
+        return tuple(sets)
+
+    def __call__(self, scope: Scope) -> LimitSet | None:
+        if self.static is not None:
+            return self.static
+        if self._fn is None:
+            tenant = tenant_of(scope)
+            plan = getattr(tenant, "plan", None) if tenant is not None else None
+            if plan is not None:
+                found = self._plans.get(plan)
+                if found is not None:
+                    return found
+            return self._default
+        text = self._fn(scope)
+        if text is None:
+            return None
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            if len(self._parsed) >= 256:
+                self._parsed.clear()
+            parsed = self._parsed[text] = parse_limit(text, self._strategy, self._name)
+        return parsed
