@@ -51,7 +51,10 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "imports": ({"runs": 15}, {"runs": 3}),
     "coldstart": ({"runs": 7}, {"runs": 2}),
     "idempotency": ({"requests": 300, "rounds": 3}, {"requests": 60, "rounds": 1}),
-    "observe": ({"batch": 1000, "rounds": 20}, {"batch": 200, "rounds": 3}),
+    "observe": (
+        {"batch": 1000, "rounds": 20, "calls": 2000},
+        {"batch": 200, "rounds": 3, "calls": 300},
+    ),
     "clients": ({"calls": 2000, "warmup": 200}, {"calls": 300, "warmup": 50}),
     "uow": ({"requests": 10000, "rounds": 20}, {"requests": 1000, "rounds": 4}),
     "overhead": (
@@ -155,9 +158,11 @@ _HEADERS = {
 }
 
 
-def generic_tables(rows: Sequence[Any]) -> list[str]:
+def generic_tables(rows: Sequence[Any], labels: dict[str, str] | None = None) -> list[str]:
     """One markdown table per dataclass type among ``rows``, columns from its fields
     (for modules whose rows may still change shape)."""
+    if isinstance(rows, tuple) and all(isinstance(part, list) for part in rows):
+        rows = [row for part in rows for row in part]  # run() returned several lists
     groups: dict[type, list[Any]] = {}
     for row in rows:
         groups.setdefault(type(row), []).append(row)
@@ -167,7 +172,8 @@ def generic_tables(rows: Sequence[Any]) -> list[str]:
             out.append("\n".join(f"- {member}" for member in members))
             continue
         names = [f.name for f in dataclasses.fields(kind)]
-        headers = [_HEADERS.get(name, name.replace("_", " ")) for name in names]
+        known = {**_HEADERS, **(labels or {})}
+        headers = [known.get(name, name.replace("_", " ")) for name in names]
         if "calls" in names and "name" in names:
             headers[names.index("name")] = "request"
         body = [[_cell(getattr(m, n), n) for n in names] for m in members]
@@ -402,7 +408,9 @@ RENDER: dict[str, Callable[[Any], list[str]]] = {
     "imports": _imports,
     "coldstart": _coldstart,
     "idempotency": generic_tables,
-    "observe": generic_tables,
+    "observe": lambda result: generic_tables(
+        result, {"ratio": "ratio to off", "added_us": "+µs vs off", "name": "variant"}
+    ),
     "clients": _clients,
     "uow": _uow,
     "overhead": generic_tables,
@@ -488,6 +496,32 @@ def headline(outcomes: dict[str, Outcome]) -> list[str]:
                 if row.kind
             )
             lines.append(f"DynamoDB calls per request, full stack: {kinds}.")
+    idempotency = outcomes.get("idempotency")
+    if idempotency and idempotency.result:
+        try:
+            parts = [
+                f"{row.route}, {row.request}: {row.calls} call(s) ({row.extra_calls:+d}), "
+                f"{row.cpu_ratio:.2f}x CPU"
+                for row in idempotency.result
+                if row.request in ("first", "replay", "conflict")
+            ]
+            lines.append(
+                "Idempotency-Key, DynamoDB calls against the same request without a key: "
+                + "; ".join(parts)
+                + "."
+            )
+        except AttributeError:  # its rows changed shape: the table still shows them
+            pass
+    observe = outcomes.get("observe")
+    if observe and observe.result:
+        try:
+            rows, _ = observe.result
+            parts = [f"{row.route}, {row.variant}: {row.ratio:.2f}x" for row in rows]
+            lines.append(
+                "RequestObserver, CPU against the same stack without it: " + "; ".join(parts) + "."
+            )
+        except (AttributeError, TypeError, ValueError):
+            pass
     ratelimit = outcomes.get("ratelimit")
     if ratelimit and ratelimit.result:
         try:
