@@ -331,3 +331,33 @@ def test_under_the_lambda_handler_with_a_unit_of_work(
         assert anonymous["statusCode"] == 401
     finally:
         container.submit(lambda_handler.shutdown).result(30)
+
+
+@pytest.mark.dynamodb
+async def test_installed_unit_of_work_commits_successes_and_discards_refusals(
+    dynamodb_env: str, dynamodb_table: TableSpec
+) -> None:
+    """Through install(), against the local server: writes buffered before an
+    HTTPException are discarded (nothing stored), a success's are committed."""
+    from fastapi import HTTPException
+
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.put("/notes/{note_id}")
+    async def put(note_id: str, fail: bool, uow: Uow) -> dict[str, str]:
+        uow.put({"pk": "notes", "sk": note_id, "text": "x"})
+        if fail:
+            raise HTTPException(409, "refused after a write was buffered")
+        return {"id": note_id}
+
+    @app.get("/notes/{note_id}")
+    async def get(note_id: str, uow: Uow) -> dict[str, bool]:
+        return {"found": await uow.get({"pk": "notes", "sk": note_id}) is not None}
+
+    lift_asgi.install(app, tenant=tenant_options(), unit_of_work={"table": dynamodb_table})
+    async with client(app) as http:
+        refused = await http.put("/notes/a?fail=true", headers=bearer())
+        stored = await http.put("/notes/b?fail=false", headers=bearer())
+        found = [(await http.get(f"/notes/{n}", headers=bearer())).json()["found"] for n in "ab"]
+    assert (refused.status_code, stored.status_code) == (409, 200)
+    assert found == [False, True]
