@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -361,3 +362,28 @@ async def test_installed_unit_of_work_commits_successes_and_discards_refusals(
         found = [(await http.get(f"/notes/{n}", headers=bearer())).json()["found"] for n in "ab"]
     assert (refused.status_code, stored.status_code) == (409, 200)
     assert found == [False, True]
+
+
+async def test_the_observer_outermost_finds_route_templates_and_sees_every_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Installed outermost, the observer reads route templates through the stages inside
+    it and echoes the request id on the tenant stage's 401 too."""
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.get("/notes/{note_id}")
+    async def note(note_id: str) -> dict[str, str]:
+        return {"id": note_id}
+
+    lift_asgi.install(app, observe={}, tenant=tenant_options(), exempt=["/health"])
+    with caplog.at_level(logging.INFO, logger="lift_asgi.request"):
+        async with client(app) as http:
+            ok = await http.get("/notes/n1", headers={**bearer(), "x-request-id": "req-1"})
+            refused = await http.get("/notes/n1", headers={"x-request-id": "req-2"})
+    assert (ok.status_code, refused.status_code) == (200, 401)
+    assert (ok.headers["x-request-id"], refused.headers["x-request-id"]) == ("req-1", "req-2")
+    records = [r for r in caplog.records if hasattr(r, "lift_request")]
+    assert [(r.lift_request["route"], r.lift_request["status"], r.tenant) for r in records] == [
+        ("/notes/{note_id}", 200, "acme"),
+        ("/notes/{note_id}", 401, None),
+    ]
