@@ -22,11 +22,12 @@ the tenant, idempotency the unit of work) are checked here too.
 Where the stack goes:
 
 - a Starlette or FastAPI app is changed in place and returned: the built stack is
-  registered as one user middleware, so it sits where ``app.add_middleware`` puts
-  middlewares (inside ``ServerErrorMiddleware``, outside the app's exception handlers
-  and router), and the app object stays what FastAPI, uvicorn and
-  :func:`lift_asgi.aws.handler` expect. Starlette assembles its stack on the first
-  request; at that moment the innermost stage is pointed at it, at no per-request cost.
+  registered as the innermost of its user middlewares (inside ``ServerErrorMiddleware``
+  and inside every middleware the app has or gets, CORS or GZip, whatever the order of
+  the calls; outside the app's exception handlers and router), and the app object stays
+  what FastAPI, uvicorn and :func:`lift_asgi.aws.handler` expect. Starlette assembles
+  its stack on the first request (or when the Lambda handler is made); then the
+  innermost stage is pointed at the rest of it, at no per-request cost.
 - any other ASGI app is wrapped, and the outermost stage is returned: use that.
 
 Each stage stays a plain middleware usable alone; ``install`` only spares the order,
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes
@@ -257,5 +259,8 @@ def install(
     if not starlette:
         return below
     assert isinstance(app, Starlette)
-    app.add_middleware(_placed, outer=below, inner=inner, innermost=innermost)
+    # Innermost of the app's own middlewares, whenever they are added: CORS, GZip,
+    # TrustedHost... wrap the suite, so a CORS preflight needs no tenant and a 401 still
+    # gets CORS headers. (``add_middleware`` would put it outermost of those added so far.)
+    app.user_middleware.append(Middleware(_placed, outer=below, inner=inner, innermost=innermost))
     return app

@@ -387,3 +387,38 @@ async def test_the_observer_outermost_finds_route_templates_and_sees_every_answe
         ("/notes/{note_id}", 200, "acme"),
         ("/notes/{note_id}", 401, None),
     ]
+
+
+@pytest.mark.parametrize("cors_first", [True, False])
+async def test_the_app_own_middlewares_wrap_the_suite_whatever_the_order(
+    cors_first: bool,
+) -> None:
+    """CORS added before or after install(): its preflight answers without a tenant, and
+    the tenant stage's 401 still carries its headers."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    app = fastapi_app()
+    origin = "https://app.example.com"
+
+    def cors() -> None:
+        app.add_middleware(CORSMiddleware, allow_origins=[origin], allow_headers=["*"])
+
+    if cors_first:
+        cors()
+    lift_asgi.install(app, tenant=tenant_options())
+    if not cors_first:
+        cors()
+    async with client(app) as http:
+        preflight = await http.options(
+            "/stages",
+            headers={
+                "origin": origin,
+                "access-control-request-method": "GET",
+                "access-control-request-headers": "authorization",
+            },
+        )
+        refused = await http.get("/stages", headers={"origin": origin})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == origin
