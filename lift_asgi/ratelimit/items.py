@@ -51,7 +51,19 @@ Call = tuple[str, dict[str, Any]]
 Steps = Generator[Call, dict[str, Any], T]
 
 SORT_VALUE = "rl"
-URI_OPTIONS = frozenset({"endpoint_url", "region", "region_name", "key_prefix", "pk", "sk", "ttl"})
+URI_OPTIONS = frozenset(
+    {
+        "endpoint_url",
+        "region",
+        "region_name",
+        "key_prefix",
+        "pk",
+        "sk",
+        "ttl",
+        "lease_horizon",
+        "lease_max",
+    }
+)
 
 
 def failed_item(exc: BaseException) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
@@ -99,7 +100,7 @@ class _Blocked:
         self.index = index
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(metaclass=LoudStartup):
     """Limit HTTP requests per tenant, user, client address, API key or route.
 
     One rule in short (``limit=``, with ``key``, ``methods``, ``routes``, ``path_prefix``,

@@ -25,11 +25,13 @@ from lift_asgi.ratelimit.items import (
     number,
     plus,
 )
+from lift_asgi.ratelimit.leases import room
 
 __all__ = ["CounterSteps"]
 
 _MAX_ATTEMPTS = 4
 _MAX_REMOVALS = 16
+_MAX_LEASE_ATTEMPTS = 8
 
 
 class CounterSteps:
@@ -246,6 +248,41 @@ class CounterSteps:
             seen = counters(answer.get("Attributes"))
             self._remember(key, seen)
             return decide(seen, windows, cost, now, applied=True)
+        raise DynamoDBUnavailable("The rate limit state kept changing.", aws_code="Contention")
+
+    def _lease_steps(
+        self, key: str, windows: Windows, cost: int, want: int, now: float
+    ) -> Steps[tuple[Decision | None, int, dict[str, int]]]:
+        """Lease up to ``want`` units (at least ``cost``) of every window in one
+        conditional ``UpdateItem``; when the full batch does not fit, what is left.
+
+        Returns ``(refusal, 0, counts)`` when not even ``cost`` fits, else ``(None, units
+        leased, counts after the lease)``.
+        """
+        seen = self._seen.get(key) or {}
+        debt = self._debt.get(key)
+        for _ in range(_MAX_LEASE_ATTEMPTS):
+            counts = plus(seen, debt)
+            units = min(want, room(counts, windows, now))
+            if units < cost:
+                return decide(counts, windows, cost, now), 0, dict(counts)
+            try:
+                answer = yield self._update(key, windows, units, now, seen, debt)
+            except ConditionFailed as exc:
+                item = failed_item(exc)
+                if item is None:  # the transport dropped the old item: read it
+                    item = (yield self._get_item(key)).get("Item")
+                seen = counters(item)
+                self._remember(key, seen)
+                # Someone else leased meanwhile: ask for less (it fits more often under
+                # contention), at most what is left.
+                want = max(cost, want // 2)
+                continue
+            if debt is not None:
+                self._debt.pop(key, None)  # written with this update
+            seen = counters(answer.get("Attributes"))
+            self._remember(key, seen)
+            return None, units, seen
         raise DynamoDBUnavailable("The rate limit state kept changing.", aws_code="Contention")
 
     def _sliding_steps(self, key: str, expiry: int) -> Steps[tuple[int, float, int, float]]:

@@ -19,6 +19,7 @@ client), ``clock`` and ``cache_size``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -27,15 +28,20 @@ from limits.aio.storage import SlidingWindowCounterSupport as AsyncSlidingWindow
 from limits.aio.storage import Storage as AsyncStorage
 
 from lift_asgi.dynamo.transport import DynamoTransport, shared_transport
-from lift_asgi.errors import ConditionFailed, ConfigurationError, LiftError
-from lift_asgi.ratelimit.core import Decision, Window, Windows
-from lift_asgi.ratelimit.items import Steps
+from lift_asgi.errors import ConditionFailed, ConfigurationError, DynamoDBThrottled, LiftError
+from lift_asgi.ratelimit.core import Decision, Window, Windows, decide
+from lift_asgi.ratelimit.items import Steps, plus
 from lift_asgi.ratelimit.items import options as merge_options
+from lift_asgi.ratelimit.leases import LeaseBook
 from lift_asgi.ratelimit.steps import CounterSteps
 
 __all__ = ["AsyncDynamoDBStorage"]
 
 T = TypeVar("T")
+
+_BACKOFF_FIRST = 0.05  # seconds a throttled key waits before its next lease call
+_BACKOFF_MAX = 2.0
+_BACKOFF_KEYS = 4096
 
 
 class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounterSupport):
@@ -65,6 +71,8 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
         ttl: str | None = None,
         clock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
+        lease_horizon: float | str | None = None,
+        lease_max: int | str | None = None,
         **options: Any,
     ) -> None:
         if options:
@@ -81,9 +89,20 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
                 "pk": pk,
                 "sk": sk,
                 "ttl": ttl,
+                "lease_horizon": lease_horizon,
+                "lease_max": lease_max,
             },
         )
         self._configure(merged, clock, cache_size)
+        try:
+            horizon = float(merged.get("lease_horizon", 0.0))
+            most = int(merged.get("lease_max", 100))
+        except ValueError:
+            raise ConfigurationError("lease_horizon", "a number of seconds") from None
+        self.leases = LeaseBook(horizon, most, cache_size)
+        self._leasing = horizon > 0
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._backoff: dict[str, tuple[float, float, DynamoDBThrottled]] = {}
         self.transport: DynamoTransport = transport or shared_transport(
             merged.get("endpoint_url") or None, merged.get("region") or None
         )
@@ -110,8 +129,55 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
     async def acquire(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
         """Admit or refuse ``cost`` units on every window of ``key`` at ``now``: one
         ``UpdateItem`` (a sliding window whose previous count this process has not seen
-        yet may take one more)."""
-        return await self._run(self._acquire_steps(key, windows, cost, now))
+        yet may take one more); with leases (``lease_horizon`` > 0), from the units this
+        process holds when it holds enough, else one lease call."""
+        if not self._leasing:
+            return await self._run(self._acquire_steps(key, windows, cost, now))
+        book = self.leases
+        while True:
+            decision = book.spend(key, windows, cost, now)
+            if decision is not None:
+                return decision
+            waiting = self._inflight.get(key)
+            if waiting is None:
+                break
+            # One lease call per key at a time: wait for it, then spend from its lease.
+            await asyncio.shield(waiting)
+            known = plus(self._seen.get(key), self._debt.get(key))
+            refusal = decide(known, windows, cost, now)
+            if not refusal.allowed:
+                return refusal  # what was seen is a lower bound: refused without a call
+        backoff = self._backoff.get(key)
+        if backoff is not None and now < backoff[0]:
+            # throttled lately: this key waits, the others do not
+            raise DynamoDBThrottled(
+                "The rate limit table throttled this key; backing off.",
+                aws_code=backoff[2].aws_code,
+                retry_after=backoff[0] - now,
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        try:
+            known = plus(self._seen.get(key), self._debt.get(key))
+            want = book.size(key, windows, cost, now, known)
+            try:
+                refused, units, counts = await self._run(
+                    self._lease_steps(key, windows, cost, want, now)
+                )
+            except DynamoDBThrottled as exc:
+                delay = min(_BACKOFF_MAX, 2 * backoff[1]) if backoff else _BACKOFF_FIRST
+                self._backoff[key] = (now + delay, delay, exc)
+                if len(self._backoff) > _BACKOFF_KEYS:
+                    del self._backoff[next(iter(self._backoff))]
+                raise
+            if backoff is not None:
+                del self._backoff[key]
+            if refused is not None:
+                return refused
+            return book.granted(key, windows, cost, units, now, counts)
+        finally:
+            del self._inflight[key]
+            done.set_result(None)
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return await self._run(self._incr_steps(key, expiry, amount))
@@ -134,6 +200,11 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
 
     async def clear(self, key: str) -> None:
         await self._run(self._clear_steps(key))
+
+    def forget(self, key: str) -> None:
+        """Drop what this process remembers and holds of ``key`` (after clearing it)."""
+        super().forget(key)
+        self.leases.forget(key)
 
     async def acquire_sliding_window_entry(
         self, key: str, limit: int, expiry: int, amount: int = 1

@@ -1,0 +1,161 @@
+"""Leased budgets: a process takes several units of a key's windows in one conditional
+write and spends them locally, never admitting more than the limits.
+
+Units are counted in DynamoDB when leased (the lease is one ``UpdateItem`` that adds
+``n`` to every window's counter only if ``n`` fits under each limit, the sliding
+window's weighted previous count included), so the table's counts never exceed the
+limits however many processes lease; a process then admits from what it holds without a
+call. What a process holds when it stops, or when a window ends, is lost (the window
+under-admits by it), never double-spent.
+
+How many units to lease (:meth:`LeaseBook.size`):
+
+- a key seen for the first time, or one whose local rate is low, leases exactly the
+  request's cost: one call per request, as without leases;
+- a key with a sustained local rate (an EWMA over its last leases) leases what that rate
+  spends in ``horizon`` seconds, at most ``max_units``;
+- never more than a quarter of what is left in the window (near exhaustion the lease
+  shrinks to one request's cost, so one process cannot strand the last units while
+  another refuses), nor more than the rate spends before the shortest window ends.
+
+So the units one process can strand per key are at most ``min(max_units, rate *
+horizon)``, and none for a key whose rate is low: the bound a frozen Lambda container
+adds to a window's under-admission.
+
+``X-RateLimit-Remaining`` under a lease is ``limit - count + held``: the window's count as
+this process's last DynamoDB call saw it (which includes every unit leased by anyone
+until then), plus the units this process still holds. It never promises more than existed
+at that call; other processes may have taken some since.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lift_asgi.errors import ConfigurationError
+from lift_asgi.ratelimit.core import Decision, Windows, counter_name, decide, previous_weight
+
+__all__ = ["Lease", "LeaseBook", "room"]
+
+_SMOOTHING = 0.5  # weight of the newest rate in the EWMA
+_SHARE = 4  # a lease takes at most 1/_SHARE of what is left in the window
+
+
+def room(counts: dict[str, int] | Any, windows: Windows, now: float) -> int:
+    """Units every window of ``windows`` still has at ``now`` given ``counts``."""
+    left = math.inf
+    for window in windows:
+        seconds = window.seconds
+        index = int(now // seconds)
+        used = counts.get(counter_name(seconds, index), 0)
+        if window.sliding:
+            previous = counts.get(counter_name(seconds, index - 1), 0)
+            if previous:
+                used += math.floor(previous * previous_weight(seconds, now))
+        left = min(left, window.limit - used)
+    return max(0, int(left)) if left != math.inf else 0
+
+
+class Lease:
+    """What this process holds of one key: ``held`` units, valid from ``start`` until
+    ``until`` (the latest window start and the earliest window end of the windows it was
+    taken in), and the counts the lease call returned (``counts``)."""
+
+    __slots__ = ("counts", "held", "rate", "size", "start", "taken_at", "until", "windows")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.held = 0
+        self.rate = 0.0  # units per second, EWMA over leases
+        self.size = 0
+        self.start = 0.0
+        self.taken_at = -math.inf
+        self.until = 0.0
+        self.windows: Windows = ()
+
+
+class LeaseBook:
+    """The leases of one storage, per key (at most ``cache_size`` keys; a lease dropped
+    from a full book strands its units, never over-admits)."""
+
+    def __init__(self, horizon: float, max_units: int, cache_size: int) -> None:
+        if not isinstance(horizon, int | float) or isinstance(horizon, bool) or horizon < 0:
+            raise ConfigurationError("lease_horizon", "seconds >= 0 (0: no leases)")
+        if not isinstance(max_units, int) or isinstance(max_units, bool) or max_units < 1:
+            raise ConfigurationError("lease_max", "an integer >= 1")
+        self.horizon = float(horizon)
+        self.max_units = max_units
+        self._cache_size = max(1, cache_size)
+        self._leases: dict[str, Lease] = {}
+        self.stranded = 0  # units dropped unspent (window ended, lease replaced or evicted)
+
+    def spend(self, key: str, windows: Windows, cost: int, now: float) -> Decision | None:
+        """Admit ``cost`` from the key's lease, or ``None`` when it holds too little."""
+        lease = self._leases.get(key)
+        if lease is None or lease.held < cost:
+            return None
+        if not (lease.start <= now < lease.until) or lease.windows is not windows:
+            self.stranded += lease.held
+            lease.held = 0
+            return None
+        lease.held -= cost
+        return _decision(lease, windows, cost, now)
+
+    def size(self, key: str, windows: Windows, cost: int, now: float, counts: Any) -> int:
+        """How many units to ask for (see the module docs)."""
+        lease = self._leases.get(key)
+        if lease is None or self.horizon <= 0:
+            return cost
+        elapsed = now - lease.taken_at
+        spent = lease.size - lease.held
+        rate = (math.inf if spent else lease.rate) if elapsed <= 0 else spent / elapsed
+        if lease.rate:
+            rate = _SMOOTHING * rate + (1 - _SMOOTHING) * lease.rate
+        lease.rate = rate if math.isfinite(rate) else max(lease.rate, spent / 1e-3)
+        until = min(((int(now // w.seconds) + 1) * w.seconds for w in windows), default=now)
+        want = lease.rate * min(self.horizon, until - now)
+        want = min(want, self.max_units, room(counts, windows, now) / _SHARE)
+        units = int(want)
+        return units if units >= 2 * cost else cost
+
+    def granted(
+        self, key: str, windows: Windows, cost: int, units: int, now: float, counts: dict[str, int]
+    ) -> Decision:
+        """Record a lease of ``units`` (``cost`` of them spent now); the decision."""
+        leases = self._leases
+        lease = leases.get(key)
+        if lease is None:
+            if len(leases) >= self._cache_size:
+                dropped = leases.pop(next(iter(leases)))
+                self.stranded += dropped.held
+            lease = leases[key] = Lease()
+        elif lease.held:
+            self.stranded += lease.held  # an earlier window's units
+        lease.counts = counts
+        lease.held = units - cost
+        lease.size = units
+        lease.taken_at = now
+        lease.windows = windows
+        lease.start = max(int(now // w.seconds) * w.seconds for w in windows)
+        lease.until = min((int(now // w.seconds) + 1) * w.seconds for w in windows)
+        return _decision(lease, windows, cost, now)
+
+    def held(self, key: str) -> int:
+        lease = self._leases.get(key)
+        return lease.held if lease is not None else 0
+
+    def forget(self, key: str) -> None:
+        self._leases.pop(key, None)
+
+
+def _decision(lease: Lease, windows: Windows, cost: int, now: float) -> Decision:
+    """The admitted decision: the lease call's counts, minus what is still held."""
+    counts = lease.counts
+    held = lease.held
+    if held:
+        counts = dict(counts)
+        for window in windows:
+            name = counter_name(window.seconds, int(now // window.seconds))
+            counts[name] = counts.get(name, 0) - held
+    return decide(counts, windows, cost, now, applied=True)

@@ -1,0 +1,251 @@
+"""Leased budgets (``lease_horizon`` > 0): several units per conditional write, spent
+locally, never more than the limit, across OS processes sharing one table."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import AiodynamoTransport
+from lift_asgi.errors import ConfigurationError
+from lift_asgi.ratelimit import AsyncDynamoDBStorage, RateLimitMiddleware, Window
+from lift_asgi.testing.faults import FaultProxy
+
+from . import lease_worker
+from .conftest import T0, Clock, client_for, scan
+
+pytestmark = pytest.mark.dynamodb
+
+HOUR = (Window(400, 3600),)
+
+
+def _storage(table: TableSpec, transport: Any, clock: Clock, **options: Any) -> Any:
+    options.setdefault("lease_horizon", 0.5)
+    return AsyncDynamoDBStorage(table=table.name, transport=transport, clock=clock, **options)
+
+
+async def _counters(transport: Any, table: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for item in await scan(transport, table):
+        for name, value in item.items():
+            if name[0].isdigit():
+                found[item["pk"]["S"] + "/" + name] = int(value["N"])
+    return found
+
+
+@pytest.mark.parametrize("run", range(3))  # repeated, on fresh keys, to catch races
+def test_four_processes_never_admit_more_than_the_limit(
+    run: int, dynamodb_endpoint: str, rate_limit_table: TableSpec
+) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    key = f"hot-{uuid.uuid4().hex[:8]}"
+    base = time.time()
+    workers = [
+        spawn.Process(
+            target=lease_worker.work,
+            args=(dynamodb_endpoint, rate_limit_table.name, key, HOUR, 0.5, 16, base, results),
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert all(outcome[0] >= 0 for outcome in outcomes), outcomes
+    admitted = sum(outcome[0] for outcome in outcomes)
+    calls = sum(outcome[1] for outcome in outcomes)
+    assert admitted <= 400  # over-admission: zero
+    assert admitted >= 380  # a hot key: at least 95% of the limit usable
+    assert all(outcome[2] == 0 for outcome in outcomes)  # each spent what it held
+    assert calls < admitted / 2  # leases, not one write per request
+
+
+async def test_a_cold_key_leases_one_unit_per_request_exactly_as_without_leases(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    storage = _storage(rate_limit_table, transport, clock)
+    windows = (Window(5, 60),)
+    decisions = []
+    for _ in range(6):  # one request every 9 s: a few a minute
+        before = transport.calls
+        decisions.append(await storage.acquire("cold", windows, 1, clock()))
+        assert transport.calls - before == (1 if len(decisions) <= 5 else 0)
+        clock.advance(9)
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
+    assert list((await _counters(transport, rate_limit_table.name)).values()) == [5]
+    assert storage.leases.held("cold") == 0
+
+
+async def test_a_hot_key_in_one_process_uses_its_whole_limit_in_few_calls(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    storage = _storage(rate_limit_table, transport, clock, lease_max=100)
+    windows = (Window(1000, 60),)
+    allowed = 0
+    remaining = []
+    for _ in range(1100):  # 1,000 requests a second
+        decision = await storage.acquire("hot", windows, 1, clock())
+        allowed += decision.allowed
+        if decision.allowed:
+            remaining.append(decision.remaining)
+        clock.advance(0.001)
+    assert allowed == 1000  # exactly the limit: nothing stranded, nothing over
+    assert transport.calls <= 50  # <= 0.05 calls per admitted request
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] == 0
+    assert list((await _counters(transport, rate_limit_table.name)).values()) == [1000]
+
+
+async def test_remaining_never_promises_more_than_exists(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    first = _storage(rate_limit_table, transport, clock)
+    second = _storage(rate_limit_table, transport, clock)
+    windows = (Window(100, 60),)
+    admitted = 0
+    for n in range(300):
+        alone = n < 150  # the first half: one process; then two share the key
+        storage = first if alone or n % 2 else second
+        decision = await storage.acquire("shared", windows, 1, clock())
+        if decision.allowed:
+            admitted += 1
+            if alone:  # one process: exactly what is left, leased units included
+                assert decision.remaining == 100 - admitted
+            (counted,) = (await _counters(transport, rate_limit_table.name)).values()
+            # never above the limit minus what the table counted at this process's
+            # last call, plus what it holds (documented in ratelimit/leases.py)
+            assert decision.remaining <= 100 - min(counted, admitted) + storage.leases.held(
+                "shared"
+            )
+        clock.advance(0.002)
+    assert admitted == 100
+
+
+async def test_units_leased_before_a_window_ends_are_the_only_ones_lost(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    storage = _storage(rate_limit_table, transport, clock)
+    windows = (Window(200, 60),)
+    clock.now = T0 + 50
+    for _ in range(40):
+        assert (await storage.acquire("roll", windows, 1, clock())).allowed
+        clock.advance(0.01)
+    held = storage.leases.held("roll")
+    assert held > 0
+    clock.now = T0 + 60  # the next window: held units are not carried over
+    decision = await storage.acquire("roll", windows, 1, clock())
+    assert decision.allowed and decision.remaining == 199
+    assert storage.leases.stranded == held
+    counters = await _counters(transport, rate_limit_table.name)
+    # the new window counts what this call leased; the old one's counter is removed
+    assert list(counters.values()) == [1 + storage.leases.held("roll")]
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window-counter", "fixed-window"])
+async def test_multi_window_and_sliding_rules_under_leases_keep_every_window(
+    strategy: str, rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    sliding = strategy == "sliding-window-counter"
+    windows = (Window(30, 1, sliding), Window(100, 60, sliding))
+    workers = [_storage(rate_limit_table, transport, clock) for _ in range(2)]
+    per_second: dict[int, int] = {}
+    allowed = 0
+    for n in range(3000):  # 500 requests a second for 6 s, alternating two workers
+        decision = await workers[n % 2].acquire("multi", windows, 1, clock())
+        if decision.allowed:
+            allowed += 1
+            second = int(clock() - T0)
+            per_second[second] = per_second.get(second, 0) + 1
+        clock.advance(0.002)
+    assert allowed <= 100
+    assert max(per_second.values()) <= 30
+    if sliding:  # the weighted previous second counts too
+        for second, count in per_second.items():
+            assert count + per_second.get(second - 1, 0) <= 60
+    counts = await _counters(transport, rate_limit_table.name)
+    minute = [v for k, v in counts.items() if "/60s" in k]
+    assert minute and max(minute) <= 100
+    assert all(v <= 30 for k, v in counts.items() if "/1s" in k)
+
+
+async def test_leased_units_are_spent_while_the_table_fails_then_the_policy(
+    dynamodb_fault_proxy: FaultProxy, rate_limit_table: TableSpec, clock: Clock
+) -> None:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    storage = _storage(rate_limit_table, transport, clock)
+    limiter = RateLimitMiddleware(
+        Starlette(routes=[Route("/a", lambda r: JSONResponse({}))]),
+        limit="500/minute",
+        storage=storage,
+        clock=clock,
+        on_failure="refuse",
+        timeout=5,
+    )
+    try:
+        async with client_for(limiter) as http:
+            for _ in range(30):  # hot: the process comes to hold a lease
+                assert (await http.get("/a")).status_code == 200
+                clock.advance(0.005)
+            held = storage.leases.held("default#127.0.0.1")
+            assert held >= 2
+            dynamodb_fault_proxy.throttle(times=None, operation="UpdateItem")
+            statuses = []
+            for _ in range(held + 3):
+                answer = await http.get("/a")
+                statuses.append(answer.status_code)
+                if answer.status_code == 200:
+                    assert "x-ratelimit-remaining" in answer.headers
+                clock.advance(0.005)
+            assert statuses == [200] * held + [503] * 3
+            # a throttled key backs off: one lease call, then none until the backoff ends
+            assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) <= 30
+            throttled = [c for c in dynamodb_fault_proxy.calls if c.fault == "throttle"]
+            assert len(throttled) == 1
+    finally:
+        await transport.close()
+
+
+async def test_a_lease_call_cut_mid_window_counts_locally_under_the_default_policy(
+    dynamodb_fault_proxy: FaultProxy, rate_limit_table: TableSpec, clock: Clock
+) -> None:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    storage = _storage(rate_limit_table, transport, clock)
+    windows = (Window(50, 60),)
+    try:
+        allowed = 0
+        for n in range(80):
+            if n == 20:
+                dynamodb_fault_proxy.drop(times=None, operation="UpdateItem")
+            try:
+                decision = await storage.acquire("cut", windows, 1, clock())
+            except Exception:
+                decision = storage.acquire_local("cut", windows, 1, clock())
+            allowed += bool(decision and decision.allowed)
+            clock.advance(0.005)
+        assert allowed == 50  # leased, then counted here on what the table last said
+    finally:
+        await transport.close()
+
+
+def test_lease_options_are_checked() -> None:
+    for options, option in (
+        ({"lease_horizon": -1}, "lease_horizon"),
+        ({"lease_max": 0}, "lease_max"),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            AsyncDynamoDBStorage(table="t", transport=object(), **options)  # type: ignore[arg-type]
+        assert info.value.option == option
+    uri = AsyncDynamoDBStorage(
+        "async+dynamodb://t?lease_horizon=0.25&lease_max=7", transport=object()
+    )  # type: ignore[arg-type]
+    assert uri.leases.horizon == 0.25 and uri.leases.max_units == 7
