@@ -145,6 +145,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_need_path",
         "_next_warning",
         "_route",
+        "_spend",
         "_suppressed",
         "_tenant_option",
         "_timeout",
@@ -228,6 +229,14 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         # A backend that never waits may offer a plain function: no coroutine per request.
         self._acquire_now: Callable[[str, Any, int, float], Decision] | None = (
             None if self._io else getattr(self.backend, "acquire_now", None)
+        )
+        # Units this process leased (async+dynamodb:// with lease_horizon > 0), spent
+        # without a coroutine or a timeout.
+        leases = getattr(self.backend, "leases", None) if self._io else None
+        self._spend: Callable[[str, Any, int, float], Decision | None] | None = (
+            leases.spend
+            if leases is not None and getattr(self.backend, "_leasing", False)
+            else None
         )
         # Counting in this process while the store cannot answer (on_failure="local").
         self._local: Callable[[str, Any, int, float], Decision | None] | None = getattr(
@@ -329,6 +338,10 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             try:
                 if self._acquire_now is not None:
                     decision = self._acquire_now(full_key, limit_set.windows, cost, now)
+                elif self._spend is not None and (
+                    leased := self._spend(full_key, limit_set.windows, cost, now)
+                ):
+                    decision = leased  # from units this process holds: no call, no coroutine
                 elif self._io:
                     async with asyncio.timeout(self._timeout):
                         decision = await self.backend.acquire(
