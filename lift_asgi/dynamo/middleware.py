@@ -54,6 +54,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._startup import LoudStartup
 from lift_asgi.dynamo.client import DynamoTable
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.uow import UnitOfWork
@@ -94,7 +95,7 @@ def _table_options() -> frozenset[str]:
     return frozenset(name for name in parameters if name not in ("self", "table"))
 
 
-class UnitOfWorkMiddleware:
+class UnitOfWorkMiddleware(metaclass=LoudStartup):
     """One :class:`UnitOfWork` per HTTP request, scoped to the request's tenant.
 
     ``table`` (required): a table name, a :class:`~lift_asgi.dynamo.tables.TableSpec`,

@@ -33,6 +33,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import BadRequest, ConfigurationError, HTTPProblem, LiftError, send_problem
 from lift_asgi.idempotency.record import IdempotentRecord, RecordPolicy, fingerprint
 from lift_asgi.stages import IDEMPOTENCY, UNIT_OF_WORK, RequestContext, enter
@@ -67,7 +68,7 @@ def _positive(option: str, value: Any, kind: type = float) -> Any:
     return kind(value)
 
 
-class IdempotencyMiddleware:
+class IdempotencyMiddleware(metaclass=LoudStartup):
     """Honour ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header).
 
     Options (mistakes raise :class:`~lift_asgi.errors.ConfigurationError` naming them):

@@ -35,6 +35,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import ConfigurationError, LiftError, send_problem
 from lift_asgi.observe.cost import RequestCost, cost_var
 from lift_asgi.observe.ids import RequestIds, ids_var, lambda_ids, valid_request_id
@@ -48,7 +49,7 @@ _HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-"
 _TRACE_HEADER = b"x-amzn-trace-id"
 
 
-class RequestObserver:
+class RequestObserver(metaclass=LoudStartup):
     """Request ids, one request record per request, DynamoDB cost, OpenTelemetry.
 
     Options (checked here; a mistake raises :class:`~lift_asgi.errors.ConfigurationError`):
