@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# ministack (the default local DynamoDB engine) pins a botocore that aioboto3 refuses, so it
+# gets a virtualenv of its own inside .venv, where lift_asgi.local finds it.
+MINISTACK_VERSION := 1.5.33
+MINISTACK_STAMP := $(VENV)/ministack/.installed-$(MINISTACK_VERSION)
+# The engine the integration tests run on a second time (the default one runs them first).
+SECOND_ENGINE ?= moto
 
 .PHONY: install test lint typecheck run bench clean test-lambda-pythons
 
@@ -18,20 +24,32 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(MINISTACK_STAMP): | $(BIN)/python
+	rm -rf $(VENV)/ministack
+	$(PYTHON) -m venv $(VENV)/ministack
+	$(VENV)/ministack/bin/python -m pip install --quiet ministack==$(MINISTACK_VERSION)
+	touch $(MINISTACK_STAMP)
 
-lint: $(STAMP)
+install: $(STAMP) $(MINISTACK_STAMP)
+
+lint: install
 	$(BIN)/ruff check lift_asgi tests bench examples
 	$(BIN)/ruff format --check lift_asgi tests bench examples
 	$(BIN)/cfn-lint examples/saas/template.yaml
 
-typecheck: $(STAMP)
+typecheck: install
 	$(BIN)/mypy --strict lift_asgi
 
+# The integration tests (every test using the plugin's DynamoDB fixtures) run on the second
+# engine first, then the whole suite on the default engine (its summary last). The
+# fidelity suite runs both engines itself.
 test: lint typecheck test-lambda-pythons
+	@echo "integration tests on the $(SECOND_ENGINE) engine"
+	LIFT_ASGI_DYNAMODB_ENGINE=$(SECOND_ENGINE) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  -m dynamodb --ignore=tests/fidelity --no-header -o addopts=""
 	$(BIN)/python -m pytest
 
-test-lambda-pythons: $(STAMP)
+test-lambda-pythons: install
 	@for py in $(OTHER_PYTHONS); do \
 	  version=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  venv=.venv-py$$version; \
@@ -44,10 +62,10 @@ test-lambda-pythons: $(STAMP)
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/test_aws_handler.py || exit 1; \
 	done
 
-run: $(STAMP)
-	$(BIN)/python -m examples.saas.dev
+run: install
+	$(BIN)/python -m examples.saas.dev $(if $(ENGINE),--engine $(ENGINE))
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python -m bench
 
 clean:

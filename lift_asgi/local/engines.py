@@ -43,7 +43,7 @@ __all__ = [
 EngineName = Literal["moto", "ministack"]
 ENGINES: tuple[EngineName, ...] = ("moto", "ministack")
 #: The engine used when none is named and ``LIFT_ASGI_DYNAMODB_ENGINE`` is unset.
-DEFAULT_ENGINE: EngineName = "moto"
+DEFAULT_ENGINE: EngineName = "ministack"
 ENGINE_VARIABLE = "LIFT_ASGI_DYNAMODB_ENGINE"
 MINISTACK_VARIABLE = "LIFT_ASGI_MINISTACK"
 #: The moto release whose internals the serialising front is written against.

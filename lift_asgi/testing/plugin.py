@@ -141,7 +141,29 @@ def dynamodb_fault_proxy(dynamodb_endpoint: str) -> Iterator[FaultProxy]:
         proxy.stop()
 
 
+FIXTURES = frozenset(
+    {
+        "dynamodb_server",
+        "dynamodb_endpoint",
+        "dynamodb_env",
+        "dynamodb_table",
+        "dynamodb_table_factory",
+        "dynamodb_rate_limit_table",
+        "dynamodb_fault_proxy",
+    }
+)
+
+
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line(
-        "markers", "dynamodb: the test talks to the local DynamoDB server (lift-asgi plugin)"
+        "markers",
+        "dynamodb: the test talks to the local DynamoDB server (lift-asgi plugin); set "
+        "on every test that uses one of its fixtures, so `-m dynamodb` with "
+        "LIFT_ASGI_DYNAMODB_ENGINE=... reruns the integration tests on another engine",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dynamodb)
