@@ -18,8 +18,18 @@
    1M keys at its cap whose windows have all ended (each new key drops one), as ratios
    (issue 9's target: within 2x of the 1-key store).
 
+4. Leased budgets (``--leases``): one key at 1, 10, 100 and 1,000 requests/s in total,
+   spread over 1, 2 and 4 OS processes (each its own event loop, transport and
+   ``async+dynamodb://`` storage with ``lease_horizon=0.5``) sharing one table on the
+   local server, paced for a few seconds, with a limit of 90% of what is sent (so the
+   budget runs out). Reported: rate-limit calls per admitted request (target <= 0.05 on
+   a hot key at >= 100/s, 1 on a cold key), over-admission (must be 0), under-admission
+   (limit minus admitted, % of the limit; target <= 5%), p50 latency and CPU per request;
+   and, in one process, the same without leases (``lease_horizon=0``, one call each).
+
     python bench/ratelimit.py [--iterations N] [--repeats R] [--no-dynamodb]
     python bench/ratelimit.py --memory [--keys 1000000]
+    python bench/ratelimit.py --leases
 
 ``run()`` returns the rows for a larger report (``bench/__main__.py``).
 """
@@ -39,7 +49,17 @@ from starlette.types import ASGIApp, Message, Scope
 
 from lift_asgi.ratelimit import AsyncDynamoDBStorage, MemoryBackend, RateLimitMiddleware
 
-__all__ = ["CallsRow", "MemoryRow", "Row", "added_ratio", "format_table", "headline", "main", "run"]
+__all__ = [
+    "CallsRow",
+    "LeaseRow",
+    "MemoryRow",
+    "Row",
+    "added_ratio",
+    "format_table",
+    "headline",
+    "main",
+    "run",
+]
 
 TARGET_ADDED_RATIO = 10.0  # slowapi ASGI middleware's added cost / ours
 NEVER = "1000000000/minute"
@@ -356,6 +376,181 @@ def memory_rows(keys: int = 1_000_000, batch: int = 20_000) -> list[MemoryRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class LeaseRow:
+    rate: int  # requests per second, all processes together
+    processes: int
+    horizon: float  # 0: no leases
+    sent: int
+    limit: int
+    admitted: int
+    calls: int
+    p50_ms: float
+    cpu_us: float  # CPU per request, mean over processes
+
+    @property
+    def calls_per_admitted(self) -> float:
+        return self.calls / self.admitted if self.admitted else float("nan")
+
+    @property
+    def over(self) -> int:
+        return max(0, self.admitted - self.limit)
+
+    @property
+    def under_pct(self) -> float:
+        return 100.0 * max(0, self.limit - self.admitted) / self.limit
+
+
+def _lease_worker(
+    endpoint: str,
+    table: str,
+    key: str,
+    limit: int,
+    rate: float,
+    count: int,
+    horizon: float,
+    base: float,
+    results: Any,
+) -> None:
+    """One process: ``count`` requests paced at ``rate``/s; puts (admitted, calls,
+    latencies, CPU seconds) on ``results``."""
+    results.put(asyncio.run(_lease_run(endpoint, table, key, limit, rate, count, horizon, base)))
+
+
+async def _lease_run(
+    endpoint: str,
+    table: str,
+    key: str,
+    limit: int,
+    rate: float,
+    count: int,
+    horizon: float,
+    base: float,
+) -> tuple[int, int, list[float], float]:
+    from lift_asgi.dynamo.transport import AiodynamoTransport
+    from lift_asgi.ratelimit import Window
+
+    t0 = 1_800_000_000.0  # an hour boundary: every process on one timeline from here
+    transport = AiodynamoTransport.static(endpoint)
+    storage = AsyncDynamoDBStorage(table=table, transport=transport, lease_horizon=horizon)
+    windows = (Window(limit, 3600),)
+    admitted = 0
+    latencies: list[float] = []
+
+    async def one() -> None:
+        nonlocal admitted
+        started = time.perf_counter()
+        decision = await storage.acquire(key, windows, 1, t0 + time.time() - base)
+        latencies.append(time.perf_counter() - started)
+        admitted += decision.allowed
+
+    await asyncio.sleep(max(0.0, base - time.time()))  # all processes start together, at t0
+    cpu = time.process_time()
+    start = time.perf_counter()
+    tasks = []
+    try:
+        for n in range(count):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    finally:
+        await transport.close()
+    return admitted, transport.calls, latencies, time.process_time() - cpu
+
+
+def lease_rows(
+    rates: tuple[int, ...] = (1, 10, 100, 1000),
+    processes: tuple[int, ...] = (1, 2, 4),
+    seconds: float = 4.0,
+) -> list[LeaseRow]:
+    """Calls per admitted request, over/under-admission, latency and CPU, leased or not."""
+    import multiprocessing
+    import statistics
+    import uuid
+
+    from lift_asgi.dynamo.transport import AiodynamoTransport
+    from lift_asgi.local import LocalDynamoDB
+    from lift_asgi.ratelimit import create_rate_limit_table
+
+    spawn = multiprocessing.get_context("spawn")
+    rows: list[LeaseRow] = []
+    runs = [(r, p, 0.5) for r in rates for p in processes] + [
+        (r, 1, 0.0) for r in rates if r <= 100
+    ]
+    with LocalDynamoDB() as server:
+
+        async def table() -> None:
+            transport = AiodynamoTransport.static(server.endpoint)
+            try:
+                await create_rate_limit_table(transport, "bench-leases")
+            finally:
+                await transport.close()
+
+        asyncio.run(table())
+        for rate, procs, horizon in runs:
+            sent = max(procs, int(rate * seconds))
+            limit = max(1, int(sent * 0.9))
+            key = uuid.uuid4().hex
+            results = spawn.Queue()
+            base = time.time() + 1.0  # every process starts its schedule together
+            share = sent // procs
+            workers = [
+                spawn.Process(
+                    target=_lease_worker,
+                    args=(
+                        server.endpoint,
+                        "bench-leases",
+                        key,
+                        limit,
+                        rate / procs,
+                        share,
+                        horizon,
+                        base,
+                        results,
+                    ),
+                )
+                for _ in range(procs)
+            ]
+            for worker in workers:
+                worker.start()
+            outcomes = [results.get(timeout=300) for _ in workers]
+            for worker in workers:
+                worker.join()
+            latencies = [x for outcome in outcomes for x in outcome[2]]
+            rows.append(
+                LeaseRow(
+                    rate=rate,
+                    processes=procs,
+                    horizon=horizon,
+                    sent=share * procs,
+                    limit=limit,
+                    admitted=sum(o[0] for o in outcomes),
+                    calls=sum(o[1] for o in outcomes),
+                    p50_ms=statistics.median(latencies) * 1e3,
+                    cpu_us=sum(o[3] for o in outcomes) / (share * procs) * 1e6,
+                )
+            )
+    return rows
+
+
+def format_leases(rows: list[LeaseRow]) -> str:
+    lines = [
+        "req/s  procs  leases  sent  limit  admitted  calls/admitted  over  under %  "
+        "p50 ms  CPU µs/req",
+    ]
+    lines.append("-" * len(lines[0]))
+    for row in rows:
+        lines.append(
+            f"{row.rate:>5}  {row.processes:>5}  {'yes' if row.horizon else 'no':>6}  "
+            f"{row.sent:>4}  {row.limit:>5}  {row.admitted:>8}  "
+            f"{row.calls_per_admitted:>14.3f}  {row.over:>4}  {row.under_pct:>7.1f}  "
+            f"{row.p50_ms:>6.2f}  {row.cpu_us:>10.0f}"
+        )
+    return "\n".join(lines)
+
+
 def run(iterations: int = 500, repeats: int = 40, dynamodb: bool = True) -> list[Row | CallsRow]:
     """Measure every variant (the first row is the bare FastAPI baseline), then count
     DynamoDB calls per request unless ``dynamodb`` is False."""
@@ -415,8 +610,13 @@ def main(argv: list[str] | None = None) -> None:
         "--no-dynamodb", action="store_true", help="skip counting calls on the local server"
     )
     parser.add_argument("--memory", action="store_true", help="only measure memory://")
+    parser.add_argument("--leases", action="store_true", help="only measure leased budgets")
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys for --memory")
     args = parser.parse_args(argv)
+    if args.leases:
+        print("Leased budgets: one key, processes sharing one table on the local server")
+        print(format_leases(lease_rows()))
+        return
     if args.memory:
         print("memory:// (ratios to a store starting empty, same run)")
         for mrow in memory_rows(args.keys):

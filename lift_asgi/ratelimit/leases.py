@@ -14,7 +14,7 @@ How many units to lease (:meth:`LeaseBook.size`):
   request's cost: one call per request, as without leases;
 - a key with a sustained local rate (an EWMA over its last leases) leases what that rate
   spends in ``horizon`` seconds, at most ``max_units``;
-- never more than a quarter of what is left in the window (near exhaustion the lease
+- never more than half of what is left in the window (near exhaustion the lease
   shrinks to one request's cost, so one process cannot strand the last units while
   another refuses), nor more than the rate spends before the shortest window ends.
 
@@ -39,7 +39,7 @@ from lift_asgi.ratelimit.core import Decision, Windows, counter_name, decide, pr
 __all__ = ["Lease", "LeaseBook", "room"]
 
 _SMOOTHING = 0.5  # weight of the newest rate in the EWMA
-_SHARE = 4  # a lease takes at most 1/_SHARE of what is left in the window
+_SHARE = 2  # a lease takes at most 1/_SHARE of what is left in the window
 
 
 def room(counts: dict[str, int] | Any, windows: Windows, now: float) -> int:
