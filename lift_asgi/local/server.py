@@ -228,11 +228,28 @@ class LocalDynamoDB:
             if not (exist_ok and "ResourceInUseException" in body):
                 raise LocalDynamoDBError(f"could not create table {spec.name!r}: {body}") from None
             return spec
+        self._wait_active(spec.name)
         if spec.ttl_attribute:
             dynamodb_request(
                 self.endpoint, "UpdateTimeToLive", ttl_payload(spec), region=self.region
             )
         return spec
+
+    def _wait_active(self, name: str, limit: float = 300.0) -> None:
+        """Local engines create a table at once; real DynamoDB takes seconds."""
+        deadline = time.monotonic() + limit
+        while True:
+            table = dynamodb_request(
+                self.endpoint, "DescribeTable", {"TableName": name}, region=self.region
+            )["Table"]
+            indexes = table.get("GlobalSecondaryIndexes", [])
+            if table.get("TableStatus", "ACTIVE") == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise LocalDynamoDBError(f"table {name!r} was not ACTIVE within {limit:.0f}s")
+            time.sleep(1.0)
 
     def delete_table(self, name: str) -> None:
         """Delete table ``name``; one already gone (or a server gone) is not an error."""

@@ -1,22 +1,24 @@
-"""Talking to a local DynamoDB endpoint without an SDK: unsigned requests, free ports.
+"""Talking to a DynamoDB endpoint without an SDK: one signed JSON request, free ports.
 
-Both engines accept any signature, so a JSON POST with a dummy ``Authorization`` header is
-all the manager and the table helpers need; no AWS SDK is imported for it.
+Both local engines accept any signature, but the table helpers of the pytest plugin also
+serve a suite pointed at real DynamoDB or Alternator, so requests are signed (lift-asgi's
+own SigV4) with the credentials in the environment, dummy ones when there are none.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.request
 from typing import Any
 
-__all__ = ["LocalDynamoDBError", "dynamodb_request", "free_port", "port_in_use"]
+from aiodynamo.credentials import Key
+from yarl import URL
 
-_FAKE_AUTH = (
-    "AWS4-HMAC-SHA256 Credential=lift/20250101/{region}/dynamodb/aws4_request, "
-    "SignedHeaders=host;x-amz-target, Signature=00"
-)
+from lift_asgi.dynamo.sigv4 import SigV4Signer
+
+__all__ = ["LocalDynamoDBError", "dynamodb_request", "free_port", "port_in_use"]
 
 
 class LocalDynamoDBError(RuntimeError):
@@ -31,21 +33,23 @@ def dynamodb_request(
     region: str = "us-east-1",
     timeout: float = 5.0,
 ) -> dict[str, Any]:
-    """Send one unsigned DynamoDB JSON request (for local engines only).
+    """Send one DynamoDB JSON request, signed with ``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` (dummy credentials if unset).
 
     Raises :class:`urllib.error.HTTPError` for an error answer (its body is DynamoDB's
     JSON error).
     """
-    request = urllib.request.Request(
-        endpoint,
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": f"DynamoDB_20120810.{action}",
-            "Authorization": _FAKE_AUTH.format(region=region),
-        },
+    body = json.dumps(payload).encode()
+    key = Key(
+        os.environ.get("AWS_ACCESS_KEY_ID") or "testing",
+        os.environ.get("AWS_SECRET_ACCESS_KEY") or "testing",
+        os.environ.get("AWS_SESSION_TOKEN") or None,
     )
+    url = URL(endpoint)
+    if not url.path:
+        url = url.with_path("/")
+    headers = SigV4Signer(region, url).headers(key, action, body)
+    request = urllib.request.Request(str(url), data=body, method="POST", headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         result: dict[str, Any] = json.loads(response.read() or b"{}")
         return result

@@ -29,7 +29,6 @@ whatever event loop scope pytest-asyncio gives a test.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,8 +36,8 @@ from typing import Any
 
 import pytest
 
-from lift_asgi.dynamo.tables import GSISpec, TableSpec, create_table_payload, ttl_payload
-from lift_asgi.local import LocalDynamoDB, dynamodb_request
+from lift_asgi.dynamo.tables import GSISpec, TableSpec
+from lift_asgi.local import LocalDynamoDB
 from lift_asgi.testing.faults import FaultProxy
 
 _DUMMY_ENV = {
@@ -58,7 +57,7 @@ def dynamodb_server() -> Iterator[LocalDynamoDB]:
         os.environ.setdefault(name, value)
     external = os.environ.get(ENDPOINT_VARIABLE)
     if external:
-        yield LocalDynamoDB.attach(external)
+        yield LocalDynamoDB.attach(external, region=_region())
         return
     server = LocalDynamoDB().start()
     try:
@@ -80,18 +79,19 @@ def dynamodb_env(dynamodb_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str
     return dynamodb_endpoint
 
 
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def create_local_table(endpoint: str, spec: TableSpec) -> TableSpec:
-    """Create ``spec`` on a local (unsigned) endpoint, TTL included."""
-    dynamodb_request(endpoint, "CreateTable", create_table_payload(spec))
-    if spec.ttl_attribute:
-        dynamodb_request(endpoint, "UpdateTimeToLive", ttl_payload(spec))
-    return spec
+    """Create ``spec`` at ``endpoint``, TTL included, once it is ACTIVE (signed with the
+    environment's credentials, so it also serves real DynamoDB and Alternator)."""
+    return LocalDynamoDB.attach(endpoint, region=_region()).create_table(spec)
 
 
 def delete_local_table(endpoint: str, name: str) -> None:
-    # Already gone, or the server went away: nothing left to clean.
-    with contextlib.suppress(Exception):
-        dynamodb_request(endpoint, "DeleteTable", {"TableName": name})
+    """Delete table ``name``; one already gone (or a server gone) is not an error."""
+    LocalDynamoDB.attach(endpoint, region=_region()).delete_table(name)
 
 
 @pytest.fixture
