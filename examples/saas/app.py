@@ -52,6 +52,7 @@ from lift_asgi import (
 from lift_asgi.aws import AuthorizerResolver
 from lift_asgi.errors import Conflict
 from lift_asgi.idempotency import IdempotencyMiddleware
+from lift_asgi.observe import RequestObserver, configure_logging
 
 Status = Literal["open", "in_progress", "done"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
@@ -182,6 +183,9 @@ async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    if settings.log_format == "json":
+        # one JSON object per line on standard error, uvicorn's own lines included
+        configure_logging(json=True)
     # problem+json for the suite's errors and for Starlette's (unknown route, 405)
     app = FastAPI(
         title="lift-asgi SaaS example",
@@ -209,8 +213,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimitMiddleware,
         limit={**settings.rates, "default": "free"},
         key="tenant",
-        storage=f"async+dynamodb://{settings.rate_table}"
-        + (f"?endpoint_url={settings.endpoint}" if settings.endpoint else ""),
+        # Leased budgets: a busy tenant's units are leased a short horizon's worth at a
+        # time (counted in DynamoDB when leased, so never past the plan's number), and a
+        # data request on a hot tenant makes one DynamoDB call in total.
+        storage=f"async+dynamodb://{settings.rate_table}?lease_horizon=0.5"
+        + (f"&endpoint_url={settings.endpoint}" if settings.endpoint else ""),
         exempt=("/health",),
         # The contract: never past the plan's number, even when the rate-limit table
         # cannot answer (slow past `timeout`, throttled, unreachable): then a limited
@@ -227,6 +234,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt=("/health", "/docs", "/openapi.json"),
         default_plan="free",
     )
+    # Outermost: X-Request-ID on every response (401s and 429s included) and one
+    # request record per request, with its DynamoDB calls and capacity.
+    app.add_middleware(RequestObserver)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
