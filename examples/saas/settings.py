@@ -22,6 +22,7 @@ class Settings:
     rates: dict[str, str] = field(default_factory=dict)
     endpoint: str | None = None
     region: str | None = None
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -46,4 +47,12 @@ class Settings:
             },
             endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            log_format=_log_format(env.get("SAAS_LOG_FORMAT", "text")),
         )
+
+
+def _log_format(value: str) -> str:
+    fmt = value.strip().lower() or "text"
+    if fmt not in ("text", "json"):
+        raise SettingsError(f"SAAS_LOG_FORMAT must be 'text' or 'json', not {value!r}")
+    return fmt

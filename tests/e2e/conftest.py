@@ -177,6 +177,7 @@ async def saas_server(dynamodb_endpoint: str) -> AsyncIterator[Server]:
         SAAS_TABLE=tables[0],
         SAAS_RATE_TABLE=tables[1],
         SAAS_RATE_FREE=f"{FREE_LIMIT}/minute",
+        SAAS_LOG_FORMAT="json",  # tests/e2e/test_request_logs.py reads the lines
     )
     await create_tables(Settings.from_env(env))
     server = start_server(env, tables)
