@@ -156,7 +156,11 @@ class IdempotentRecord:
     async def claim(self, uow: UnitOfWork, send: Send) -> bool:
         """Claim the key in one conditional write; ``False`` when an answer was sent."""
         table = uow.table
-        scope, key = self._locate(uow)
+        try:
+            scope, key = self._locate(uow)
+        except LiftError as error:  # a malformed tenant id from tenant_from
+            await send_problem(send, error)
+            return False
         schema = scope.schema
         policy = self.policy
         ttl = policy.ttl_name(table)

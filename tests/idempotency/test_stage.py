@@ -171,3 +171,28 @@ async def test_a_tenantless_request_with_a_key_is_not_deduplicated(
             assert (await client.post("/open", headers={"idempotency-key": "k"})).status_code == 200
     assert runs == [1, 1]
     assert records(await scan(raw, dynamodb_table.name)) == {}
+
+
+@pytest.mark.dynamodb
+async def test_a_malformed_tenant_id_with_a_key_is_a_400_problem(
+    dynamodb_table: TableSpec, transport: AiodynamoTransport
+) -> None:
+    async def create(request: Request) -> Response:
+        return JSONResponse({"never": "reached"}, status_code=201)
+
+    app = Starlette(
+        routes=[Route("/items", create, methods=["POST"])],
+        middleware=[
+            Middleware(IdempotencyMiddleware),
+            Middleware(
+                UnitOfWorkMiddleware,
+                table=dynamodb_table.name,
+                transport=transport,
+                tenant_from=lambda scope: "bad#tenant",
+            ),
+        ],
+    )
+    async with client_for(app) as client:
+        response = await client.post("/items", json={}, headers={"idempotency-key": "k"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
