@@ -14,6 +14,10 @@ counter, one TransactWriteItems), ``one write`` (one PutItem) and ``no write``. 
 - ``replay``: the key of an earlier, completed request (the failed claim carries it);
 - ``conflict``: a key whose claim is still in progress (409 from the failed claim).
 
+Each runs on two transports: ``local server`` (the real client: its HTTP and signing
+count) and ``stub`` (in process, instant: the stage's and the unit of work's own CPU; its
+claims of the replay and conflict keys fail with the records the server holds).
+
 Calls are counted at the transport (targets: first ≤ baseline + 1, replay 1, conflict 1;
 a request that writes nothing needs a completion write of its own, so its first run is
 baseline + 2). CPU is this process's time per request (the server's is its own process),
@@ -28,8 +32,9 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -41,7 +46,8 @@ from starlette.types import ASGIApp, Message
 from lift_asgi.dynamo import UnitOfWorkMiddleware, current_uow
 from lift_asgi.dynamo.codec import encode_value
 from lift_asgi.dynamo.tables import TableSpec
-from lift_asgi.dynamo.transport import AiodynamoTransport
+from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+from lift_asgi.errors import ConditionFailed
 from lift_asgi.idempotency import IdempotencyMiddleware
 from lift_asgi.idempotency.record import fingerprint
 from lift_asgi.local import LocalDynamoDB
@@ -52,7 +58,32 @@ ROUTES = {"two writes": "/two", "one write": "/one", "no write": "/none"}
 KINDS = ("no stage", "no key", "first", "replay", "conflict")
 
 
-def build(table: str, transport: AiodynamoTransport, *, stage: bool = True) -> ASGIApp:
+class StubTransport:
+    """Answers at once, in process: the stage's and the unit of work's own CPU, without
+    DynamoDB's HTTP and signing. A claim of a key in ``old`` fails as DynamoDB's would,
+    returning that stored record (ALL_OLD); every other call succeeds."""
+
+    timeout = 0.0  # instant: no extra timer, like AiodynamoTransport
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.old: dict[str, dict[str, Any]] = {}
+
+    async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        if action == "PutItem" and "ReturnValuesOnConditionCheckFailure" in payload:
+            old = self.old.get(payload["Item"]["pk"]["S"])
+            if old is not None:
+                failed = ConditionFailed(aws_code="ConditionalCheckFailedException")
+                failed.item = old
+                raise failed
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+def build(table: str, transport: DynamoTransport, *, stage: bool = True) -> ASGIApp:
     async def two(request: Request) -> Response:
         body = await request.json()
         uow = current_uow()
@@ -78,7 +109,12 @@ def build(table: str, transport: AiodynamoTransport, *, stage: bool = True) -> A
         middleware=[
             Middleware(TenantMiddleware, resolvers=[HeaderResolver()]),
             *([Middleware(IdempotencyMiddleware)] if stage else []),
-            Middleware(UnitOfWorkMiddleware, table=table, transport=transport),
+            Middleware(
+                UnitOfWorkMiddleware,
+                table=table,
+                transport=transport,
+                verify_table=not isinstance(transport, StubTransport),
+            ),
         ],
     )
 
@@ -126,6 +162,7 @@ async def call(app: ASGIApp, path: str, body: bytes, key: str | None) -> int:
 
 @dataclass(frozen=True)
 class Row:
+    transport: str
     route: str
     request: str
     status: int
@@ -137,13 +174,23 @@ class Row:
     """CPU against the same request without a key."""
 
 
+@dataclass
+class Setup:
+    name: str
+    transport: DynamoTransport
+    app: ASGIApp
+    bare: ASGIApp
+
+
 class Bench:
     def __init__(self, endpoint: str, table: str) -> None:
-        self.endpoint = endpoint
         self.table = table
-        self.transport = AiodynamoTransport.static(endpoint)
-        self.app = build(table, self.transport)
-        self.bare = build(table, self.transport, stage=False)
+        self.real = AiodynamoTransport.static(endpoint)
+        self.stub = StubTransport()
+        self.setups = [
+            Setup(name, transport, build(table, transport), build(table, transport, stage=False))
+            for name, transport in (("local server", self.real), ("stub", self.stub))
+        ]
 
     def request(self, route: str, kind: str) -> Callable[[], tuple[str, bytes, str | None]]:
         """A factory of ``(path, body, key)`` for one kind of request on one route."""
@@ -160,9 +207,10 @@ class Bench:
         return lambda: (path, body, key)
 
     async def seed(self, route: str) -> None:
-        """The replay key, completed; the conflict key, claimed in progress for an hour."""
+        """The replay key, completed; the conflict key, claimed in progress for an hour;
+        the stub answers their claims with the records the server holds."""
         path, body, key = self.request(route, "replay")()
-        assert await call(self.app, path, body, key) in (200, 201)
+        assert await call(self.setups[0].app, path, body, key) in (200, 201)
         path, body, key = self.request(route, "conflict")()
         now = time.time()
         item = {
@@ -175,22 +223,30 @@ class Bench:
             "expires_at": math.ceil(now + 3600),
             "ttl": math.ceil(now + 86400),
         }
-        await self.transport.request(
+        await self.real.request(
             "PutItem",
             {"TableName": self.table, "Item": {k: encode_value(v) for k, v in item.items()}},
         )
+        for kind in ("replay", "conflict"):
+            pk = f"bench#_idempotency#{kind}-{route}"
+            found = await self.real.request(
+                "GetItem",
+                {"TableName": self.table, "Key": {"pk": {"S": pk}, "sk": {"S": "_"}}},
+            )
+            self.stub.old[pk] = found["Item"]
 
     async def measure(
-        self, route: str, kind: str, requests: int, rounds: int
+        self, setup: Setup, route: str, kind: str, requests: int, rounds: int
     ) -> tuple[int, int, float]:
         make = self.request(route, kind)
-        app = self.bare if kind == "no stage" else self.app
+        app = setup.bare if kind == "no stage" else setup.app
         path, body, key = make()
-        before = self.transport.calls
+        before = setup.transport.calls
         status = await call(app, path, body, key)
-        calls = self.transport.calls - before
+        calls = setup.transport.calls - before
         best = math.inf
-        batch = max(10, requests // rounds)
+        count = requests if setup.transport is self.real else requests * 10
+        batch = max(10, count // rounds)
         for _ in range(rounds):
             work = [make() for _ in range(batch)]
             start = time.process_time()
@@ -202,20 +258,33 @@ class Bench:
     async def run(self, requests: int, rounds: int) -> list[Row]:
         rows: list[Row] = []
         try:
-            for app in (self.app, self.bare):  # the one-off table check of each
-                await call(app, "/one", b'{"id": "warm"}', None)
+            for setup in self.setups:
+                for app in (setup.app, setup.bare):  # the one-off table check of each
+                    await call(app, "/one", b'{"id": "warm"}', None)
             for route in ROUTES:
                 await self.seed(route)
-                measured = {
-                    kind: await self.measure(route, kind, requests, rounds) for kind in KINDS
-                }
-                _, base_calls, base_us = measured["no key"]
-                rows.extend(
-                    Row(route, kind, status, calls, calls - base_calls, cpu, cpu / base_us)
-                    for kind, (status, calls, cpu) in measured.items()
-                )
+            for setup in self.setups:
+                for route in ROUTES:
+                    measured = {
+                        kind: await self.measure(setup, route, kind, requests, rounds)
+                        for kind in KINDS
+                    }
+                    _, base_calls, base_us = measured["no key"]
+                    rows.extend(
+                        Row(
+                            setup.name,
+                            route,
+                            kind,
+                            status,
+                            calls,
+                            calls - base_calls,
+                            cpu,
+                            cpu / base_us,
+                        )
+                        for kind, (status, calls, cpu) in measured.items()
+                    )
         finally:
-            await self.transport.close()
+            await self.real.close()
         return rows
 
 
@@ -232,12 +301,12 @@ def run(requests: int = 300, rounds: int = 3) -> list[Row]:
 
 def render(rows: list[Row]) -> str:
     lines = [
-        f"{'route':<11} {'request':<9} {'status':>6} {'calls':>5} {'extra':>5} "
-        f"{'CPU µs':>8} {'vs no key':>9}",
-        "-" * 60,
+        f"{'transport':<12} {'route':<11} {'request':<9} {'status':>6} {'calls':>5} "
+        f"{'extra':>5} {'CPU µs':>8} {'vs no key':>9}",
+        "-" * 73,
     ]
     lines += [
-        f"{row.route:<11} {row.request:<9} {row.status:>6} {row.calls:>5} "
+        f"{row.transport:<12} {row.route:<11} {row.request:<9} {row.status:>6} {row.calls:>5} "
         f"{row.extra_calls:>+5.0f} {row.cpu_us:>8.0f} {row.cpu_ratio:>8.2f}x"
         for row in rows
     ]

@@ -277,6 +277,7 @@ def _valid_key(values: list[bytes]) -> str | None:
     if len(values) != 1:
         return None
     raw = values[0]
-    if not 0 < len(raw) <= _MAX_KEY or any(byte < 0x20 or byte > 0x7E for byte in raw):
+    if not 0 < len(raw) <= _MAX_KEY or not raw.isascii():
         return None
-    return raw.decode("ascii")
+    key = raw.decode("ascii")
+    return key if key.isprintable() else None  # ASCII's printable: 0x20..0x7E
