@@ -249,3 +249,22 @@ def test_lease_options_are_checked() -> None:
         "async+dynamodb://t?lease_horizon=0.25&lease_max=7", transport=object()
     )  # type: ignore[arg-type]
     assert uri.leases.horizon == 0.25 and uri.leases.max_units == 7
+
+
+async def test_units_held_by_a_process_that_stops_are_the_only_ones_lost(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    windows = (Window(300, 3600),)
+    stopped = _storage(rate_limit_table, transport, clock)
+    for _ in range(30):  # hot: it comes to hold a lease, then its process stops
+        assert (await stopped.acquire("k", windows, 1, clock())).allowed
+        clock.advance(0.002)
+    lost = stopped.leases.held("k")
+    assert lost > 0
+    survivor = _storage(rate_limit_table, transport, clock)
+    admitted = 0
+    for _ in range(400):
+        admitted += (await survivor.acquire("k", windows, 1, clock())).allowed
+        clock.advance(0.002)
+    assert admitted == 300 - 30 - lost
+    assert survivor.leases.held("k") == 0
