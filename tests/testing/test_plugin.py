@@ -114,3 +114,25 @@ def test_an_endpoint_from_the_environment_gives_the_same_server_type_and_api(
         assert name in tables, "the outer server is still up and got the table"
     finally:
         dynamodb_server.delete_table(name)
+
+
+@pytest.mark.parametrize("engine", ["moto", "ministack"])
+def test_the_engine_variable_chooses_the_plugins_engine(
+    pytester: pytest.Pytester, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same fixtures, same table helpers, either engine."""
+    pytester.makepyfile(
+        f"""
+        from lift_asgi.local import dynamodb_request
+
+        def test_engine(dynamodb_server, dynamodb_table):
+            assert dynamodb_server.engine == {engine!r}
+            assert dynamodb_server.endpoint.startswith("http://127.0.0.1:")
+            names = dynamodb_request(dynamodb_server.endpoint, "ListTables", {{}})["TableNames"]
+            assert names == [dynamodb_table.name]
+        """
+    )
+    monkeypatch.delenv("LIFT_ASGI_DYNAMODB_ENDPOINT", raising=False)
+    monkeypatch.setenv("LIFT_ASGI_DYNAMODB_ENGINE", engine)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
