@@ -41,6 +41,9 @@ __all__ = [
     "DynamoDBWriteConflict",
     "Forbidden",
     "HTTPProblem",
+    "IdempotencyClaimLost",
+    "IdempotencyInProgress",
+    "IdempotencyKeyReused",
     "InvalidCursor",
     "InvalidItem",
     "InvalidTenant",
@@ -181,6 +184,28 @@ class DuplicateItem(Conflict):
 
     title = "Duplicate item"
     code = "duplicate-item"
+
+
+class IdempotencyInProgress(Conflict):
+    """Another request with this key is still being handled (409 + ``Retry-After``)."""
+
+    title = "Request in progress"
+    code = "idempotency-in-progress"
+
+
+class IdempotencyKeyReused(LiftError):
+    """The key was first used for another method, path or body (422)."""
+
+    status = 422
+    title = "Idempotency key reused"
+    code = "idempotency-key-reused"
+
+
+class IdempotencyClaimLost(Conflict):
+    """This request's claim expired and was retaken before it committed (409)."""
+
+    title = "Idempotency claim lost"
+    code = "idempotency-claim-lost"
 
 
 class TooManyOperations(LiftError):

@@ -1,8 +1,10 @@
 """The multi-tenant SaaS example: projects, tasks, imports and analytics.
 
 Built only from lift_asgi's public API. The request path is
-TenantMiddleware (who) → RateLimitMiddleware (may they, now) → UnitOfWorkMiddleware
-(a tenant-scoped unit of work, committed atomically when the response is a success).
+RequestObserver (request id, request record) → TenantMiddleware (who) →
+RateLimitMiddleware (may they, now) → IdempotencyMiddleware (seen this request before?)
+→ UnitOfWorkMiddleware (a tenant-scoped unit of work, committed atomically when the
+response is a success, with the idempotency record in the same transaction).
 
 Data, in one table (every partition key is stored as ``{tenant}#{key}`` by the unit of
 work; handlers never see that prefix):

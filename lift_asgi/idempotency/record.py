@@ -42,7 +42,9 @@ from lift_asgi.dynamo.keys import TenantScope
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConditionFailed,
-    Conflict,
+    IdempotencyClaimLost,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
     LiftError,
     TooManyOperations,
     send_problem,
@@ -64,28 +66,6 @@ log = logging.getLogger("lift_asgi.idempotency")
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 REPLAYED_HEADER = (b"idempotent-replayed", b"true")
-
-
-class IdempotencyInProgress(Conflict):
-    """Another request with this key is still being handled (409 + ``Retry-After``)."""
-
-    title = "Request in progress"
-    code = "idempotency-in-progress"
-
-
-class IdempotencyKeyReused(LiftError):
-    """The key was first used for another method, path or body (422)."""
-
-    status = 422
-    title = "Idempotency key reused"
-    code = "idempotency-key-reused"
-
-
-class IdempotencyClaimLost(Conflict):
-    """This request's claim expired and was retaken before it committed (409)."""
-
-    title = "Idempotency claim lost"
-    code = "idempotency-claim-lost"
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
