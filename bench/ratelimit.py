@@ -22,10 +22,12 @@
    spread over 1, 2 and 4 OS processes (each its own event loop, transport and
    ``async+dynamodb://`` storage with ``lease_horizon=0.5``) sharing one table on the
    local server, paced for a few seconds, with a limit of 90% of what is sent (so the
-   budget runs out). Reported: rate-limit calls per admitted request (target <= 0.05 on
+   budget runs out), and at 100 and 1,000/s with a limit of twice what is sent (demand
+   under the limit). Reported: rate-limit calls per admitted request (target <= 0.05 on
    a hot key at >= 100/s, 1 on a cold key), over-admission (must be 0), under-admission
-   (limit minus admitted, % of the limit; target <= 5%), p50 latency and CPU per request;
-   and, in one process, the same without leases (``lease_horizon=0``, one call each).
+   (limit minus admitted when demand exceeds it, % of the limit; target <= 5%), units
+   stranded (counted in the table, never spent, % of the limit), p50 latency and CPU
+   per request; and, in one process, the same without leases (``lease_horizon=0``).
 
     python bench/ratelimit.py [--iterations N] [--repeats R] [--no-dynamodb]
     python bench/ratelimit.py --memory [--keys 1000000]
@@ -387,6 +389,11 @@ class LeaseRow:
     calls: int
     p50_ms: float
     cpu_us: float  # CPU per request, mean over processes
+    stranded: int = 0  # leased (counted in the table) but never spent
+
+    @property
+    def stranded_pct(self) -> float:
+        return 100.0 * self.stranded / self.limit
 
     @property
     def calls_per_admitted(self) -> float:
@@ -476,9 +483,13 @@ def lease_rows(
 
     spawn = multiprocessing.get_context("spawn")
     rows: list[LeaseRow] = []
-    runs = [(r, p, 0.5) for r in rates for p in processes] + [
-        (r, 1, 0.0) for r in rates if r <= 100
-    ]
+    # (rate, processes, horizon, limit as a share of what is sent): 0.9 runs the budget
+    # out; 2.0 leaves demand under the limit, so what the leases strand shows.
+    runs = (
+        [(r, p, 0.5, 0.9) for r in rates for p in processes]
+        + [(r, p, 0.5, 2.0) for r in rates if r >= 100 for p in (1, 4)]
+        + [(r, 1, 0.0, 0.9) for r in rates if r <= 100]
+    )
     with LocalDynamoDB() as server:
 
         async def table() -> None:
@@ -488,10 +499,26 @@ def lease_rows(
             finally:
                 await transport.close()
 
+        async def counted(key: str) -> int:
+            transport = AiodynamoTransport.static(server.endpoint)
+            try:
+                answer = await transport.request(
+                    "GetItem",
+                    {
+                        "TableName": "bench-leases",
+                        "Key": {"pk": {"S": "rl#" + key}, "sk": {"S": "rl"}},
+                        "ConsistentRead": True,
+                    },
+                )
+            finally:
+                await transport.close()
+            item = answer.get("Item", {})
+            return sum(int(v["N"]) for k, v in item.items() if k.startswith("3600s"))
+
         asyncio.run(table())
-        for rate, procs, horizon in runs:
+        for rate, procs, horizon, share_of_sent in runs:
             sent = max(procs, int(rate * seconds))
-            limit = max(1, int(sent * 0.9))
+            limit = max(1, int(sent * share_of_sent))
             key = uuid.uuid4().hex
             results = spawn.Queue()
             base = time.time() + 1.0  # every process starts its schedule together
@@ -519,6 +546,7 @@ def lease_rows(
             for worker in workers:
                 worker.join()
             latencies = [x for outcome in outcomes for x in outcome[2]]
+            admitted = sum(o[0] for o in outcomes)
             rows.append(
                 LeaseRow(
                     rate=rate,
@@ -526,8 +554,9 @@ def lease_rows(
                     horizon=horizon,
                     sent=share * procs,
                     limit=limit,
-                    admitted=sum(o[0] for o in outcomes),
+                    admitted=admitted,
                     calls=sum(o[1] for o in outcomes),
+                    stranded=asyncio.run(counted(key)) - admitted,
                     p50_ms=statistics.median(latencies) * 1e3,
                     cpu_us=sum(o[3] for o in outcomes) / (share * procs) * 1e6,
                 )
@@ -538,15 +567,16 @@ def lease_rows(
 def format_leases(rows: list[LeaseRow]) -> str:
     lines = [
         "req/s  procs  leases  sent  limit  admitted  calls/admitted  over  under %  "
-        "p50 ms  CPU µs/req",
+        "stranded %  p50 ms  CPU µs/req",
     ]
     lines.append("-" * len(lines[0]))
     for row in rows:
         lines.append(
             f"{row.rate:>5}  {row.processes:>5}  {'yes' if row.horizon else 'no':>6}  "
             f"{row.sent:>4}  {row.limit:>5}  {row.admitted:>8}  "
-            f"{row.calls_per_admitted:>14.3f}  {row.over:>4}  {row.under_pct:>7.1f}  "
-            f"{row.p50_ms:>6.2f}  {row.cpu_us:>10.0f}"
+            f"{row.calls_per_admitted:>14.3f}  {row.over:>4}  "
+            f"{'-' if row.limit > row.sent else f'{row.under_pct:.1f}':>7}  "
+            f"{row.stranded_pct:>10.1f}  {row.p50_ms:>6.2f}  {row.cpu_us:>10.0f}"
         )
     return "\n".join(lines)
 
