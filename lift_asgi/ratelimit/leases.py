@@ -12,8 +12,9 @@ How many units to lease (:meth:`LeaseBook.size`):
 
 - a key seen for the first time, or one whose local rate is low, leases exactly the
   request's cost: one call per request, as without leases;
-- a key with a sustained local rate (an EWMA over its last leases) leases what that rate
-  spends in ``horizon`` seconds, at most ``max_units``;
+- a key with a sustained local rate (an EWMA over its last leases, measured over at least
+  two intervals) leases what that rate spends in ``horizon`` seconds, at most
+  ``max_units``;
 - never more than half of what is left in the window (near exhaustion the lease
   shrinks to one request's cost, so one process cannot strand the last units while
   another refuses), nor more than the rate spends before the shortest window ends.
@@ -40,6 +41,7 @@ __all__ = ["Lease", "LeaseBook", "room"]
 
 _SMOOTHING = 0.5  # weight of the newest rate in the EWMA
 _SHARE = 2  # a lease takes at most 1/_SHARE of what is left in the window
+_SUSTAINED = 2  # intervals a rate must be seen over before a lease of more than one request
 
 
 def room(counts: dict[str, int] | Any, windows: Windows, now: float) -> int:
@@ -62,12 +64,23 @@ class Lease:
     ``until`` (the latest window start and the earliest window end of the windows it was
     taken in), and the counts the lease call returned (``counts``)."""
 
-    __slots__ = ("counts", "held", "rate", "size", "start", "taken_at", "until", "windows")
+    __slots__ = (
+        "counts",
+        "held",
+        "observed",
+        "rate",
+        "size",
+        "start",
+        "taken_at",
+        "until",
+        "windows",
+    )
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.held = 0
         self.rate = 0.0  # units per second, EWMA over leases
+        self.observed = 0  # how many intervals the rate was measured over
         self.size = 0
         self.start = 0.0
         self.taken_at = -math.inf
@@ -113,6 +126,9 @@ class LeaseBook:
         if lease.rate:
             rate = _SMOOTHING * rate + (1 - _SMOOTHING) * lease.rate
         lease.rate = rate if math.isfinite(rate) else max(lease.rate, spent / 1e-3)
+        lease.observed += 1
+        if lease.observed < _SUSTAINED:
+            return cost  # one quick pair of requests is not a sustained rate
         until = min(((int(now // w.seconds) + 1) * w.seconds for w in windows), default=now)
         want = lease.rate * min(self.horizon, until - now)
         want = min(want, self.max_units, room(counts, windows, now) / _SHARE)

@@ -14,7 +14,9 @@ names ``pk`` (``pk``), ``sk`` (``sk``; empty for a table without a sort key) and
 (``ttl``). The same options are keyword arguments, together with ``transport`` (async:
 any :class:`~lift_asgi.dynamo.transport.DynamoTransport`, default the process-wide
 :func:`~lift_asgi.dynamo.transport.shared_transport`), ``client`` (sync: a boto3 DynamoDB
-client), ``clock`` and ``cache_size``.
+client), ``clock`` and ``cache_size``. The async storage also takes ``lease_horizon``
+(seconds; 0, the default, leases nothing) and ``lease_max`` (100): leased budgets, see
+:mod:`lift_asgi.ratelimit.leases`.
 """
 
 from __future__ import annotations
