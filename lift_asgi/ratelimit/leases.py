@@ -108,7 +108,7 @@ class LeaseBook:
         lease = self._leases.get(key)
         if lease is None or lease.held < cost:
             return None
-        if not (lease.start <= now < lease.until) or lease.windows is not windows:
+        if not (lease.start <= now < lease.until) or lease.windows != windows:
             self.stranded += lease.held
             lease.held = 0
             return None

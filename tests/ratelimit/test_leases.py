@@ -268,3 +268,15 @@ async def test_units_held_by_a_process_that_stops_are_the_only_ones_lost(
         clock.advance(0.002)
     assert admitted == 300 - 30 - lost
     assert survivor.leases.held("k") == 0
+
+
+async def test_limits_own_sliding_window_api_on_a_leasing_storage(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    storage = _storage(rate_limit_table, transport, clock)
+    answers = []
+    for _ in range(30):  # a new windows tuple on every call: leases must still be spent
+        answers.append(await storage.acquire_sliding_window_entry("lim", 20, 60))
+        clock.advance(0.01)
+    assert answers == [True] * 20 + [False] * 10
+    assert storage.leases.stranded == 0
