@@ -4,11 +4,13 @@ signer on the request as it arrived."""
 
 from __future__ import annotations
 
+import datetime
 import http.server
 import json
 import threading
 from typing import Any
 
+import botocore.auth
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -54,7 +56,9 @@ def test_requests_are_signed_as_botocore_signs_them(monkeypatch: pytest.MonkeyPa
             "Host": headers["Host"],
         },
     )
-    expected.context["timestamp"] = headers["X-Amz-Date"]
+    # botocore signs at its own "now": make that the moment our request was signed.
+    signed_at = datetime.datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: signed_at)
     SigV4Auth(
         Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
         "dynamodb",
