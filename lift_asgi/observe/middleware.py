@@ -155,7 +155,7 @@ class RequestObserver(metaclass=LoudStartup):
             )
         elif tracer_provider is not None or meter_provider is not None or tenant_in_metrics:
             raise ConfigurationError("otel", "tracer_provider and the like need otel=True")
-        from lift_asgi.ratelimit.rules import RouteTable
+        from lift_asgi.ratelimit.routes import RouteTable
 
         self._route = RouteTable(app, router)
 

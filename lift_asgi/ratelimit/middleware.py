@@ -26,11 +26,13 @@ limited request a logged 500 naming the option.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +70,16 @@ __all__ = ["RateLimitMiddleware", "RateLimitStats"]
 logger = logging.getLogger("lift_asgi.ratelimit")
 
 _HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
+
+
+@functools.cache
+def outcome(rule: str, what: str) -> Mapping[str, str]:
+    """The decision the stage reports in ``context(scope).rate_limit`` (request records,
+    spans, metrics): ``{"outcome": what, "rule": rule}``, one shared read-only mapping per
+    pair so reporting costs no allocation per request. ``what`` is ``admitted``,
+    ``degraded`` (counted in this process while the table failed), ``uncounted``
+    (``on_failure="open"``), ``refused``, ``blocked`` or ``unavailable`` (503)."""
+    return MappingProxyType({"outcome": what, "rule": rule})
 
 
 @dataclass(slots=True)
@@ -294,7 +306,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             else:
                 await self.app(scope, receive, send)
             return
-        enter(scope, RATE_LIMIT)
+        ctx = enter(scope, RATE_LIMIT)
         path = ""
         if self._need_path:
             path = route_path(scope)
@@ -307,6 +319,8 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         blocked_keys = self._blocked
         report_set: LimitSet | None = None
         report: Decision | None = None
+        report_rule: CompiledRule | None = None
+        degraded = False
         for rule in self.rules:
             if not rule.everywhere and not rule.applies(scope["method"], path, self._route, scope):
                 continue
@@ -332,6 +346,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                         self.stats.refused += 1
                         until = blocked.until
                         decision = Decision(False, blocked.index, 0, until, until - now, until)
+                        ctx.rate_limit = outcome(rule.name, "blocked")
                         await self._refuse(send, limit_set, decision, now)
                         return
                     del blocked_keys[full_key]
@@ -353,6 +368,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 policy = rule.on_failure
                 if policy is OPEN:
                     self.stats.uncounted += 1
+                    ctx.rate_limit = outcome(rule.name, "uncounted")
                     self._log_failure(rule, exc, "admitted uncounted (on_failure='open')")
                     continue
                 local = self._local if policy is LOCAL else None
@@ -363,9 +379,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                     except Exception:
                         logger.exception("counting rate limit rule %r locally failed", rule.name)
                 if fallback is None:
+                    ctx.rate_limit = outcome(rule.name, "unavailable")
                     await self._unavailable(send, rule, exc)
                     return
                 decision = fallback
+                degraded = True
                 self.stats.degraded += 1
                 self._log_failure(rule, exc, "counted in this process (on_failure='local')")
             if decision.blocked_until > now and self._blocked_size:
@@ -373,14 +391,16 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 self._block(full_key, limit_set, decision)
             if not decision.allowed:
                 self.stats.refused += 1
+                ctx.rate_limit = outcome(rule.name, "refused")
                 await self._refuse(send, limit_set, decision, now)
                 return
             if report is None or decision.remaining < report.remaining:
-                report, report_set = decision, limit_set
-        if report is None or report_set is None:
+                report, report_set, report_rule = decision, limit_set, rule
+        if report is None or report_set is None or report_rule is None:
             await self.app(scope, receive, send)
             return
         self.stats.admitted += 1
+        ctx.rate_limit = outcome(report_rule.name, "degraded" if degraded else "admitted")
         if not self._headers:
             await self.app(scope, receive, send)
             return

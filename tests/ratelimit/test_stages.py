@@ -118,3 +118,31 @@ async def test_keys_that_need_no_tenant_need_no_tenant_stage() -> None:
     async with client_for(limiter) as http:
         assert (await http.get("/a")).status_code == 200
     assert seen == [[RATE_LIMIT]]
+
+
+async def test_the_decision_is_reported_in_the_stage_contract() -> None:
+    """Request records, spans and metrics read ``context(scope).rate_limit``."""
+    seen: list[Any] = []
+
+    def recording(app: ASGIApp) -> ASGIApp:
+        async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+            await app(scope, receive, send)
+            if scope["type"] == "http":
+                seen.append(context(scope).rate_limit)
+
+        return wrapper
+
+    limiter = _limiter({"rules": [Rule("2/minute", key="tenant", name="per-tenant")]})
+    async with client_for(recording(with_tenant(limiter))) as http:
+        for _ in range(4):
+            await http.get("/a", headers={"x-tenant": "acme"})
+        await http.get("/health")
+    outcomes = [dict(decision) if decision else None for decision in seen]
+    assert outcomes == [
+        {"outcome": "admitted", "rule": "per-tenant"},
+        {"outcome": "admitted", "rule": "per-tenant"},
+        # the second took the last unit: the key is known blocked, no store is asked
+        {"outcome": "blocked", "rule": "per-tenant"},
+        {"outcome": "blocked", "rule": "per-tenant"},
+        None,  # exempt: no decision
+    ]
