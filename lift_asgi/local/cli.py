@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--engine",
         choices=ENGINES,
         default=None,
-        help=f"moto or ministack (default: ${ENGINE_VARIABLE}, else {DEFAULT_ENGINE})",
+        help=f"moto or ministack (default: ${ENGINE_VARIABLE}, else {DEFAULT_ENGINE} when "
+        "installed, else moto)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks one)")

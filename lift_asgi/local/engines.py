@@ -12,12 +12,16 @@
                under :mod:`lift_asgi.local.watchdog`.
 
 The engine a caller does not name comes from ``LIFT_ASGI_DYNAMODB_ENGINE``, else
-:data:`DEFAULT_ENGINE` (chosen by the fidelity table in the README).
+:data:`DEFAULT_ENGINE` (chosen by the fidelity table in the README) when its command is
+installed, else moto: ``pip install 'lift-asgi[testing]'`` alone (which cannot carry
+ministack: its botocore pin) still gives a working plugin. A named engine that is
+missing is an error that says how to install it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import sys
@@ -39,6 +43,8 @@ __all__ = [
     "launch",
     "resolve_engine",
 ]
+
+log = logging.getLogger("lift_asgi.local")
 
 EngineName = Literal["moto", "ministack"]
 ENGINES: tuple[EngineName, ...] = ("moto", "ministack")
@@ -64,7 +70,16 @@ class Launch:
 
 
 def resolve_engine(name: str | None = None) -> EngineName:
-    chosen = name or os.environ.get(ENGINE_VARIABLE) or DEFAULT_ENGINE
+    chosen = name or os.environ.get(ENGINE_VARIABLE)
+    if not chosen and os.environ.get(MINISTACK_VARIABLE):
+        return DEFAULT_ENGINE  # asked for by its path: a wrong path is an error at start
+    if not chosen:
+        try:
+            ministack_command()
+        except LocalDynamoDBError:
+            log.info("ministack is not installed: the local DynamoDB engine is moto")
+            return "moto"
+        return DEFAULT_ENGINE
     if chosen not in ENGINES:
         source = "engine" if name else ENGINE_VARIABLE
         raise LocalDynamoDBError(f"{source}: one of {', '.join(ENGINES)}, not {chosen!r}")

@@ -103,3 +103,19 @@ def test_a_missing_ministack_says_how_to_install_it(
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     with pytest.raises(LocalDynamoDBError, match=r"pip install ministack==.*--engine moto"):
         LocalDynamoDB(engine="ministack").start()
+
+
+def test_without_ministack_installed_the_default_engine_is_moto(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`pip install 'lift-asgi[testing]'` alone cannot bring ministack (its botocore pin):
+    the plugin and the runner still work, on moto; ministack named explicitly is an error."""
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    assert LocalDynamoDB().engine == "ministack"  # installed here by `make install`
+    monkeypatch.delenv(MINISTACK_VARIABLE, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert LocalDynamoDB().engine == "moto"
+    with pytest.raises(LocalDynamoDBError, match="needs the ministack command"):
+        LocalDynamoDB(engine="ministack").start()
