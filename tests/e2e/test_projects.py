@@ -85,6 +85,25 @@ async def test_project_bodies_are_validated_by_fastapi(
     assert_project(listed[0], name="n" * 200, version=1)  # nor updated
 
 
+@pytest.mark.parametrize("text", ["\\ud800x", "x\\udfff", "\\udc00\\ud800"])
+async def test_a_lone_surrogate_in_a_body_is_a_422_not_a_500(
+    client: httpx.AsyncClient, tenant: Tenant, text: str
+) -> None:
+    """FastAPI's 422 echoes the input; a lone surrogate in it once broke the encoder."""
+    h = {**tenant.headers, "Content-Type": "application/json"}
+    body = b'{"name": "' + text.encode() + b'"}'
+    created = await client.post("/projects", content=body, headers=h)
+    assert created.status_code == 422, created.text
+    assert created.headers["content-type"].startswith("application/json")
+    assert isinstance(created.json()["detail"], list)
+    project = (await client.post("/projects", json={"name": "p"}, headers=tenant.headers)).json()
+    task = body.replace(b'"name"', b'"title"')
+    answered = await client.post(f"/projects/{project['id']}/tasks", content=task, headers=h)
+    assert answered.status_code == 422, answered.text
+    listed = (await client.get("/projects", headers=tenant.headers)).json()["items"]
+    assert [p["id"] for p in listed] == [project["id"]]
+
+
 async def test_a_project_with_tasks_cannot_be_deleted(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
