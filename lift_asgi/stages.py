@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from lift_asgi.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from lift_asgi.tenancy import Tenant
+    from lift_asgi.tenancy.tenant import Tenant
 
 __all__ = [
     "IDEMPOTENCY",

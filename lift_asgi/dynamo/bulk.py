@@ -29,7 +29,7 @@ from lift_asgi.errors import (
 )
 
 if TYPE_CHECKING:
-    from lift_asgi.dynamo.client import DynamoTable
+    from lift_asgi.dynamo.handle import TableHandle
 
 __all__ = ["BulkResult", "batch_get", "bulk_write"]
 
@@ -77,7 +77,7 @@ async def _pool(
 
 
 async def bulk_write(
-    table: DynamoTable,
+    table: TableHandle,
     requests: Sequence[dict[str, Any]],
     *,
     concurrency: int | None = None,
@@ -145,7 +145,7 @@ def _with_written(error: LiftError, written: int) -> LiftError:
 
 
 async def batch_get(
-    table: DynamoTable,
+    table: TableHandle,
     scope: Scope,
     keys: Iterable[KeyLike],
     *,

@@ -30,7 +30,7 @@ from lift_asgi.errors import (
 )
 
 if TYPE_CHECKING:
-    from lift_asgi.dynamo.client import DynamoTable
+    from lift_asgi.dynamo.handle import TableHandle
 
 __all__ = ["commit_operations", "conflict"]
 
@@ -49,7 +49,7 @@ _RETRYABLE_REASONS = frozenset(
 )
 
 
-async def commit_operations(table: DynamoTable, ops: Sequence[Operation]) -> None:
+async def commit_operations(table: TableHandle, ops: Sequence[Operation]) -> None:
     """Send ``ops`` (at least one) as one write or one transaction."""
     if len(ops) == 1 and ops[0].kind != "check":
         op = ops[0]
@@ -87,7 +87,7 @@ def _transaction_retryable(error: Exception) -> bool:
     return False
 
 
-def conflict(failed: list[int], ops: Sequence[Operation], table: DynamoTable) -> ConditionFailed:
+def conflict(failed: list[int], ops: Sequence[Operation], table: TableHandle) -> ConditionFailed:
     """The 409 of a commit whose condition(s) failed: which operation, in one numbering
     (from 1, as in ``detail``), and its kind; never a key. The keys go to the log."""
     first = ops[failed[0]]

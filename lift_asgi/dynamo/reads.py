@@ -20,7 +20,7 @@ from lift_asgi.dynamo.operations import check_condition
 from lift_asgi.errors import InvalidCursor, InvalidItem
 
 if TYPE_CHECKING:
-    from lift_asgi.dynamo.client import DynamoTable
+    from lift_asgi.dynamo.handle import TableHandle
 
 __all__ = ["Page", "get_item", "key_arg", "query"]
 
@@ -50,7 +50,7 @@ def key_arg(key: KeyLike, sk: str | None) -> KeyLike:
 
 
 async def get_item(
-    table: DynamoTable, scope: Scope, key: KeyLike, *, consistent: bool = False
+    table: TableHandle, scope: Scope, key: KeyLike, *, consistent: bool = False
 ) -> dict[str, Any] | None:
     physical, _ = scope.key(key)
     payload: dict[str, Any] = {"TableName": table.name, "Key": physical}
@@ -62,7 +62,7 @@ async def get_item(
 
 
 async def query(
-    table: DynamoTable,
+    table: TableHandle,
     scope: Scope,
     pk: str,
     sk: str | SortKeyCondition | None = None,

@@ -51,7 +51,7 @@ from lift_asgi.errors import (
 )
 
 if TYPE_CHECKING:
-    from lift_asgi.dynamo.client import DynamoTable
+    from lift_asgi.dynamo.handle import TableHandle
 
 __all__ = ["Operation", "Page", "UnitOfWork", "UnscopedTable"]
 
@@ -71,7 +71,7 @@ class _View:
         raise NotImplementedError
 
     @property
-    def _table(self) -> DynamoTable:
+    def _table(self) -> TableHandle:
         return self._work.table
 
     # -- reads ----------------------------------------------------------------------
@@ -259,7 +259,7 @@ class UnitOfWork(_View):
 
     __slots__ = ("_bytes", "_closed", "_ops", "_scope_cache", "_seen", "table", "tenant_id")
 
-    def __init__(self, table: DynamoTable, tenant_id: str | None) -> None:
+    def __init__(self, table: TableHandle, tenant_id: str | None) -> None:
         self.table = table
         self.tenant_id = tenant_id
         self._scope_cache: TenantScope | None = None

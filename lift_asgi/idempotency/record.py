@@ -36,9 +36,10 @@ from typing import Any
 
 from starlette.types import Send
 
-from lift_asgi.dynamo.client import MAX_TRANSACTION_ITEMS, DynamoTable
 from lift_asgi.dynamo.conditions import Attr, Expression
+from lift_asgi.dynamo.handle import TableHandle
 from lift_asgi.dynamo.keys import TenantScope
+from lift_asgi.dynamo.limits import MAX_TRANSACTION_ITEMS
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConditionFailed,
@@ -88,7 +89,7 @@ class RecordPolicy:
     ttl_attribute: str | None
     clock: Callable[[], float]
 
-    def ttl_name(self, table: DynamoTable) -> str:
+    def ttl_name(self, table: TableHandle) -> str:
         return self.ttl_attribute or table.spec.ttl_attribute or "ttl"
 
 
