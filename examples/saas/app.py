@@ -37,24 +37,13 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+import lift_asgi
 from examples.saas.settings import Settings
 from examples.saas.setup import data_table_spec
-from lift_asgi import (
-    PROBLEM_HANDLERS,
-    SK,
-    Attr,
-    JWTResolver,
-    LiftError,
-    RateLimitMiddleware,
-    TenantMiddleware,
-    UnitOfWork,
-    UnitOfWorkMiddleware,
-    get_uow,
-)
+from lift_asgi import PROBLEM_HANDLERS, SK, Attr, JWTResolver, LiftError, UnitOfWork, get_uow
 from lift_asgi.aws import AuthorizerResolver
 from lift_asgi.errors import Conflict
-from lift_asgi.idempotency import IdempotencyMiddleware
-from lift_asgi.observe import RequestObserver, configure_logging
+from lift_asgi.observe import configure_logging
 
 Status = Literal["open", "in_progress", "done"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
@@ -199,46 +188,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
 
-    # Added last = outermost: Tenant → RateLimit → UnitOfWork → routes.
-    app.add_middleware(
-        UnitOfWorkMiddleware,
-        table=data_table_spec(settings.table),
-        endpoint=settings.endpoint,
-        region=settings.region,
-        # its own key, derived from the deployment's secret: every container agrees
-        cursor_secret=hashlib.sha256(b"lift-asgi cursors:" + settings.jwt_secret.encode()).digest(),
+    # The request path, built here (a wrong option raises on this line, before serving):
+    # observe → tenant → rate limit → idempotency → unit of work → routes.
+    lift_asgi.install(
+        app,
+        # X-Request-ID on every response (401s and 429s included) and one request
+        # record per request, with its DynamoDB calls and capacity.
+        observe={},
+        tenant={
+            "resolvers": [
+                AuthorizerResolver(),
+                # issued by this service's own clock: an expired token is refused at once
+                JWTResolver(key=settings.jwt_secret, algorithms=["HS256"], leeway=0),
+            ],
+            "default_plan": "free",
+        },
+        rate_limit={
+            "limit": {**settings.rates, "default": "free"},
+            "key": "tenant",
+            # Leased budgets: a busy tenant's units are leased a short horizon's worth at
+            # a time (counted in DynamoDB when leased, so never past the plan's number),
+            # and a data request on a hot tenant makes one DynamoDB call in total.
+            "storage": f"async+dynamodb://{settings.rate_table}?lease_horizon=0.5"
+            + (f"&endpoint_url={settings.endpoint}" if settings.endpoint else ""),
+            # The contract: never past the plan's number, even when the rate-limit table
+            # cannot answer (slow past `timeout`, throttled, unreachable): then a limited
+            # route answers 503 problem+json with Retry-After, not an uncounted 200.
+            "on_failure": "refuse",
+        },
+        # Idempotency-Key on the write routes (POST, PATCH); the unit of work commits
+        # each key's record with the request's own writes.
+        idempotency={},
+        unit_of_work={
+            "table": data_table_spec(settings.table),
+            "endpoint": settings.endpoint,
+            "region": settings.region,
+            # its own key, derived from the deployment's secret: every container agrees
+            "cursor_secret": hashlib.sha256(
+                b"lift-asgi cursors:" + settings.jwt_secret.encode()
+            ).digest(),
+        },
+        # no tenant, no rate limit: the health check and the API docs
+        exempt=["/health", "/docs", "/openapi.json"],
     )
-    # Idempotency-Key on the write routes (POST, PATCH): inside the rate limiter, around
-    # the unit of work, which commits each key's record with the request's own writes.
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(
-        RateLimitMiddleware,
-        limit={**settings.rates, "default": "free"},
-        key="tenant",
-        # Leased budgets: a busy tenant's units are leased a short horizon's worth at a
-        # time (counted in DynamoDB when leased, so never past the plan's number), and a
-        # data request on a hot tenant makes one DynamoDB call in total.
-        storage=f"async+dynamodb://{settings.rate_table}?lease_horizon=0.5"
-        + (f"&endpoint_url={settings.endpoint}" if settings.endpoint else ""),
-        exempt=("/health",),
-        # The contract: never past the plan's number, even when the rate-limit table
-        # cannot answer (slow past `timeout`, throttled, unreachable): then a limited
-        # route answers 503 problem+json with Retry-After, not an uncounted 200.
-        on_failure="refuse",
-    )
-    app.add_middleware(
-        TenantMiddleware,
-        resolvers=[
-            AuthorizerResolver(),
-            # issued by this service's own clock: an expired token is refused at once
-            JWTResolver(key=settings.jwt_secret, algorithms=["HS256"], leeway=0),
-        ],
-        exempt=("/health", "/docs", "/openapi.json"),
-        default_plan="free",
-    )
-    # Outermost: X-Request-ID on every response (401s and 429s included) and one
-    # request record per request, with its DynamoDB calls and capacity.
-    app.add_middleware(RequestObserver)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
