@@ -37,7 +37,7 @@ if _typing.TYPE_CHECKING:
         get_tenant,
     )
 
-__version__ = "0.1.0"
+from lift_asgi._version import __version__
 
 __all__ = [
     "PROBLEM_HANDLERS",

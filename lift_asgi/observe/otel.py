@@ -81,7 +81,7 @@ class Telemetry:
         meter_provider: Any = None,
         tenant_in_metrics: bool = False,
     ) -> None:
-        from lift_asgi import __version__
+        from lift_asgi._version import __version__
 
         self.tracer = trace.get_tracer(_SCOPE_NAME, __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE_NAME, __version__, meter_provider=meter_provider)
