@@ -172,19 +172,21 @@ class CallRow:
 async def _calls(endpoint: str, calls: int, rounds: int) -> list[CallRow]:
     """CPU per GetItem: the transport's send without the hook, the hook with nothing to
     report to (every call outside an observed request), and with the request's cost."""
-    from lift_asgi.observe.cost import RequestCost, cost_var
+    from lift_asgi.observe.ids import RequestIds, ids_var
+    from lift_asgi.stages import RequestContext
 
     transport = AiodynamoTransport.static(endpoint)
     payload = {"TableName": TABLE, "Key": {"pk": {"S": "x"}, "sk": {"S": "p1"}}}
     unhooked = transport._request  # what request() calls when nothing observes
 
     async def observed() -> None:
-        token = cost_var.set(RequestCost())
+        # what RequestObserver sets: the cost is made on the first call
+        token = ids_var.set(RequestIds("r1", context=RequestContext(), count_cost=True))
         try:
             for _ in range(calls):
                 await transport.request("GetItem", payload)
         finally:
-            cost_var.reset(token)
+            ids_var.reset(token)
 
     async def plain(send: Any) -> None:
         for _ in range(calls):

@@ -87,8 +87,7 @@ class RequestContext:
     idempotency: IdempotentRequest | None
     """The idempotency stage's handle on a request carrying a key; the unit of work claims,
     completes and releases it (see :class:`IdempotentRequest`)."""
-    extra: dict[str, Any]
-    """Room for the optional stages (idempotency...)."""
+    _extra: dict[str, Any] | None
 
     def __init__(self, stages: list[str] | None = None) -> None:
         self.stages = [] if stages is None else stages
@@ -99,7 +98,15 @@ class RequestContext:
         self.commit = None
         self.cost = None
         self.idempotency = None
-        self.extra = {}
+        self._extra = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Room for other stages (made on first use: most requests need none)."""
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = {}
+        return extra
 
 
 class IdempotentRequest(Protocol):

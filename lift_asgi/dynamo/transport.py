@@ -42,7 +42,7 @@ from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
 from lift_asgi.dynamo.sigv4 import SigV4Signer
 from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
-from lift_asgi.observe.cost import cost_var
+from lift_asgi.observe.cost import current_cost
 
 __all__ = [
     "Aioboto3Transport",
@@ -143,7 +143,7 @@ class AiodynamoTransport:
         return key
 
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        cost = cost_var.get()  # the observed request's DynamoDB accounting, if any
+        cost = current_cost()  # the observed request's DynamoDB accounting, if any
         if cost is None:
             return await self._request(action, payload)
         return await cost.call(self._request, action, payload)
@@ -261,7 +261,7 @@ class Aioboto3Transport:
         self._methods: dict[str, Any] = {}
 
     async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        cost = cost_var.get()  # the observed request's DynamoDB accounting, if any
+        cost = current_cost()  # the observed request's DynamoDB accounting, if any
         if cost is None:
             return await self._request(action, payload)
         return await cost.call(self._request, action, payload)

@@ -1,9 +1,10 @@
 """DynamoDB cost per request: every call counted, with its latency and consumed capacity.
 
-The transports (:mod:`lift_asgi.dynamo.transport`) look up :data:`cost_var` once per
-call; outside an observed request it holds ``None`` and the call goes on untouched.
-Inside one it holds the request's :class:`RequestCost`, and the call goes through
-:meth:`RequestCost.call`, which
+The transports (:mod:`lift_asgi.dynamo.transport`) ask :func:`current_cost` once per
+call; outside an observed request (or when it counts no cost) it answers ``None`` and
+the call goes on untouched. Inside one it answers the request's :class:`RequestCost`,
+made on the request's first call (a request that makes none pays nothing for it), and
+the call goes through :meth:`RequestCost.call`, which
 
 - asks DynamoDB for ``ReturnConsumedCapacity: TOTAL`` on the actions that accept it (not
   on DescribeTable, CreateTable and the like), unless the caller asked for more already;
@@ -26,18 +27,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from lift_asgi.errors import DynamoDBThrottled, DynamoDBUnavailable, TransactionCancelled
+from lift_asgi.observe.ids import ids_var
 
 __all__ = [
     "CAPACITY_ACTIONS",
     "CallTelemetry",
     "OperationCost",
     "RequestCost",
-    "cost_var",
     "current_cost",
     "table_names",
 ]
@@ -232,13 +232,20 @@ def table_names(action: str, payload: Mapping[str, Any]) -> list[str]:
     return list(names)
 
 
-#: The accounting of the request being handled; set and reset by
-#: :class:`~lift_asgi.observe.RequestObserver`; read by the transports on every call.
-cost_var: ContextVar[RequestCost | None] = ContextVar("lift_asgi.dynamodb_cost", default=None)
-
-
 def current_cost() -> RequestCost | None:
     """The DynamoDB cost of the request being handled so far, ``None`` outside one (or
     when the observer counts no cost). Its commit comes after the handler returns: the
-    request record has the final figures."""
-    return cost_var.get()
+    request record has the final figures.
+
+    The accounting lives in the request's stage contract (``context(scope).cost``),
+    reached through the request's ids, the one context variable the observer sets."""
+    ids = ids_var.get()
+    if ids is None or not ids.count_cost:
+        return None
+    context = ids.context
+    if context is None:
+        return None
+    cost: RequestCost | None = context.cost
+    if cost is None:
+        cost = context.cost = RequestCost(telemetry=ids.telemetry)
+    return cost

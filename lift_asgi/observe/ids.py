@@ -13,10 +13,10 @@ with X-Ray. When the client sent no usable id, the invocation's id is the reques
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.types import Scope
@@ -40,18 +40,50 @@ _SAFE: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACE: Final = re.compile(r"[A-Za-z0-9=;:._-]{1,256}")
 
 
-@dataclass(slots=True, eq=False)
 class RequestIds:
-    """The ids of the request being handled (and, for the log filter, its tenant)."""
+    """The ids of the request being handled (and, for the log filter, its tenant).
 
-    request_id: str
-    """Echoed as ``X-Request-ID`` and put on every log record."""
-    lambda_request_id: str | None = None
-    """The Lambda invocation's ``aws_request_id`` (``None`` outside Lambda)."""
-    trace_id: str | None = None
-    """``X-Amzn-Trace-Id`` from the request or the Lambda environment, when present."""
-    context: RequestContext | None = field(default=None, repr=False)
-    """The request's stage contract, where the tenant stage puts the tenant."""
+    Made once per observed request, so its constructor is written out (a dataclass's
+    costs more) and it carries what :func:`~lift_asgi.observe.current_cost` needs to open
+    the request's DynamoDB accounting on its first call, not before.
+    """
+
+    __slots__ = (
+        "context",
+        "count_cost",
+        "lambda_request_id",
+        "request_id",
+        "telemetry",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        lambda_request_id: str | None = None,
+        trace_id: str | None = None,
+        context: RequestContext | None = None,
+        count_cost: bool = False,
+        telemetry: Any = None,
+    ) -> None:
+        self.request_id = request_id
+        """Echoed as ``X-Request-ID`` and put on every log record."""
+        self.lambda_request_id = lambda_request_id
+        """The Lambda invocation's ``aws_request_id`` (``None`` outside Lambda)."""
+        self.trace_id = trace_id
+        """``X-Amzn-Trace-Id`` from the request or the Lambda environment, when present."""
+        self.context = context
+        """The request's stage contract, where the tenant stage puts the tenant."""
+        self.count_cost = count_cost
+        """Whether the request's DynamoDB calls are counted (``context.cost``)."""
+        self.telemetry = telemetry
+        """The OpenTelemetry integration the calls report to, when it is on."""
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestIds(request_id={self.request_id!r}, "
+            f"lambda_request_id={self.lambda_request_id!r}, trace_id={self.trace_id!r})"
+        )
 
     @property
     def tenant(self) -> str | None:
@@ -70,9 +102,23 @@ def valid_request_id(value: str) -> bool:
     return _SAFE.fullmatch(value) is not None
 
 
+def _seed() -> None:
+    global _prefix, _counter
+    _prefix = os.urandom(8).hex()
+    _counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_prefix = ""
+_counter = itertools.count()
+_seed()
+os.register_at_fork(after_in_child=_seed)  # a forked worker must not repeat its parent's ids
+
+
 def new_request_id() -> str:
-    """32 random hex digits (128 bits, as a UUID4 has, without the UUID's cost)."""
-    return os.urandom(16).hex()
+    """32 hex digits: 64 random bits drawn once per process (again after a fork), then a
+    64-bit counter. Unique like a UUID4 without a system call per request; an id is
+    not a secret, so it need not be unpredictable."""
+    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def current_ids() -> RequestIds | None:

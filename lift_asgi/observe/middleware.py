@@ -11,8 +11,9 @@ Per HTTP request it
    ``[A-Za-z0-9._:-]``, else the Lambda invocation's id, else a new random one; keeps the
    Lambda ids (:mod:`lift_asgi.observe.ids`); puts the id in ``context(scope).request_id``,
    ``request.state.request_id`` and :func:`~lift_asgi.observe.current_request_id`;
-2. opens the request's :class:`~lift_asgi.observe.RequestCost` (``context(scope).cost``,
-   :func:`~lift_asgi.observe.current_cost`), which the transports report every call to;
+2. counts the request's DynamoDB calls in a :class:`~lift_asgi.observe.RequestCost`
+   (``context(scope).cost``, :func:`~lift_asgi.observe.current_cost`), which the
+   transports report every call to; it is made on the first call (or for the record);
 3. adds the id to ``http.response.start`` (replacing one the app set), once; the body
    passes through, so streaming keeps working;
 4. when the app raised before responding, answers a 500 problem carrying the id (then
@@ -37,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import ConfigurationError, LiftError, send_problem
-from lift_asgi.observe.cost import RequestCost, cost_var
+from lift_asgi.observe.cost import RequestCost
 from lift_asgi.observe.ids import RequestIds, ids_var, lambda_ids, valid_request_id
 from lift_asgi.observe.logs import RECORD_ATTRIBUTE
 from lift_asgi.observe.record import request_fields
@@ -186,7 +187,9 @@ class RequestObserver(metaclass=LoudStartup):
         if request_id is None:
             request_id = lambda_id or self._generate()
         ctx.request_id = request_id
-        ids = RequestIds(request_id, lambda_id, trace_id, ctx)
+        telemetry = self._telemetry
+        counting = self._cost or telemetry is not None
+        ids = RequestIds(request_id, lambda_id, trace_id, ctx, counting, telemetry)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
@@ -211,13 +214,7 @@ class RequestObserver(metaclass=LoudStartup):
         log = self._log and self._logger.isEnabledFor(logging.ERROR)
         if log and self._quiet and under(route_path(scope), self._quiet):
             log = False
-        telemetry = self._telemetry
         route = self._route(scope) if log or telemetry is not None else None
-        cost: RequestCost | None = None
-        cost_token = None
-        if self._cost or telemetry is not None:
-            cost = ctx.cost = RequestCost(telemetry=telemetry)
-            cost_token = cost_var.set(cost)
         span = telemetry.request_started(scope, route) if telemetry is not None else None
         ids_token = ids_var.set(ids)
         error: BaseException | None = None
@@ -232,12 +229,13 @@ class RequestObserver(metaclass=LoudStartup):
             raise
         finally:
             ids_var.reset(ids_token)
-            if cost_token is not None:
-                cost_var.reset(cost_token)
             if log and not (status is None or status >= 500):
                 log = self._logger.isEnabledFor(logging.INFO)
             if log or span is not None:
                 seconds = time.perf_counter() - start
+                cost: RequestCost | None = ctx.cost
+                if cost is None and counting:  # no DynamoDB call: a record of zeros
+                    cost = ctx.cost = RequestCost(telemetry=telemetry)
                 fields = request_fields(
                     ids,
                     scope["method"],

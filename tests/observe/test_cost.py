@@ -14,7 +14,9 @@ from botocore.config import Config
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import Aioboto3Transport, AiodynamoTransport, DynamoTransport
 from lift_asgi.errors import DynamoDBThrottled, TransactionCancelled
-from lift_asgi.observe.cost import RequestCost, capacity, cost_var, current_cost, table_names
+from lift_asgi.observe.cost import RequestCost, capacity, current_cost, table_names
+from lift_asgi.observe.ids import RequestIds, ids_var
+from lift_asgi.stages import RequestContext
 from lift_asgi.testing import FaultProxy
 from tests.observe.conftest import Records, bearer, client
 
@@ -107,20 +109,27 @@ async def both(dynamodb_endpoint: str) -> AsyncIterator[list[DynamoTransport]]:
     await aiodynamo.close()
 
 
+def _observed(cost: RequestCost) -> RequestIds:
+    """The ids RequestObserver sets for a request whose calls are counted in ``cost``."""
+    context = RequestContext()
+    context.cost = cost
+    return RequestIds("r1", context=context, count_cost=True)
+
+
 async def test_both_transports_report_to_the_observed_request(
     both: list[DynamoTransport], dynamodb_table: TableSpec
 ) -> None:
     item = {"pk": {"S": "a"}, "sk": {"S": "b"}}
     for transport in both:
         cost = RequestCost()
-        token = cost_var.set(cost)
+        token = ids_var.set(_observed(cost))
         try:
             await transport.request("PutItem", {"TableName": dynamodb_table.name, "Item": item})
             got = await transport.request(
                 "GetItem", {"TableName": dynamodb_table.name, "Key": item}
             )
         finally:
-            cost_var.reset(token)
+            ids_var.reset(token)
         assert got["Item"] == item
         assert cost.calls == 2, transport
         assert cost.read_units > 0 and cost.write_units > 0, (transport, cost)
@@ -151,11 +160,11 @@ async def test_the_handler_reads_its_cost_and_concurrent_calls_add_up(
     assert response.json()["calls_so_far"] == 1  # the rate limiter's one call
 
     cost = RequestCost()
-    token = cost_var.set(cost)
+    token = ids_var.set(_observed(cost))
     try:
         key = {"pk": {"S": "x"}, "sk": {"S": "y"}}
         payload = {"TableName": dynamodb_table.name, "Key": key}
         await asyncio.gather(*(transport.request("GetItem", payload) for _ in range(3)))
     finally:
-        cost_var.reset(token)
+        ids_var.reset(token)
     assert cost.calls == 3
