@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -390,7 +390,8 @@ async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send:
     """
     started = False
 
-    async def tracking_send(message: Message) -> None:
+    def tracking_send(message: Message) -> Awaitable[None]:
+        # A plain function handing back send's own awaitable: no coroutine per message.
         nonlocal started
         if message["type"] == "http.response.start":
             started = True
@@ -398,7 +399,7 @@ async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send:
                 origin = _request_origin(scope)
                 if origin is not None:
                     message = relative_location(message, origin)
-        await send(message)
+        return send(message)
 
     try:
         await app(scope, receive, tracking_send)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from functools import cache
 from typing import Any
@@ -93,6 +93,10 @@ def _table_options() -> frozenset[str]:
     """The options :class:`DynamoTable` takes besides the table itself."""
     parameters = inspect.signature(DynamoTable.__init__).parameters
     return frozenset(name for name in parameters if name not in ("self", "table"))
+
+
+async def _dropped() -> None:
+    """What sending a message of a response replaced by a problem does: nothing."""
 
 
 class UnitOfWorkMiddleware(metaclass=LoudStartup):
@@ -196,25 +200,30 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
         started = False
         replaced = False
 
-        async def send_committing(message: Message) -> None:
-            nonlocal started, replaced
-            if started:
-                if not replaced:
-                    await send(message)
+        async def commit_then_send(message: Message) -> None:
+            nonlocal replaced
+            error = await _commit(uow, ctx)
+            if error is not None:
+                replaced = True
+                await send_problem(send, error)
                 return
+            await send(message)
+
+        def send_committing(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's own awaitable (a coroutine only to
+            # commit): nothing buffered costs no coroutine per message.
+            nonlocal started
+            if started:
+                return send(message) if not replaced else _dropped()
             if message["type"] == "http.response.start":
                 started = True
                 if message["status"] >= 400:
                     ctx.commit = "discarded" if uow.discard() else "none"
                 elif uow._ops:
-                    error = await _commit(uow, ctx)
-                    if error is not None:
-                        replaced = True
-                        await send_problem(send, error)
-                        return
+                    return commit_then_send(message)
                 else:
                     ctx.commit = "none"
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_committing)
