@@ -8,6 +8,7 @@ a callable ``(scope) -> str | None``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,10 +16,18 @@ from limits import parse_many
 from starlette.types import Scope
 
 from lift_asgi.errors import ConfigurationError
-from lift_asgi.ratelimit.core import Window, Windows
+from lift_asgi.ratelimit.core import Decision, Window, Windows
 from lift_asgi.ratelimit.keys import tenant_of
 
 __all__ = ["LimitSet", "PlanLimits", "parse_limit"]
+
+_DIGITS_MAX = 4096
+_DIGITS = tuple(b"%d" % n for n in range(_DIGITS_MAX))
+_last_reset: tuple[int, tuple[bytes, bytes]] = (0, (b"x-ratelimit-reset", b"0"))
+
+
+def _number(value: int) -> bytes:
+    return b"%d" % (value if value > 0 else 0)
 
 
 class LimitSet:
@@ -69,6 +78,33 @@ class LimitSet:
             if 0 <= remaining < 4096:
                 self.by_remaining[index][remaining] = found
         return found
+
+    def headers(self, decision: Decision, now: float) -> tuple[tuple[bytes, bytes], ...]:
+        """The five headers of ``decision`` (its window's): ``X-RateLimit-Limit``,
+        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Everything
+        but two numbers comes from caches of bytes."""
+        global _last_reset
+        index = decision.index
+        remaining = decision.remaining
+        found = self.by_remaining[index].get(remaining)
+        if found is None:
+            found = self.remaining_headers(index, remaining)
+        reset = math.ceil(decision.reset)
+        last = _last_reset  # one tuple: threads never see one epoch with another's bytes
+        if last[0] != reset:
+            last = _last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))
+        reset_in = reset - int(now)
+        return (
+            self.limit_headers[index],
+            found[0],
+            last[1],
+            self.policy_header,
+            (
+                b"ratelimit",
+                found[1]
+                + (_DIGITS[reset_in] if 0 <= reset_in < _DIGITS_MAX else _number(reset_in)),
+            ),
+        )
 
 
 def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit") -> LimitSet:

@@ -94,15 +94,6 @@ class RateLimitStats:
     uncounted: int = 0  # backend failed or timed out; admitted uncounted (on_failure="open")
 
 
-_DIGITS_MAX = 4096
-_DIGITS = tuple(b"%d" % n for n in range(_DIGITS_MAX))
-_last_reset: tuple[int, tuple[bytes, bytes]] = (0, (b"x-ratelimit-reset", b"0"))
-
-
-def _number(value: int) -> bytes:
-    return b"%d" % (value if value > 0 else 0)
-
-
 class _Blocked:
     __slots__ = ("index", "limits", "until")
 
@@ -404,7 +395,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         if not self._headers:
             await self.app(scope, receive, send)
             return
-        extra = self._rate_headers(report_set, report, now)
+        extra = report_set.headers(report, now)
 
         def send_with_headers(message: Message) -> Awaitable[None]:
             # ASGI sends exactly one http.response.start, before any body. A plain function
@@ -416,34 +407,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         await self.app(scope, receive, send_with_headers)
 
     # -- helpers ------------------------------------------------------------------------
-
-    @staticmethod
-    def _rate_headers(
-        limit_set: LimitSet, decision: Decision, now: float
-    ) -> tuple[tuple[bytes, bytes], ...]:
-        """The five headers; everything but two numbers comes from caches of bytes."""
-        global _last_reset
-        index = decision.index
-        remaining = decision.remaining
-        found = limit_set.by_remaining[index].get(remaining)
-        if found is None:
-            found = limit_set.remaining_headers(index, remaining)
-        reset = math.ceil(decision.reset)
-        last = _last_reset  # one tuple: threads never see one epoch with another's bytes
-        if last[0] != reset:
-            last = _last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))
-        reset_in = reset - int(now)
-        return (
-            limit_set.limit_headers[index],
-            found[0],
-            last[1],
-            limit_set.policy_header,
-            (
-                b"ratelimit",
-                found[1]
-                + (_DIGITS[reset_in] if 0 <= reset_in < _DIGITS_MAX else _number(reset_in)),
-            ),
-        )
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         enter(scope, RATE_LIMIT)
@@ -486,7 +449,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self, send: Send, limit_set: LimitSet, decision: Decision, now: float
     ) -> None:
         retry_after = max(1, math.ceil(decision.retry_after))
-        headers = self._rate_headers(limit_set, decision, now) if self._headers else []
+        headers = limit_set.headers(decision, now) if self._headers else []
         await send_problem(
             send,
             TooManyRequests(
