@@ -13,15 +13,27 @@ How many units to lease (:meth:`LeaseBook.size`):
 - a key seen for the first time, or one whose local rate is low, leases exactly the
   request's cost: one call per request, as without leases;
 - a key with a sustained local rate (an EWMA over its last leases, measured over at least
-  two intervals) leases what that rate spends in ``horizon`` seconds, at most
-  ``max_units``;
-- never more than half of what is left in the window (near exhaustion the lease
-  shrinks to one request's cost, so one process cannot strand the last units while
-  another refuses), nor more than the rate spends before the shortest window ends.
+  two intervals) leases what that rate spends in ``horizon`` seconds, and at least what
+  it spends on 40 requests (1/40 call per request) when that takes at most
+  ``4 * horizon`` seconds; at most ``max_units``, and never more than the rate spends
+  before the shortest window ends;
+- never more than this process's share of what is left in the window. The share is
+  what it spent between its lease calls over what the key's counter grew by meanwhile
+  (every process's leases), an EWMA starting at 1/2; what is left is the room its last
+  call saw, less what the others spent since at the rate that share implies. Alone on a
+  key, a process takes what is left in one call; among ``n`` equal processes, about
+  ``1/n`` of it, so near exhaustion leases shrink to one request's cost and one process
+  does not hold the last units while the others refuse.
 
-So the units one process can strand per key are at most ``min(max_units, rate *
-horizon)``, and none for a key whose rate is low: the bound a frozen Lambda container
-adds to a window's under-admission.
+So a lease spans at most ``4 * horizon`` seconds of its process's rate, and the units
+one process can strand per key (it stops, or its Lambda container is frozen) are at most
+``min(max_units, max(rate * horizon, 40 * cost), rate * 4 * horizon)``. With
+``horizon=0.5`` and unit costs: 2 s of the rate below 20 requests/s (20 units at 10/s, 2
+at 1/s), 40 units from 20 to 80/s, ``rate * horizon`` above, ``max_units`` (100) from
+200/s; and none below ``1 / (2 * horizon)`` requests/s, where every lease is the one
+request's cost (a key requested a few times a minute leases one unit at a time). That
+is the bound a frozen container adds to a window's under-admission; the table never
+counts more than the limit.
 
 ``X-RateLimit-Remaining`` under a lease is ``limit - count + held``: the window's count as
 this process's last DynamoDB call saw it (which includes every unit leased by anyone
@@ -40,8 +52,11 @@ from lift_asgi.ratelimit.core import Decision, Windows, counter_name, decide, pr
 __all__ = ["Lease", "LeaseBook", "room"]
 
 _SMOOTHING = 0.5  # weight of the newest rate in the EWMA
-_SHARE = 2  # a lease takes at most 1/_SHARE of what is left in the window
+_SHARE = 2  # until measured, a lease takes at most 1/_SHARE of what is left in the window
 _SUSTAINED = 2  # intervals a rate must be seen over before a lease of more than one request
+_FLOOR = 40  # requests a sustained rate's lease aims to cover: 1/40 call per request, half the
+# 0.05 target, the other half left for the warm-up and each window's last call
+_STRETCH = 4  # ... when the rate spends them within this many horizons
 
 
 def room(counts: dict[str, int] | Any, windows: Windows, now: float) -> int:
@@ -69,6 +84,7 @@ class Lease:
         "held",
         "observed",
         "rate",
+        "share",
         "size",
         "start",
         "taken_at",
@@ -81,6 +97,7 @@ class Lease:
         self.held = 0
         self.rate = 0.0  # units per second, EWMA over leases
         self.observed = 0  # how many intervals the rate was measured over
+        self.share = 1 / _SHARE  # this process's share of the key's spend, EWMA
         self.size = 0
         self.start = 0.0
         self.taken_at = -math.inf
@@ -130,9 +147,18 @@ class LeaseBook:
         if lease.observed < _SUSTAINED:
             return cost  # one quick pair of requests is not a sustained rate
         until = min(((int(now // w.seconds) + 1) * w.seconds for w in windows), default=now)
-        want = lease.rate * min(self.horizon, until - now)
-        want = min(want, self.max_units, room(counts, windows, now) / _SHARE)
-        units = int(want)
+        span = self.horizon
+        floor = _FLOOR * cost
+        if 0 < lease.rate * span < floor:
+            # A lease of a few units makes a call every few requests: stretch it, to
+            # _FLOOR requests, when the rate spends them within _STRETCH horizons.
+            span = min(_STRETCH * span, floor / lease.rate)
+        want = lease.rate * min(span, until - now)
+        # What is left now: the room this process last saw, less what the others spent
+        # since at the rate measured (they take (1 - share) / share of what it takes).
+        share = lease.share
+        left = room(counts, windows, now) - lease.rate * (1 - share) / share * max(0.0, elapsed)
+        units = min(int(want), self.max_units, math.ceil(max(0.0, left) * share))
         return units if units >= 2 * cost else cost
 
     def granted(
@@ -146,8 +172,10 @@ class LeaseBook:
                 dropped = leases.pop(next(iter(leases)))
                 self.stranded += dropped.held
             lease = leases[key] = Lease()
-        elif lease.held:
-            self.stranded += lease.held  # an earlier window's units
+        else:
+            _measure_share(lease, windows, units, now, counts)
+            if lease.held:
+                self.stranded += lease.held  # an earlier window's units
         lease.counts = counts
         lease.held = units - cost
         lease.size = units
@@ -163,6 +191,25 @@ class LeaseBook:
 
     def forget(self, key: str) -> None:
         self._leases.pop(key, None)
+
+
+def _measure_share(
+    lease: Lease, windows: Windows, units: int, now: float, counts: dict[str, int]
+) -> None:
+    """Update ``lease.share``: what this process spent since its previous lease call,
+    over what the key's counter grew by meanwhile (its own spending and every other
+    process's leases), read on the longest window (the one that rolls over least)."""
+    if not lease.size or lease.windows != windows:
+        return
+    seconds = max(w.seconds for w in windows)
+    name = counter_name(seconds, int(now // seconds))
+    before = lease.counts.get(name)
+    if before is None:
+        return  # a new window since the last call: nothing to compare
+    mine = lease.size - lease.held
+    others = max(0, counts.get(name, 0) - before - units)
+    if mine + others:
+        lease.share = _SMOOTHING * mine / (mine + others) + (1 - _SMOOTHING) * lease.share
 
 
 def _decision(lease: Lease, windows: Windows, cost: int, now: float) -> Decision:

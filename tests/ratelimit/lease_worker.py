@@ -1,6 +1,6 @@
-"""One OS process leasing from a shared rate-limit table (spawned by test_leases.py and
-bench/ratelimit.py): its own event loop, transport and storage, many concurrent requests
-on one key until the table refuses them."""
+"""One OS process leasing from a shared rate-limit table (spawned by test_leases.py): its
+own event loop, transport and storage, many concurrent requests on one key until the
+table refuses them (:func:`work`), or requests paced at a rate (:func:`paced`)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,58 @@ async def _work(
 
     try:
         await asyncio.gather(*(client() for _ in range(concurrency)))
+    finally:
+        await transport.close()
+    return admitted, transport.calls, storage.leases.held(key)
+
+
+def paced(
+    endpoint: str,
+    table: str,
+    key: str,
+    windows: tuple[Window, ...],
+    horizon: float,
+    rate: float,
+    count: int,
+    base: float,
+    results: Any,
+) -> None:
+    """``count`` requests at ``rate``/s from ``base`` on (each its own task, as a server
+    runs them), whatever the answers; puts what :func:`work` puts."""
+    try:
+        results.put(asyncio.run(_paced(endpoint, table, key, windows, horizon, rate, count, base)))
+    except BaseException as exc:
+        results.put((-1, 0, repr(exc)))
+        raise
+
+
+async def _paced(
+    endpoint: str,
+    table: str,
+    key: str,
+    windows: tuple[Window, ...],
+    horizon: float,
+    rate: float,
+    count: int,
+    base: float,
+) -> tuple[int, int, int | str]:
+    transport = AiodynamoTransport.static(endpoint)
+    storage = AsyncDynamoDBStorage(table=table, transport=transport, lease_horizon=horizon)
+    admitted = 0
+
+    async def one() -> None:
+        nonlocal admitted
+        admitted += (await storage.acquire(key, windows, 1, T0 + time.time() - base)).allowed
+
+    await asyncio.sleep(max(0.0, base - time.time()))
+    tasks = []
+    try:
+        for n in range(count):
+            delay = base + n / rate - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
     finally:
         await transport.close()
     return admitted, transport.calls, storage.leases.held(key)

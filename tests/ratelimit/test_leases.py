@@ -17,6 +17,7 @@ from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit import AsyncDynamoDBStorage, RateLimitMiddleware, Window
+from lift_asgi.ratelimit.leases import LeaseBook
 from lift_asgi.testing.faults import FaultProxy
 
 from . import lease_worker
@@ -68,6 +69,38 @@ def test_four_processes_never_admit_more_than_the_limit(
     assert admitted >= 380  # a hot key: at least 95% of the limit usable
     assert all(outcome[2] == 0 for outcome in outcomes)  # each spent what it held
     assert calls < admitted / 2  # leases, not one write per request
+
+
+@pytest.mark.parametrize("run", range(2))
+def test_four_paced_processes_spend_the_limit_and_never_more(
+    run: int, dynamodb_endpoint: str, rate_limit_table: TableSpec
+) -> None:
+    # 4 processes x 50 requests/s for 2 s on a limit of half of what they send: leases
+    # of up to 40 units each, the budget gone after about 1 s, refusals after that
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    key = f"paced-{uuid.uuid4().hex[:8]}"
+    windows = (Window(200, 3600),)
+    base = time.time() + 2.0  # every process starts its schedule together
+    workers = [
+        spawn.Process(
+            target=lease_worker.paced,
+            args=(dynamodb_endpoint, rate_limit_table.name, key, windows, 0.5, 50, 100, base),
+            kwargs={"results": results},
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert all(outcome[0] >= 0 for outcome in outcomes), outcomes
+    admitted = sum(outcome[0] for outcome in outcomes)
+    calls = sum(outcome[1] for outcome in outcomes)
+    assert admitted <= 200  # over-admission: zero
+    assert admitted >= 190, outcomes  # demand went on: what was leased was spent
+    assert calls <= admitted / 4, outcomes  # leases, and refusals that cost no call
 
 
 async def test_a_cold_key_leases_one_unit_per_request_exactly_as_without_leases(
@@ -280,3 +313,98 @@ async def test_limits_own_sliding_window_api_on_a_leasing_storage(
         clock.advance(0.01)
     assert answers == [True] * 20 + [False] * 10
     assert storage.leases.stranded == 0
+
+
+# -- the sizing rule, on LeaseBook alone (no table: the counts a lease call would return) --
+
+
+def _sizes(
+    rate: float,
+    requests: int,
+    *,
+    limit: int = 1_000_000,
+    others: float = 0.0,
+    cost: int = 1,
+    horizon: float = 0.5,
+    most: int = 100,
+    seconds: int = 3600,
+) -> tuple[list[tuple[int, int]], LeaseBook]:
+    """``(units leased, units left in the table then)`` for each lease call of
+    one process whose requests come at ``rate``/s while other processes lease ``others``
+    units/s of the same key; a lease gets at most what is left, as the conditional write."""
+    book = LeaseBook(horizon, most, 100)
+    windows = (Window(limit, seconds),)
+    name = f"{seconds}s{int(T0 // seconds)}"
+    mine = 0
+    seen: dict[str, int] = {}  # what this process's last call returned
+    leases: list[tuple[int, int]] = []
+    for n in range(requests):
+        now = T0 + n / rate
+        if book.spend("k", windows, cost, now) is not None:
+            continue
+        want = book.size("k", windows, cost, now, seen)
+        counted = min(limit, mine + int(others * (now - T0)))
+        units = min(want, limit - counted)
+        if units < cost:
+            break
+        leases.append((units, limit - counted))
+        mine += units
+        seen = {name: counted + units}
+        book.granted("k", windows, cost, units, now, seen)
+    return leases, book
+
+
+def test_sizing_a_cold_key_leases_one_request_at_a_time() -> None:
+    for rate in (1 / 20, 1 / 9, 0.5, 0.9):  # a few a minute, and under 1 / (2 * horizon)
+        leases, book = _sizes(rate, 30)
+        assert [units for units, _ in leases] == [1] * 30, rate
+        assert book.held("k") == 0
+    leases, _ = _sizes(1 / 9, 10, cost=3)
+    assert [units for units, _ in leases] == [3] * 10
+
+
+def test_sizing_a_sustained_rate_leases_40_requests_within_four_horizons() -> None:
+    expected = {
+        1: 2,  # 2 s of the rate (four horizons)
+        10: 20,  # the same: 40 requests would take 4 s
+        25: 40,  # 1.6 s: the floor of 40 requests
+        50: 40,  # 0.8 s
+        100: 50,  # the horizon already spans more than 40 requests
+        150: 75,
+        1000: 100,  # lease_max
+    }
+    for rate, most in expected.items():
+        sizes = [units for units, _ in _sizes(rate, 600)[0]]
+        assert sizes[:2] == [1, 1], rate  # a rate seen over two intervals first
+        assert max(sizes) == most and min(sizes[3:-1] or [most]) >= most - 1, (rate, sizes)
+    sizes = [units for units, _ in _sizes(25, 600, cost=2)[0]]  # 40 requests of 2 units
+    assert max(sizes) == 80
+    sizes = [units for units, _ in _sizes(25, 600, horizon=2.0)[0]]  # rate * horizon
+    assert max(sizes) == 50
+
+
+def test_sizing_never_past_the_shortest_window_end() -> None:
+    for rate in (25, 1000):
+        leases, _ = _sizes(rate, 3 * rate, seconds=1)
+        assert max(units for units, _ in leases) <= rate
+
+
+def test_sizing_alone_a_process_takes_what_is_left_in_one_call() -> None:
+    leases, book = _sizes(100, 2000, limit=1000)
+    assert sum(units for units, _ in leases) == 1000
+    assert book._leases["k"].share > 0.9
+    *_, (before_last, _), (last, left) = leases
+    assert before_last == 50 and last == left < 50  # no tail of halving leases
+
+
+def test_sizing_near_exhaustion_a_process_takes_its_share_of_what_is_left() -> None:
+    # three other processes lease as fast as this one: it measures a quarter of the
+    # key's spend and, near exhaustion, asks for about that share of what is left (the
+    # room it last saw, less what the others spent since at the rate measured)
+    for limit in (1000, 2000, 2500):
+        leases, book = _sizes(25, 2000, limit=limit, others=75)
+        assert 0.2 < book._leases["k"].share < 0.3
+        late = [(units, left) for units, left in leases[2:] if left < 4 * 40]
+        assert late, leases
+        for units, left in late:
+            assert units <= max(2, left / 3), (units, left, leases)
