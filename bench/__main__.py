@@ -490,6 +490,12 @@ def headline(outcomes: dict[str, Outcome]) -> list[str]:
             f"{full.ratio:.2f}x; target ≤ {stack_module.TARGET_RATIO:.2f}x: "
             + ("met)." if full.ratio <= stack_module.TARGET_RATIO else "missed).")
         )
+        floor = by[stack_module.FLOOR]
+        lines.append(
+            f"The floor, one middleware hand-fused for this route doing the same work with "
+            f"no checks, options or failure handling: {floor.ratio:.2f}x "
+            f"({floor.added_us:+.0f} µs)."
+        )
         if stages:
             lines.append(
                 "Each stage's own cost around a trivial ASGI app (no FastAPI): "

@@ -18,6 +18,9 @@
      process), on the same route (no data) and on a route doing one ``uow.get``;
    - bare FastAPI doing the same GetItem by hand on the same transport (the baseline of
      the full stack's one-get route);
+   - the floor: one middleware written by hand for this route doing the stages' work on
+     it with none of their checks (:class:`_HandFused`): what this work costs inside
+     FastAPI at the least, to read the full stack's ratio against;
    - FastAPI + slowapi, both middlewares: ``SlowAPIMiddleware`` and
      ``SlowAPIASGIMiddleware`` (``memory://``, default limit never reached).
 
@@ -35,7 +38,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import gc
+import hashlib
 import time
 import uuid
 from collections import Counter
@@ -74,6 +79,7 @@ BARE = "FastAPI (bare)"
 FULL = "FastAPI + full stack (every stage, installed), route touches no data"
 THREE = "FastAPI + install(tenant, rate limit, unit of work)"
 THREE_BY_HAND = "FastAPI + add_middleware x3 (tenant, rate limit, unit of work)"
+FLOOR = "FastAPI + one hand-fused middleware doing the same work, no checks (the floor)"
 BY_HAND = "FastAPI + one GetItem by hand (AiodynamoTransport)"
 FULL_GET = "FastAPI + full stack (every stage), one uow.get (AiodynamoTransport)"
 OURS_TENANT = "FastAPI + TenantMiddleware alone (HS256 JWT, cached)"
@@ -180,6 +186,82 @@ def _three_by_hand(transport: Any) -> FastAPI:
     return app
 
 
+class _HandFused:
+    """The floor of the full stack: one middleware written by hand for this one route,
+    doing what the stages do on it (a request id from a counter, the tenant from a
+    sha256-keyed token cache, a fixed-window count in a dict, the five rate-limit
+    headers and the id header added in one send wrapper, a unit-of-work-sized object,
+    one ContextVar) with none of their checks, options, failure handling or records.
+    Not a product: a lower bound on what this work costs inside FastAPI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tenants: dict[bytes, Any] = {}
+        self.counts: dict[str, list[int]] = {}
+        self.prefix = uuid.uuid4().hex[:16]
+        self.counter = iter(range(1 << 62))
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        authorization = b""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+        request_id = f"{self.prefix}{next(self.counter):016x}"
+        digest = hashlib.sha256(authorization).digest()
+        tenant = self.tenants.get(digest)
+        if tenant is None:
+            tenant = self.tenants[digest] = lift_asgi.Tenant(TENANT, plan="enterprise")
+        now = time.time()
+        index = int(now // 60)
+        count = self.counts.get(tenant.id)
+        if count is None or count[0] != index:
+            count = self.counts[tenant.id] = [index, 0]
+        count[1] += 1
+        left, reset = 1_000_000_000 - count[1], (index + 1) * 60
+        added = [
+            (b"x-ratelimit-limit", b"1000000000"),
+            (b"x-ratelimit-remaining", b"%d" % left),
+            (b"x-ratelimit-reset", b"%d" % reset),
+            (b"ratelimit-policy", b'"default";q=1000000000;w=60'),
+            (b"ratelimit", b'"default";r=%d;t=%d' % (left, reset - int(now))),
+            (b"x-request-id", request_id.encode()),
+        ]
+        work = _Work(tenant.id)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["tenant"], state["uow"] = request_id, tenant, work
+
+        def send_with_headers(message: Message) -> Any:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *added]
+            return send(message)
+
+        reset_var = _FLOOR_VAR.set(work)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            _FLOOR_VAR.reset(reset_var)
+            work.closed = True
+
+
+class _Work:
+    __slots__ = ("closed", "ops", "tenant_id")
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id, self.ops, self.closed = tenant_id, None, False
+
+
+_FLOOR_VAR: contextvars.ContextVar[_Work] = contextvars.ContextVar("bench_floor")
+
+
+def _floor() -> FastAPI:
+    app = _fastapi()
+    app.add_middleware(_HandFused)
+    return app
+
+
 def _slowapi(middleware_name: str) -> Callable[[], ASGIApp]:
     def build() -> ASGIApp:
         from slowapi import Limiter
@@ -265,6 +347,7 @@ def _variants(transport: AiodynamoTransport) -> list[_Variant]:
             "/projects/42",
         ),
         _Variant(FULL, lambda: _installed(transport), "/projects/42"),
+        _Variant(FLOOR, _floor, "/projects/42"),
         _Variant(SLOWAPI, _slowapi("SlowAPIMiddleware"), "/projects/42"),
         _Variant(SLOWAPI_ASGI, _slowapi("SlowAPIASGIMiddleware"), "/projects/42"),
         _Variant(BY_HAND, by_hand, "/data/42", slow=True),
