@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lift_asgi.dynamo.codec import (
@@ -53,6 +53,11 @@ _MAX_TENANT_ID = 256
 #: A key value of up to this many characters fits every key limit: at most 4 UTF-8 bytes
 #: each, 768 bytes, under the sort key's 1024 and the prefixed partition key's 2048 - 257.
 _SHORT_KEY = 192
+#: Codes of key attributes in Schema.names (sizes are >= 1).
+PREFIXED_KEY = -1
+KEY = -2
+#: How many checked attribute names a schema remembers (each costs ~100 bytes).
+_MAX_NAMES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,27 @@ class Schema:
     prefixed: frozenset[str]
     #: Every key attribute of the table and its indexes (strings, never empty).
     key_attributes: frozenset[str]
+    #: The attribute names a tenant's put has met and checked: name -> its size
+    #: (UTF-8 bytes), or PREFIXED_KEY / KEY for key attributes. Bounded by _MAX_NAMES;
+    #: the tenant attribute is never in it (a handler may not write it).
+    names: dict[Any, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in self.key_attributes:
+            self.names[name] = PREFIXED_KEY if name in self.prefixed else KEY
+
+    def learn(self, name: Any) -> int:
+        """Check an attribute name a put has not met before; its entry in :attr:`names`."""
+        if name == self.tenant_attribute:
+            raise InvalidItem(
+                f"'{self.tenant_attribute}' is written by the unit of work, not by handlers."
+            )
+        if type(name) is not str or not name:
+            raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+        size = text_size(name)
+        if len(self.names) < _MAX_NAMES:
+            self.names[name] = size
+        return size
 
     @classmethod
     def from_spec(cls, spec: TableSpec, *, tenant_attribute: str, version_attribute: str) -> Schema:
@@ -201,8 +227,12 @@ class TenantScope:
     """Everything a tenant's handler reads and writes, prefixed and checked."""
 
     __slots__ = (
+        "_keys",
+        "_pk_limit",
         "_prefix_len",
+        "_prefixed",
         "_stamp_size",
+        "_tenant_attribute",
         "_tenant_av",
         "binding",
         "prefix",
@@ -217,10 +247,15 @@ class TenantScope:
         self._prefix_len = len(self.prefix)
         self._tenant_av: dict[str, Any] = {"S": tenant_id}
         self._stamp_size = text_size(schema.tenant_attribute) + text_size(tenant_id)
+        self._tenant_attribute = schema.tenant_attribute
+        self._keys = schema.key_attributes
+        self._prefixed = schema.prefixed
+        # a prefixed key's logical value: the prefix takes its share of the byte limit
+        self._pk_limit = MAX_PK_BYTES - text_size(self.prefix)
         self.binding = "t:" + tenant_id
 
     def partition(self, logical: Any, attribute: str) -> str:
-        value = check_key_value(attribute, logical, MAX_PK_BYTES - self._prefix_len)
+        value = check_key_value(attribute, logical, self._pk_limit)
         return self.prefix + value
 
     def key(self, key: KeyLike) -> tuple[dict[str, Any], tuple[str, str | None]]:
@@ -235,48 +270,44 @@ class TenantScope:
         return self.stored_sized(item)[0]
 
     def stored_sized(self, item: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-        # The hot path of every put: one walk that checks, encodes and sizes, with
-        # strings and ints (most attributes) inline rather than through encode_sized.
-        schema = self.schema
-        tenant_attribute = schema.tenant_attribute
-        if tenant_attribute in item:
-            raise InvalidItem(
-                f"'{tenant_attribute}' is written by the unit of work, not by handlers."
-            )
+        # The hot path of every put: one walk that checks, encodes and sizes. Each name
+        # is looked up once in the schema's table of checked names (its size, or a key
+        # code); strings and ints (most values) are encoded inline.
+        names = self.schema.names
         encoded: dict[str, Any] = {}
-        keys = schema.key_attributes
-        prefixed = schema.prefixed
         size = self._stamp_size
         for name, value in item.items():
-            if name in keys:
-                # A short non-empty str is valid at any limit: no call for the common case.
-                short = type(value) is str and 0 < len(value) <= _SHORT_KEY
-                if name in prefixed:
-                    text = self.prefix + (
-                        value
-                        if short
-                        else check_key_value(name, value, MAX_PK_BYTES - self._prefix_len)
-                    )
-                else:
-                    text = value if short else check_key_value(name, value, MAX_SK_BYTES)
-                encoded[name] = {"S": text}
-                size += len(name) + (len(text) if text.isascii() else len(text.encode()))
-                continue
-            if type(name) is not str or not name:
-                raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            if type(name) is not str:  # refused (a str subclass too, as everywhere)
+                self.schema.learn(name)
+            try:
+                rule = names[name]
+            except KeyError:
+                rule = self.schema.learn(name)
             kind = type(value)
+            if rule < 0:  # a key attribute
+                if kind is not str or not 0 < len(value) <= _SHORT_KEY:
+                    # a short non-empty str is valid at any limit: no call for it
+                    value = check_key_value(
+                        name, value, self._pk_limit if rule == PREFIXED_KEY else MAX_SK_BYTES
+                    )
+                if rule == PREFIXED_KEY:
+                    value = self.prefix + value
+                encoded[name] = {"S": value}
+                size += len(name) + (len(value) if value.isascii() else len(value.encode()))
+                continue
+            size += rule
             if kind is str:
                 encoded[name] = {"S": value}
                 size += len(value) if value.isascii() else len(value.encode())
             elif kind is int:
                 number = str(value)
                 encoded[name] = {"N": number}
-                size += number_size(number)
+                # a positive int without trailing zeros: every digit is significant
+                size += (len(number) + 3) >> 1 if value > 0 and value % 10 else number_size(number)
             else:
                 encoded[name], value_size = encode_sized(value)
                 size += value_size
-            size += len(name) if name.isascii() else len(name.encode())
-        encoded[tenant_attribute] = self._tenant_av
+        encoded[self._tenant_attribute] = self._tenant_av
         return encoded, size
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
