@@ -141,6 +141,40 @@ def build_put(
     expect_version: int | None = None,
 ) -> Operation:
     """The PutItem of ``item`` (see :meth:`UnitOfWork.put <lift_asgi.dynamo.UnitOfWork.put>`)."""
+    if if_absent or condition is not None or expect_version is not None:
+        return _conditional_put(scope, item, if_absent, condition, expect_version)
+    # The hot path: an unconditional put (one walk in stored_sized, then lookups only).
+    if type(item) is not dict and not isinstance(item, Mapping):
+        raise TypeError(f"an item is a mapping, not {type(item).__name__}")
+    encoded, size = scope.stored_sized(item)
+    schema = scope.schema
+    table = schema.table
+    try:
+        pk_text = encoded[schema.pk]["S"]
+        sk_name = schema.sk
+        sk_text = encoded[sk_name]["S"] if sk_name is not None else None
+    except KeyError as missing:
+        raise InvalidItem(f"The item has no '{missing.args[0]}' attribute.") from None
+    if size > MAX_ITEM_BYTES:
+        check_size(size)
+    return Operation(
+        "put",
+        (item[schema.pk], sk_text),
+        {"TableName": table, "Item": encoded},
+        True,
+        None,
+        size,
+        (table, pk_text, sk_text),
+    )
+
+
+def _conditional_put(
+    scope: Scope,
+    item: Mapping[str, Any],
+    if_absent: bool,
+    condition: Condition | None,
+    expect_version: int | None,
+) -> Operation:
     if if_absent and expect_version is not None:
         raise ValueError("if_absent and expect_version exclude each other")
     if type(item) is not dict and not isinstance(item, Mapping):
@@ -170,19 +204,16 @@ def build_put(
         logical = (item[pk_name], sk_text)
         identity = (schema.table, pk_value["S"], sk_text)
     request: dict[str, Any] = {"TableName": schema.table, "Item": encoded}
-    expression = None
-    if if_absent or condition is not None or expect_version is not None:
-        expr = Expression()
-        expression = _conditions(
-            scope,
-            expr,
-            condition,
-            must_exist=False if if_absent else None,
-            expected_version=expect_version,
-        )
-        request["ConditionExpression"] = expression
-        expr.apply(request)
-    return Operation("put", logical, request, expression is None, expect_version, size, identity)
+    expr = Expression()
+    request["ConditionExpression"] = _conditions(
+        scope,
+        expr,
+        condition,
+        must_exist=False if if_absent else None,
+        expected_version=expect_version,
+    )
+    expr.apply(request)
+    return Operation("put", logical, request, False, expect_version, size, identity)
 
 
 def build_update(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lift_asgi.dynamo import reads
 from lift_asgi.dynamo.bulk import BulkResult, batch_get, bulk_write
@@ -185,7 +185,8 @@ class _View:
         """
         scope = self._scope()
         work = self._work
-        work._check_open()
+        if work._closed:
+            work._check_open()
         work._add(build_put(scope, item, if_absent, condition, expect_version))
 
     def update(
@@ -264,7 +265,8 @@ class UnitOfWork(_View):
         self.tenant_id = tenant_id
         self._scope_cache: TenantScope | None = None
         self._ops: list[Operation] | None = None
-        self._seen: dict[tuple[str, str, str | None], int] | None = None
+        #: identity -> position in _ops: the same item twice is refused when added
+        self._seen: dict[tuple[str, str, str | None], int] = {}
         self._bytes = 0
         self._closed = False
 
@@ -287,6 +289,22 @@ class UnitOfWork(_View):
                 )
             scope = self._scope_cache = TenantScope(self.table.schema, self.tenant_id)
         return scope
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        if_absent: bool = False,
+        condition: Condition | None = None,
+        expect_version: int | None = None,
+    ) -> None:
+        # _View.put without its indirections: the hot path of a handler that writes.
+        scope = self._scope_cache or self._scope()
+        if self._closed:
+            self._check_open()
+        self._add(build_put(scope, item, if_absent, condition, expect_version))
+
+    put.__doc__ = _View.put.__doc__
 
     def unscoped(self) -> UnscopedTable:
         """The table WITHOUT tenant isolation: physical keys, no prefix, no tenant
@@ -315,50 +333,58 @@ class UnitOfWork(_View):
 
     def _add(self, operation: Operation) -> None:
         ops = self._ops
-        seen = self._seen
-        if ops is None or seen is None:
+        if ops is None:
             ops = self._ops = []
-            seen = self._seen = {}
-        if len(ops) >= MAX_TRANSACTION_ITEMS:
-            log.info(
-                "the %s of %s would be operation %d",
-                operation.kind,
-                show_key(self.table.schema, operation.logical),
-                len(ops) + 1,
-            )
-            raise TooManyOperations(
-                f"A unit of work commits at most {MAX_TRANSACTION_ITEMS} operations atomically "
-                f"(DynamoDB's transaction limit); this {operation.kind} would be operation "
-                f"{len(ops) + 1}. Commit earlier with `await uow.commit()` or use "
-                "bulk_put/bulk_delete (not atomic)."
-            )
+        count = len(ops)
+        if count >= MAX_TRANSACTION_ITEMS:
+            self._refuse_too_many(operation)
+        seen = self._seen
         identity = operation.identity
-        earlier = seen.get(identity)
-        if earlier is not None:
-            log.info(
-                "the %s of %s touches the same item as operation %d",
-                operation.kind,
-                show_key(self.table.schema, operation.logical),
-                earlier + 1,
-            )
-            raise DuplicateItem(
-                f"The {operation.kind} (operation {len(ops) + 1}) touches the same item as "
-                f"operation {earlier + 1} (a {ops[earlier].kind}); DynamoDB refuses one item "
-                "twice in a transaction."
-            )
+        if identity in seen:
+            self._refuse_duplicate(operation, seen[identity])
         total = self._bytes + operation.size
         if total > MAX_TRANSACTION_BYTES:
             raise InvalidItem(
                 "The buffered writes exceed DynamoDB's 4 MB limit for one transaction."
             )
         self._bytes = total
-        seen[identity] = len(ops)
+        seen[identity] = count
         ops.append(operation)
+
+    def _refuse_too_many(self, operation: Operation) -> NoReturn:
+        count = len(self._ops or ())
+        log.info(
+            "the %s of %s would be operation %d",
+            operation.kind,
+            show_key(self.table.schema, operation.logical),
+            count + 1,
+        )
+        raise TooManyOperations(
+            f"A unit of work commits at most {MAX_TRANSACTION_ITEMS} operations atomically "
+            f"(DynamoDB's transaction limit); this {operation.kind} would be operation "
+            f"{count + 1}. Commit earlier with `await uow.commit()` or use "
+            "bulk_put/bulk_delete (not atomic)."
+        )
+
+    def _refuse_duplicate(self, operation: Operation, earlier: int) -> NoReturn:
+        ops = self._ops or []
+        log.info(
+            "the %s of %s touches the same item as operation %d",
+            operation.kind,
+            show_key(self.table.schema, operation.logical),
+            earlier + 1,
+        )
+        raise DuplicateItem(
+            f"The {operation.kind} (operation {len(ops) + 1}) touches the same item as "
+            f"operation {earlier + 1} (a {ops[earlier].kind}); DynamoDB refuses one item "
+            "twice in a transaction."
+        )
 
     def discard(self) -> int:
         """Drop every buffered operation; returns how many there were."""
         count = len(self._ops) if self._ops else 0
-        self._ops = self._seen = None
+        self._ops = None
+        self._seen = {}
         self._bytes = 0
         return count
 
