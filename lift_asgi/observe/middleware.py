@@ -22,7 +22,8 @@ Per HTTP request it
    see :mod:`lift_asgi.observe.record`; with ``otel=True``, spans and metrics
    (:mod:`lift_asgi.observe.otel`).
 
-``websocket`` and ``lifespan`` scopes are marked as observed and pass through.
+A ``websocket`` scope gets its id too (echoed in the handshake's answer, no record);
+``lifespan`` scopes are marked as observed and pass through.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from lift_asgi.observe.cost import RequestCost
 from lift_asgi.observe.ids import RequestIds, ids_var, lambda_ids, valid_request_id
 from lift_asgi.observe.logs import RECORD_ATTRIBUTE
 from lift_asgi.observe.record import request_fields
-from lift_asgi.stages import OBSERVE, enter
+from lift_asgi.stages import OBSERVE, RequestContext, enter
 
 __all__ = ["RequestObserver"]
 
@@ -162,38 +163,20 @@ class RequestObserver(metaclass=LoudStartup):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            if scope["type"] in ("websocket", "lifespan"):
+            if scope["type"] == "websocket":
+                await self._websocket(scope, receive, send)
+                return
+            if scope["type"] == "lifespan":
                 enter(scope, OBSERVE)
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         ctx = enter(scope, OBSERVE)
-        name = self._header
-        incoming: bytes | None = None
-        trace: bytes | None = None
-        for key, value in scope["headers"]:
-            if key == name:
-                incoming = value
-            elif key == _TRACE_HEADER:
-                trace = value
-        request_id: str | None = None
-        if incoming is not None and self._trust:
-            text = incoming.decode("latin-1")
-            if valid_request_id(text):
-                request_id = text
-        lambda_id = trace_id = None
-        if trace is not None or "aws.context" in scope:
-            lambda_id, trace_id = lambda_ids(scope, trace)
-        if request_id is None:
-            request_id = lambda_id or self._generate()
-        ctx.request_id = request_id
         telemetry = self._telemetry
         counting = self._cost or telemetry is not None
-        ids = RequestIds(request_id, lambda_id, trace_id, ctx, counting, telemetry)
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state["request_id"] = request_id
+        ids = self._ids(scope, ctx, counting)
+        request_id = ids.request_id
+        name = self._header
         echoed = (name, request_id.encode("ascii"))
         status: int | None = None
 
@@ -251,6 +234,57 @@ class RequestObserver(metaclass=LoudStartup):
                     telemetry.request_ended(span, ids, fields, cost)
                 if log:
                     self._record(ids, fields)
+
+    def _ids(self, scope: Scope, ctx: RequestContext, counting: bool) -> RequestIds:
+        """The request's ids (step 1 of the module docs), put where handlers find them."""
+        name = self._header
+        incoming: bytes | None = None
+        trace: bytes | None = None
+        for key, value in scope["headers"]:
+            if key == name:
+                incoming = value
+            elif key == _TRACE_HEADER:
+                trace = value
+        request_id: str | None = None
+        if incoming is not None and self._trust:
+            text = incoming.decode("latin-1")
+            if valid_request_id(text):
+                request_id = text
+        lambda_id = trace_id = None
+        if trace is not None or "aws.context" in scope:
+            lambda_id, trace_id = lambda_ids(scope, trace)
+        if request_id is None:
+            request_id = lambda_id or self._generate()
+        ctx.request_id = request_id
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
+        return RequestIds(request_id, lambda_id, trace_id, ctx, counting, self._telemetry)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket gets its id as a request does: in the handshake's answer (the
+        ``websocket.accept`` headers, or the denial response of the ASGI extension), in
+        ``websocket.state.request_id`` and :func:`current_request_id` for the whole
+        connection, and on its log records. Its DynamoDB calls are not counted (a
+        connection is no request) and it writes no request record."""
+        ctx = enter(scope, OBSERVE)
+        ids = self._ids(scope, ctx, False)
+        name = self._header
+        echoed = (name, ids.request_id.encode("ascii"))
+
+        def send_with_id(message: Message) -> Awaitable[None]:
+            kind = message["type"]
+            if kind == "websocket.accept" or kind == "websocket.http.response.start":
+                headers = [h for h in message.get("headers") or () if h[0].lower() != name]
+                message["headers"] = [*headers, echoed]
+            return send(message)
+
+        token = ids_var.set(ids)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            ids_var.reset(token)
 
     def _record(self, ids: RequestIds, fields: dict[str, Any]) -> None:
         status = fields["status"]

@@ -262,3 +262,65 @@ def test_through_the_lambda_handler_the_invocation_ids_reach_handler_and_record(
     (line,) = records.requests()
     assert line["lambda_request_id"] == invocation.aws_request_id
     assert (line["trace_id"], line["route"]) == ("Root=1-abc-def", "/hello")
+
+
+async def _websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    """One WebSocket connection driven through ASGI: connect, then what the app sends."""
+    inbox: list[Message] = [{"type": "websocket.connect"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return inbox.pop(0) if inbox else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "scheme": "ws",
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+        "subprotocols": [],
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_websocket_gets_its_id_in_the_handshake_and_for_the_connection() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        ids = current_ids()
+        seen.append((ids.request_id if ids else None, scope["state"]["request_id"]))
+        await send({"type": "websocket.accept", "headers": [(b"x-request-id", b"app-own")]})
+        await send({"type": "websocket.send", "text": "hi"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    observer = RequestObserver(app)
+    sent = await _websocket(observer, [(b"x-request-id", b"ws-1")])
+    assert seen == [("ws-1", "ws-1")]
+    assert sent[0]["headers"] == [(b"x-request-id", b"ws-1")]  # ours replaces the app's
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert "headers" not in sent[1]
+    assert current_ids() is None  # reset when the connection ends
+
+    sent = await _websocket(observer, [(b"x-request-id", b"bad id")])
+    assert GENERATED.fullmatch(dict(sent[0]["headers"])[b"x-request-id"].decode())
+
+
+async def test_a_refused_websocket_handshake_carries_the_id_in_its_denial_response() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no"})
+
+    sent = await _websocket(RequestObserver(app), [(b"x-request-id", b"ws-2")])
+    assert sent[0]["headers"] == [(b"x-request-id", b"ws-2")]
+    assert sent[1] == {"type": "websocket.http.response.body", "body": b"no"}
