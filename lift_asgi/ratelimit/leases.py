@@ -20,10 +20,11 @@ How many units to lease (:meth:`LeaseBook.size`):
 - never more than this process's share of what is left in the window. The share is
   what it spent between its lease calls over what the key's counter grew by meanwhile
   (every process's leases), an EWMA starting at 1/2; what is left is the room its last
-  call saw, less what the others spent since at the rate that share implies. Alone on a
-  key, a process takes what is left in one call; among ``n`` equal processes, about
-  ``1/n`` of it, so near exhaustion leases shrink to one request's cost and one process
-  does not hold the last units while the others refuse.
+  call saw. Alone on a key, a process takes what is left in one call (no tail of
+  shrinking leases); among ``n`` equal processes about ``1/n`` of it, so leases shrink
+  to one request's cost as the window runs out. Others may have leased since that call,
+  so near exhaustion a process may still hold a whole lease while another refuses: the
+  units are spent, not lost, unless the holder stops (within the bound below).
 
 So a lease spans at most ``4 * horizon`` seconds of its process's rate, and the units
 one process can strand per key (it stops, or its Lambda container is frozen) are at most
@@ -154,11 +155,10 @@ class LeaseBook:
             # _FLOOR requests, when the rate spends them within _STRETCH horizons.
             span = min(_STRETCH * span, floor / lease.rate)
         want = lease.rate * min(span, until - now)
-        # What is left now: the room this process last saw, less what the others spent
-        # since at the rate measured (they take (1 - share) / share of what it takes).
-        share = lease.share
-        left = room(counts, windows, now) - lease.rate * (1 - share) / share * max(0.0, elapsed)
-        units = min(int(want), self.max_units, math.ceil(max(0.0, left) * share))
+        # Not projected past the last call's view (what the others spent since): the
+        # smaller leases that gives near exhaustion cost more calls than they spare.
+        left = room(counts, windows, now)
+        units = min(int(want), self.max_units, math.ceil(left * lease.share))
         return units if units >= 2 * cost else cost
 
     def granted(

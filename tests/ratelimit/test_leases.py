@@ -3,6 +3,8 @@ locally, never more than the limit, across OS processes sharing one table."""
 
 from __future__ import annotations
 
+import copy
+import math
 import multiprocessing
 import time
 import uuid
@@ -328,29 +330,31 @@ def _sizes(
     horizon: float = 0.5,
     most: int = 100,
     seconds: int = 3600,
+    seen: bool = False,
 ) -> tuple[list[tuple[int, int]], LeaseBook]:
-    """``(units leased, units left in the table then)`` for each lease call of
-    one process whose requests come at ``rate``/s while other processes lease ``others``
-    units/s of the same key; a lease gets at most what is left, as the conditional write."""
+    """``(units leased, units left)`` for each lease call of one process whose requests
+    come at ``rate``/s while other processes lease ``others`` units/s of the same key; a
+    lease gets at most what is left, as the conditional write. ``units left`` is the
+    table's, or with ``seen`` what this process's previous call saw."""
     book = LeaseBook(horizon, most, 100)
     windows = (Window(limit, seconds),)
     name = f"{seconds}s{int(T0 // seconds)}"
     mine = 0
-    seen: dict[str, int] = {}  # what this process's last call returned
+    seen_counts: dict[str, int] = {}  # what this process's last call returned
     leases: list[tuple[int, int]] = []
     for n in range(requests):
         now = T0 + n / rate
         if book.spend("k", windows, cost, now) is not None:
             continue
-        want = book.size("k", windows, cost, now, seen)
+        want = book.size("k", windows, cost, now, seen_counts)
         counted = min(limit, mine + int(others * (now - T0)))
         units = min(want, limit - counted)
         if units < cost:
             break
-        leases.append((units, limit - counted))
+        leases.append((units, limit - (seen_counts.get(name, 0) if seen else counted)))
         mine += units
-        seen = {name: counted + units}
-        book.granted("k", windows, cost, units, now, seen)
+        seen_counts = {name: counted + units}
+        book.granted("k", windows, cost, units, now, seen_counts)
     return leases, book
 
 
@@ -398,13 +402,15 @@ def test_sizing_alone_a_process_takes_what_is_left_in_one_call() -> None:
 
 
 def test_sizing_near_exhaustion_a_process_takes_its_share_of_what_is_left() -> None:
-    # three other processes lease as fast as this one: it measures a quarter of the
-    # key's spend and, near exhaustion, asks for about that share of what is left (the
-    # room it last saw, less what the others spent since at the rate measured)
-    for limit in (1000, 2000, 2500):
-        leases, book = _sizes(25, 2000, limit=limit, others=75)
-        assert 0.2 < book._leases["k"].share < 0.3
-        late = [(units, left) for units, left in leases[2:] if left < 4 * 40]
-        assert late, leases
-        for units, left in late:
-            assert units <= max(2, left / 3), (units, left, leases)
+    windows = (Window(1_000_000, 3600),)
+    name = f"3600s{int(T0 // 3600)}"
+    for others, share in ((0, 1.0), (25, 0.5), (75, 0.25)):  # alone, 1 or 3 equal others
+        _, book = _sizes(25, 400, others=others)  # 16 s: the share measured
+        assert abs(book._leases["k"].share - share) < 0.05, (others, book._leases["k"].share)
+        later = T0 + 16.001 + 1.6  # its lease spent; its last call saw 60 (or 30) left
+        plenty = copy.deepcopy(book).size("k", windows, 1, later, {name: 0})
+        assert 36 <= plenty <= 40  # the lease it asks for with room to spare
+        for left in (60, 30):
+            units = copy.deepcopy(book).size("k", windows, 1, later, {name: 1_000_000 - left})
+            assert units == min(plenty, math.ceil(left * book._leases["k"].share)), (others, left)
+        assert units < plenty or not others
