@@ -29,10 +29,10 @@ How many units to lease (:meth:`LeaseBook.size`):
 So a lease spans at most ``4 * horizon`` seconds of its process's rate, and the units
 one process can strand per key (it stops, or its Lambda container is frozen) are at most
 ``min(max_units, max(rate * horizon, 40 * cost), rate * 4 * horizon)``. With
-``horizon=0.5`` and unit costs: 2 s of the rate below 20 requests/s (20 units at 10/s, 2
-at 1/s), 40 units from 20 to 80/s, ``rate * horizon`` above, ``max_units`` (100) from
-200/s; and none below ``1 / (2 * horizon)`` requests/s, where every lease is the one
-request's cost (a key requested a few times a minute leases one unit at a time). That
+``horizon=0.5`` and unit costs: 2 s of the rate below 20 requests/s (20 units at 10/s),
+40 units from 20 to 80/s, ``rate * horizon`` above, ``max_units`` (100) from 200/s; and
+none below ``1 / (2 * horizon)`` requests/s, where every lease is the one request's cost
+(a key requested a few times a minute leases one unit at a time). That
 is the bound a frozen container adds to a window's under-admission; the table never
 counts more than the limit.
 
