@@ -12,7 +12,7 @@ from bench.ratelimit import LeaseRow, lease_rows
 __all__ = ["markdown", "run"]
 
 
-def run(seconds: float = 4.0) -> list[LeaseRow]:
+def run(seconds: float = 8.0) -> list[LeaseRow]:
     return lease_rows(seconds=seconds)
 
 
