@@ -17,14 +17,16 @@ How many units to lease (:meth:`LeaseBook.size`):
   it spends on 40 requests (1/40 call per request) when that takes at most
   ``4 * horizon`` seconds; at most ``max_units``, and never more than the rate spends
   before the shortest window ends;
-- never more than this process's share of what is left in the window. The share is
-  what it spent between its lease calls over what the key's counter grew by meanwhile
-  (every process's leases), an EWMA starting at 1/2; what is left is the room its last
-  call saw. Alone on a key, a process takes what is left in one call (no tail of
-  shrinking leases); among ``n`` equal processes about ``1/n`` of it, so leases shrink
-  to one request's cost as the window runs out. Others may have leased since that call,
-  so near exhaustion a process may still hold a whole lease while another refuses: the
-  units are spent, not lost, unless the holder stops (within the bound below).
+- never more than this process's share of what is left in the window, and never more
+  than half of it. The share is what it spent between its lease calls over what the
+  key's counter grew by meanwhile (every process's leases), an EWMA starting at 1/2;
+  what is left is the room its last call saw. Among ``n`` equal processes a lease takes
+  about ``1/n`` of what is left; alone, half of it: so leases shrink to one request's
+  cost as the window runs out, and a process that is alone now cannot hold the last of
+  the budget when another (a new Lambda container) arrives. Others may have leased
+  since that call, so near exhaustion a process may still hold a lease while another
+  refuses: the units are spent, not lost, unless the holder stops (within the bound
+  below).
 
 So a lease spans at most ``4 * horizon`` seconds of its process's rate, and the units
 one process can strand per key (it stops, or its Lambda container is frozen) are at most
@@ -54,6 +56,7 @@ __all__ = ["Lease", "LeaseBook", "room"]
 
 _SMOOTHING = 0.5  # weight of the newest rate in the EWMA
 _SHARE = 2  # until measured, a lease takes at most 1/_SHARE of what is left in the window
+_HALF = 1 / _SHARE  # ... and never more, even alone: near exhaustion leases shrink to one unit
 _SUSTAINED = 2  # intervals a rate must be seen over before a lease of more than one request
 _FLOOR = 40  # requests a sustained rate's lease aims to cover: 1/40 call per request, half the
 # 0.05 target, the other half left for the warm-up and each window's last call
@@ -158,7 +161,7 @@ class LeaseBook:
         # Not projected past the last call's view (what the others spent since): the
         # smaller leases that gives near exhaustion cost more calls than they spare.
         left = room(counts, windows, now)
-        units = min(int(want), self.max_units, math.ceil(left * lease.share))
+        units = min(int(want), self.max_units, math.ceil(left * min(lease.share, _HALF)))
         return units if units >= 2 * cost else cost
 
     def granted(
