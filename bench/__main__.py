@@ -63,7 +63,7 @@ PARAMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"iterations": 200, "repeats": 4, "instances": 1},
     ),
     "ratelimit": ({"iterations": 500, "repeats": 40}, {"iterations": 200, "repeats": 5}),
-    "leases": ({"seconds": 4.0}, {"seconds": 1.0}),
+    "leases": ({"seconds": 8.0}, {"seconds": 1.0}),
     "stack": (
         {"batch": 1000, "rounds": 20, "instances": 2},
         {"batch": 200, "rounds": 4, "instances": 1},
