@@ -145,6 +145,11 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
                 break
             # One lease call per key at a time: wait for it, then spend from its lease.
             await asyncio.shield(waiting)
+            decision = book.spend(key, windows, cost, now)
+            if decision is not None:
+                # first: a lease that took the window's last units holds them while
+                # the counts it saw say "full"; refusing on those would strand them
+                return decision
             known = plus(self._seen.get(key), self._debt.get(key))
             refusal = decide(known, windows, cost, now)
             if not refusal.allowed:

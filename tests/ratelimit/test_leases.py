@@ -3,6 +3,7 @@ locally, never more than the limit, across OS processes sharing one table."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import multiprocessing
@@ -164,6 +165,32 @@ async def test_remaining_never_promises_more_than_exists(
             )
         clock.advance(0.002)
     assert admitted == 100
+
+
+async def test_requests_waiting_on_a_lease_that_took_the_last_units_spend_them(
+    rate_limit_table: TableSpec, transport: AiodynamoTransport, clock: Clock
+) -> None:
+    # Under load a process's requests pile up behind its one lease call. When that call
+    # takes the window's last units (another process took the rest meanwhile), the
+    # counts it returns say "full" while this process holds units: the waiters must
+    # spend them, not be refused on those counts (seen with 4 loaded processes).
+    mine = _storage(rate_limit_table, transport, clock)
+    other = _storage(rate_limit_table, transport, clock, lease_horizon=0)  # a unit a call
+    windows = (Window(100, 3600),)
+    spent = 0
+    while spent < 12 or mine.leases.held("k"):  # a sustained rate, its lease spent
+        assert (await mine.acquire("k", windows, 1, clock())).allowed
+        spent += 1
+        clock.advance(0.01)
+    for _ in range(100 - 3 - spent):  # the other process takes all but 3 units
+        assert (await other.acquire("k", windows, 1, clock())).allowed
+    assert list((await _counters(transport, rate_limit_table.name)).values()) == [97]
+    # ten requests pile up behind mine's one lease call: it asks for many (its last call
+    # saw plenty left) and gets the 3 that are left
+    decisions = await asyncio.gather(*(mine.acquire("k", windows, 1, clock()) for _ in range(10)))
+    assert sum(d.allowed for d in decisions) == 3
+    assert mine.leases.held("k") == 0  # nothing stranded
+    assert list((await _counters(transport, rate_limit_table.name)).values()) == [100]
 
 
 async def test_units_leased_before_a_window_ends_are_the_only_ones_lost(
