@@ -98,7 +98,10 @@ async def _paced(
 
     async def one() -> None:
         nonlocal admitted
-        admitted += (await storage.acquire(key, windows, 1, T0 + time.time() - base)).allowed
+        # awaited first: `admitted += (await ...)` reads admitted before the await, and
+        # concurrent tasks would overwrite each other's counts
+        decision = await storage.acquire(key, windows, 1, T0 + time.time() - base)
+        admitted += decision.allowed
 
     await asyncio.sleep(max(0.0, base - time.time()))
     tasks = []
