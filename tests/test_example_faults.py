@@ -169,5 +169,6 @@ async def test_a_hot_tenants_data_request_makes_one_dynamodb_call(
         assert answer.status_code == 200 and "x-ratelimit-remaining" in answer.headers
     operations = dynamodb_fault_proxy.operations()
     assert operations.count("Query") == 40
-    # leased budgets: the limiter's own writes are a handful, not one per request
-    assert operations.count("UpdateItem") <= 4
+    # leased budgets: the limiter's own writes are a handful, not one per request (two
+    # single units, the slow start of requests milliseconds apart, then by the rate)
+    assert operations.count("UpdateItem") <= 6

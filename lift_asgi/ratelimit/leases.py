@@ -16,7 +16,8 @@ How many units to lease (:meth:`LeaseBook.size`):
   two intervals) leases what that rate spends in ``horizon`` seconds, and at least what
   it spends on 40 requests (1/40 call per request) when that takes at most
   ``4 * horizon`` seconds; at most ``max_units``, and never more than the rate spends
-  before the shortest window ends;
+  before the shortest window ends; a burst (its last two intervals within
+  ``horizon / 10``) starts slow: at most twice what this process has used of the key;
 - never more than this process's share of what is left in the window, and never more
   than half of it. The share is what it spent between its lease calls over what the
   key's counter grew by meanwhile (every process's leases), an EWMA starting at 1/2;
@@ -34,9 +35,12 @@ one process can strand per key (it stops, or its Lambda container is frozen) are
 ``horizon=0.5`` and unit costs: 2 s of the rate below 20 requests/s (20 units at 10/s),
 40 units from 20 to 80/s, ``rate * horizon`` above, ``max_units`` (100) from 200/s; and
 none below ``1 / (2 * horizon)`` requests/s, where every lease is the one request's cost
-(a key requested a few times a minute leases one unit at a time). That
-is the bound a frozen container adds to a window's under-admission; the table never
-counts more than the limit.
+(a key requested a few times a minute leases one unit at a time). ``rate`` is the
+process's measured rate, an EWMA that a burst raises; a burst within ``horizon / 10``
+strands at most twice what it used (three requests 2 ms apart lease 1, 1, then 4), but
+one spread over longer (say three requests over 60 ms, 50/s) may take a lease by its
+rate, up to the bound, and strand it if the process then stops. That is the bound a
+frozen container adds to a window's under-admission; the table never counts more than the limit.
 
 ``X-RateLimit-Remaining`` under a lease is ``limit - count + held``: the window's count as
 this process's last DynamoDB call saw it (which includes every unit leased by anyone
@@ -58,6 +62,7 @@ _SMOOTHING = 0.5  # weight of the newest rate in the EWMA
 _SHARE = 2  # until measured, a lease takes at most 1/_SHARE of what is left in the window
 _HALF = 1 / _SHARE  # ... and never more, even alone: near exhaustion leases shrink to one unit
 _SUSTAINED = 2  # intervals a rate must be seen over before a lease of more than one request
+_SPAN = 0.1  # intervals within this share of the horizon (50 ms at 0.5 s) are a burst
 _FLOOR = 40  # requests a sustained rate's lease aims to cover: 1/40 call per request, half the
 # 0.05 target, the other half left for the warm-up and each window's last call
 _STRETCH = 4  # ... when the rate spends them within this many horizons
@@ -84,6 +89,7 @@ class Lease:
     taken in), and the counts the lease call returned (``counts``)."""
 
     __slots__ = (
+        "before",
         "counts",
         "held",
         "observed",
@@ -93,6 +99,7 @@ class Lease:
         "start",
         "taken_at",
         "until",
+        "used",
         "windows",
     )
 
@@ -105,7 +112,9 @@ class Lease:
         self.size = 0
         self.start = 0.0
         self.taken_at = -math.inf
+        self.before = -math.inf  # when the lease before this one was taken
         self.until = 0.0
+        self.used = 0  # units this process leased of the key, all leases
         self.windows: Windows = ()
 
 
@@ -162,6 +171,11 @@ class LeaseBook:
         # smaller leases that gives near exhaustion cost more calls than they spare.
         left = room(counts, windows, now)
         units = min(int(want), self.max_units, math.ceil(left * min(lease.share, _HALF)))
+        if now - lease.before < self.horizon * _SPAN:
+            # A burst (its last two intervals within horizon / 10): the rate it shows may
+            # stop at once (a page's parallel calls, then a frozen container), so it
+            # starts slow: at most twice what this process has used of the key.
+            units = min(units, 2 * lease.used)
         return units if units >= 2 * cost else cost
 
     def granted(
@@ -182,6 +196,8 @@ class LeaseBook:
         lease.counts = counts
         lease.held = units - cost
         lease.size = units
+        lease.used += units
+        lease.before = lease.taken_at
         lease.taken_at = now
         lease.windows = windows
         lease.start = max(int(now // w.seconds) * w.seconds for w in windows)

@@ -407,7 +407,13 @@ def test_sizing_a_sustained_rate_leases_40_requests_within_four_horizons() -> No
     for rate, most in expected.items():
         sizes = [units for units, _ in _sizes(rate, 600)[0]]
         assert sizes[:2] == [1, 1], rate  # a rate seen over two intervals first
-        assert max(sizes) == most and min(sizes[3:-1] or [most]) >= most - 1, (rate, sizes)
+        # then, at 100/s and more (calls 10 ms apart and less: a burst), a slow start,
+        # each lease at most twice the units used before it
+        start = next((n for n, units in enumerate(sizes) if units >= most - 1), len(sizes))
+        for n in range(2, start):
+            assert sizes[n] <= 2 * sum(sizes[:n]), (rate, sizes)
+        assert start <= (3 if rate < 100 else 6), (rate, sizes)
+        assert max(sizes) == most and min(sizes[start:-1] or [most]) >= most - 1, (rate, sizes)
     sizes = [units for units, _ in _sizes(25, 600, cost=2)[0]]  # 40 requests of 2 units
     assert max(sizes) == 80
     sizes = [units for units, _ in _sizes(25, 600, horizon=2.0)[0]]  # rate * horizon
@@ -445,3 +451,22 @@ def test_sizing_near_exhaustion_a_process_takes_its_share_of_what_is_left() -> N
             share = min(book._leases["k"].share, 0.5)  # never more than half, even alone
             assert units == min(plenty, math.ceil(left * share)), (others, left)
         assert units < plenty or not others
+
+
+def test_sizing_a_burst_of_requests_milliseconds_apart_starts_slow() -> None:
+    # a page's parallel calls, then nothing (a Lambda container frozen after them): a
+    # lease no larger than twice what the burst used, never the rate's 100 units
+    book = LeaseBook(0.5, 100, 100)
+    windows = (Window(1000, 3600),)
+    name = f"3600s{int(T0 // 3600)}"
+    used = 0
+    sizes = []
+    for n in range(6):  # lease calls 2 ms apart: a burst (horizon / 10 is 50 ms)
+        now = T0 + n * 0.002
+        units = book.size("k", windows, 1, now, {name: used})
+        sizes.append(units)
+        book.granted("k", windows, 1, units, now, {name: used + units})
+        used += units
+        book._leases["k"].held = 0  # spent at once by the burst's other requests
+    # each at most twice the units used before it (2, 6, 18, 54), up to lease_max
+    assert sizes == [1, 1, 4, 12, 36, 100]
