@@ -56,8 +56,11 @@ _SHORT_KEY = 192
 #: Codes of key attributes in Schema.names (sizes are >= 1).
 PREFIXED_KEY = -1
 KEY = -2
-#: How many checked attribute names a schema remembers (each costs ~100 bytes).
+#: How many checked attribute names a schema remembers, and the longest one it keeps
+#: (UTF-8 bytes): at most ~4096 * (64 + 50) bytes however names come, from a handler that
+#: spreads a client's JSON keys into items included. Longer names are checked every time.
 _MAX_NAMES = 4096
+_MAX_NAME_BYTES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class Schema:
         if type(name) is not str or not name:
             raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
         size = text_size(name)
-        if len(self.names) < _MAX_NAMES:
+        if size <= _MAX_NAME_BYTES and len(self.names) < _MAX_NAMES:
             self.names[name] = size
         return size
 

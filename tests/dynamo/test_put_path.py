@@ -148,6 +148,18 @@ def test_the_name_table_is_bounded_and_names_past_it_are_still_checked(
         view.stored_sized({"pk": "p", "sk": "s", 3: "x"})
 
 
+def test_long_names_are_checked_every_time_not_remembered() -> None:
+    # a handler that spreads a client's JSON keys into items must not let the client
+    # grow the table by megabytes: names past 64 bytes are sized per put, not kept
+    view = scope()
+    long = "n" * 10_000
+    item = {"pk": "p", "sk": "s", long: 1, "short": 2}
+    encoded, size = view.stored_sized(item)
+    assert size == item_size(encoded)
+    assert long not in view.schema.names and "short" in view.schema.names
+    assert view.stored_sized(item)[1] == size  # the same size the second time
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
