@@ -108,6 +108,10 @@ class RequestContext:
             extra = self._extra = {}
         return extra
 
+    @extra.setter
+    def extra(self, value: dict[str, Any]) -> None:
+        self._extra = value
+
 
 class IdempotentRequest(Protocol):
     """What the unit of work does for the idempotency stage outside it.

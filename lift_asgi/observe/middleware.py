@@ -272,10 +272,16 @@ class RequestObserver(metaclass=LoudStartup):
         ids = self._ids(scope, ctx, False)
         name = self._header
         echoed = (name, ids.request_id.encode("ascii"))
+        # headers on websocket.accept came with ASGI 2.1; the denial response is an
+        # extension the server offers only when it supports it
+        spec = str(scope.get("asgi", {}).get("spec_version", "2.0")).split(".")
+        on_accept = tuple(int(p) if p.isdigit() else 0 for p in spec[:2]) >= (2, 1)
 
         def send_with_id(message: Message) -> Awaitable[None]:
             kind = message["type"]
-            if kind == "websocket.accept" or kind == "websocket.http.response.start":
+            if (
+                kind == "websocket.accept" and on_accept
+            ) or kind == "websocket.http.response.start":
                 headers = [h for h in message.get("headers") or () if h[0].lower() != name]
                 message["headers"] = [*headers, echoed]
             return send(message)

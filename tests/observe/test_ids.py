@@ -264,7 +264,9 @@ def test_through_the_lambda_handler_the_invocation_ids_reach_handler_and_record(
     assert (line["trace_id"], line["route"]) == ("Root=1-abc-def", "/hello")
 
 
-async def _websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+async def _websocket(
+    app: Any, headers: list[tuple[bytes, bytes]], spec_version: str = "2.4"
+) -> list[Message]:
     """One WebSocket connection driven through ASGI: connect, then what the app sends."""
     inbox: list[Message] = [{"type": "websocket.connect"}]
     sent: list[Message] = []
@@ -277,7 +279,7 @@ async def _websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Messa
 
     scope = {
         "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "asgi": {"version": "3.0", "spec_version": spec_version},
         "path": "/ws",
         "raw_path": b"/ws",
         "root_path": "",
@@ -324,3 +326,13 @@ async def test_a_refused_websocket_handshake_carries_the_id_in_its_denial_respon
     sent = await _websocket(RequestObserver(app), [(b"x-request-id", b"ws-2")])
     assert sent[0]["headers"] == [(b"x-request-id", b"ws-2")]
     assert sent[1] == {"type": "websocket.http.response.body", "body": b"no"}
+
+
+async def test_a_websocket_accept_gets_no_headers_from_a_server_before_asgi_2_1() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    sent = await _websocket(RequestObserver(app), [(b"x-request-id", b"ws-3")], "2.0")
+    assert sent[0] == {"type": "websocket.accept"}  # what a 2.0 server understands
