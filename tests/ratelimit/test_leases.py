@@ -442,7 +442,8 @@ def test_sizing_near_exhaustion_a_process_takes_its_share_of_what_is_left() -> N
     name = f"3600s{int(T0 // 3600)}"
     for others, share in ((0, 1.0), (25, 0.5), (75, 0.25)):  # alone, 1 or 3 equal others
         _, book = _sizes(25, 400, others=others)  # 16 s: the share measured
-        assert abs(book._leases["k"].share - share) < 0.05, (others, book._leases["k"].share)
+        measured = book._leases["k"].share
+        assert math.isclose(measured, share, abs_tol=0.05), (others, measured)
         later = T0 + 16.001 + 1.6  # its lease spent; its last call saw 60 (or 30) left
         plenty = copy.deepcopy(book).size("k", windows, 1, later, {name: 0})
         assert 36 <= plenty <= 40  # the lease it asks for with room to spare
