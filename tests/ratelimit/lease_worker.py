@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from lift_asgi.dynamo.transport import AiodynamoTransport
@@ -26,9 +27,15 @@ def work(
 ) -> None:
     """Put ``(admitted, lease calls, units still held)`` on ``results``. The clock is
     ``T0 + (time.time() - base)``: every process on one timeline, windows aligned."""
+    _report(results, _work(endpoint, table, key, windows, horizon, concurrency, base))
+
+
+def _report(results: Any, outcome: Coroutine[Any, Any, Any]) -> None:
+    """Run ``outcome`` and put what it returns on ``results``; a failure puts
+    ``(-1, 0, repr(exc))`` first, so the test fails at once, with the cause."""
     try:
-        results.put(asyncio.run(_work(endpoint, table, key, windows, horizon, concurrency, base)))
-    except BaseException as exc:  # the test fails at once, with the cause
+        results.put(asyncio.run(outcome))
+    except BaseException as exc:
         results.put((-1, 0, repr(exc)))
         raise
 
@@ -75,11 +82,7 @@ def paced(
 ) -> None:
     """``count`` requests at ``rate``/s from ``base`` on (each its own task, as a server
     runs them), whatever the answers; puts what :func:`work` puts."""
-    try:
-        results.put(asyncio.run(_paced(endpoint, table, key, windows, horizon, rate, count, base)))
-    except BaseException as exc:
-        results.put((-1, 0, repr(exc)))
-        raise
+    _report(results, _paced(endpoint, table, key, windows, horizon, rate, count, base))
 
 
 async def _paced(

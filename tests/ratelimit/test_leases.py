@@ -45,20 +45,13 @@ async def _counters(transport: Any, table: str) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize("run", range(3))  # repeated, on fresh keys, to catch races
-def test_four_processes_never_admit_more_than_the_limit(
-    run: int, dynamodb_endpoint: str, rate_limit_table: TableSpec
-) -> None:
+def _processes(target: Any, *args: Any, count: int = 4) -> list[Any]:
+    """Run ``target(*args, results=queue)`` in ``count`` spawned processes; their outcomes
+    (each ``(admitted, calls, held)``; a worker that raised puts ``admitted`` -1)."""
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
-    key = f"hot-{uuid.uuid4().hex[:8]}"
-    base = time.time()
     workers = [
-        spawn.Process(
-            target=lease_worker.work,
-            args=(dynamodb_endpoint, rate_limit_table.name, key, HOUR, 0.5, 16, base, results),
-        )
-        for _ in range(4)
+        spawn.Process(target=target, args=args, kwargs={"results": results}) for _ in range(count)
     ]
     for worker in workers:
         worker.start()
@@ -66,6 +59,17 @@ def test_four_processes_never_admit_more_than_the_limit(
     for worker in workers:
         worker.join(timeout=30)
     assert all(outcome[0] >= 0 for outcome in outcomes), outcomes
+    return outcomes
+
+
+@pytest.mark.parametrize("run", range(3))  # repeated, on fresh keys, to catch races
+def test_four_processes_never_admit_more_than_the_limit(
+    run: int, dynamodb_endpoint: str, rate_limit_table: TableSpec
+) -> None:
+    key = f"hot-{uuid.uuid4().hex[:8]}"
+    outcomes = _processes(
+        lease_worker.work, dynamodb_endpoint, rate_limit_table.name, key, HOUR, 0.5, 16, time.time()
+    )
     admitted = sum(outcome[0] for outcome in outcomes)
     calls = sum(outcome[1] for outcome in outcomes)
     assert admitted <= 400  # over-admission: zero
@@ -80,25 +84,20 @@ def test_four_paced_processes_spend_the_limit_and_never_more(
 ) -> None:
     # 4 processes x 50 requests/s for 2 s on a limit of half of what they send: leases
     # of up to 40 units each, the budget gone after about 1 s, refusals after that
-    spawn = multiprocessing.get_context("spawn")
-    results = spawn.Queue()
     key = f"paced-{uuid.uuid4().hex[:8]}"
     windows = (Window(200, 3600),)
     base = time.time() + 2.0  # every process starts its schedule together
-    workers = [
-        spawn.Process(
-            target=lease_worker.paced,
-            args=(dynamodb_endpoint, rate_limit_table.name, key, windows, 0.5, 50, 100, base),
-            kwargs={"results": results},
-        )
-        for _ in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    outcomes = [results.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-    assert all(outcome[0] >= 0 for outcome in outcomes), outcomes
+    outcomes = _processes(
+        lease_worker.paced,
+        dynamodb_endpoint,
+        rate_limit_table.name,
+        key,
+        windows,
+        0.5,
+        50,
+        100,
+        base,
+    )
     admitted = sum(outcome[0] for outcome in outcomes)
     calls = sum(outcome[1] for outcome in outcomes)
     assert admitted <= 200  # over-admission: zero
