@@ -10,14 +10,16 @@ under-admits by it), never double-spent.
 
 How many units to lease (:meth:`LeaseBook.size`):
 
-- a key seen for the first time, or one whose local rate is low, leases exactly the
+- a key seen for the first time, or one whose local rate is low, or one back after a
+  pause longer than ``8 * horizon`` (twice what a lease spans), leases exactly the
   request's cost: one call per request, as without leases;
 - a key with a sustained local rate (an EWMA over its last leases, measured over at least
   two intervals) leases what that rate spends in ``horizon`` seconds, and at least what
   it spends on 40 requests (1/40 call per request) when that takes at most
   ``4 * horizon`` seconds; at most ``max_units``, and never more than the rate spends
   before the shortest window ends; a burst (its last two intervals within
-  ``horizon / 10``) starts slow: at most twice what this process has used of the key;
+  ``horizon / 10``) starts slow: at most twice what this process has used of the key since its calls
+  came quickly;
 - never more than this process's share of what is left in the window, and never more
   than half of it. The share is what it spent between its lease calls over what the
   key's counter grew by meanwhile (every process's leases), an EWMA starting at 1/2;
@@ -66,6 +68,7 @@ _SPAN = 0.1  # intervals within this share of the horizon (50 ms at 0.5 s) are a
 _FLOOR = 40  # requests a sustained rate's lease aims to cover: 1/40 call per request, half the
 # 0.05 target, the other half left for the warm-up and each window's last call
 _STRETCH = 4  # ... when the rate spends them within this many horizons
+_PAUSE = 2 * _STRETCH  # horizons without a lease call after which a key is cold again
 
 
 def room(counts: dict[str, int] | Any, windows: Windows, now: float) -> int:
@@ -114,7 +117,7 @@ class Lease:
         self.taken_at = -math.inf
         self.before = -math.inf  # when the lease before this one was taken
         self.until = 0.0
-        self.used = 0  # units this process leased of the key, all leases
+        self.used = 0  # units this process leased of the key since its calls came quickly
         self.windows: Windows = ()
 
 
@@ -153,6 +156,12 @@ class LeaseBook:
         elapsed = now - lease.taken_at
         spent = lease.size - lease.held
         rate = (math.inf if spent else lease.rate) if elapsed <= 0 else spent / elapsed
+        if elapsed > _PAUSE * self.horizon:
+            # a pause twice as long as any lease spans: the key is cold again, its old rate
+            # stale; it is seen over two intervals again before it leases more
+            lease.rate = rate
+            lease.observed = 0
+            return cost
         if lease.rate:
             rate = _SMOOTHING * rate + (1 - _SMOOTHING) * lease.rate
         lease.rate = rate if math.isfinite(rate) else max(lease.rate, spent / 1e-3)
@@ -196,6 +205,8 @@ class LeaseBook:
         lease.counts = counts
         lease.held = units - cost
         lease.size = units
+        if now - lease.taken_at >= self.horizon * _SPAN:
+            lease.used = 0  # a pause: a burst after it starts slow from nothing again
         lease.used += units
         lease.before = lease.taken_at
         lease.taken_at = now

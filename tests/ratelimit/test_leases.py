@@ -443,7 +443,8 @@ def test_sizing_near_exhaustion_a_process_takes_its_share_of_what_is_left() -> N
         _, book = _sizes(25, 400, others=others)  # 16 s: the share measured
         measured = book._leases["k"].share
         assert math.isclose(measured, share, abs_tol=0.05), (others, measured)
-        later = T0 + 16.001 + 1.6  # its lease spent; its last call saw 60 (or 30) left
+        # its last lease (40 units at 25/s) spent; its last call saw 60 (or 30) left
+        later = book._leases["k"].taken_at + 1.6
         plenty = copy.deepcopy(book).size("k", windows, 1, later, {name: 0})
         assert 36 <= plenty <= 40  # the lease it asks for with room to spare
         for left in (60, 30):
@@ -470,3 +471,26 @@ def test_sizing_a_burst_of_requests_milliseconds_apart_starts_slow() -> None:
         book._leases["k"].held = 0  # spent at once by the burst's other requests
     # each at most twice the units used before it (2, 6, 18, 54), up to lease_max
     assert sizes == [1, 1, 4, 12, 36, 100]
+
+
+def test_sizing_a_burst_after_a_pause_starts_slow_again() -> None:
+    book = LeaseBook(0.5, 100, 100)
+    windows = (Window(100_000, 3600),)
+    name = f"3600s{int(T0 // 3600)}"
+    used = 0
+
+    def call(now: float) -> int:
+        nonlocal used
+        units = book.size("k", windows, 1, now, {name: used})
+        book.granted("k", windows, 1, units, now, {name: used + units})
+        used += units
+        book._leases["k"].held = 0  # spent at once
+        return units
+
+    for n in range(8):  # a busy minute: leases by the rate, up to lease_max
+        call(T0 + n * 0.01)
+    assert used > 100
+    # then a minute of quiet: the busy rate is stale and a burst after it starts as on a
+    # new key, not from the busy minute's 100-unit leases
+    sizes = [call(T0 + 60 + n * 0.002) for n in range(5)]
+    assert sizes == [1, 1, 4, 12, 36], sizes  # as a new key: two units, then a slow start
