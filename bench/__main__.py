@@ -515,7 +515,17 @@ def headline(outcomes: dict[str, Outcome]) -> list[str]:
             f"{get.us_per_request / hand.us_per_request:.2f}x)."
         )
         ours = by[stack_module.OURS_RATE]
+        if ours.added_us < 1.0:
+            # two FastAPI instances differ by a few µs: a difference this small is noise,
+            # and a ratio over it means nothing (bench/ratelimit.py measures it apart)
+            lines.append(
+                f"RateLimitMiddleware alone measured {ours.added_us:+.0f} µs/request over bare "
+                "FastAPI in this section, below its noise: no ratio to slowapi here (see "
+                "bench/ratelimit.py below)."
+            )
         for name in (stack_module.SLOWAPI_ASGI, stack_module.SLOWAPI):
+            if ours.added_us < 1.0:
+                break
             ratio = stack_module.added_ratio(cpu, name, stack_module.OURS_RATE)
             short = name.removeprefix("FastAPI + slowapi ").removesuffix(" (memory)")
             verdict = ""
