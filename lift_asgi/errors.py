@@ -227,11 +227,21 @@ class _RetryAfterError(LiftError):
         headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        seconds = max(1, math.ceil(retry_after))
+        seconds = _whole_seconds(retry_after)
         merged = {"retry-after": str(seconds)}
         merged.update(headers or {})
         self.retry_after = seconds
         super().__init__(detail, headers=merged, retry_after=seconds, **extra)
+
+
+def _whole_seconds(retry_after: float) -> int:
+    """``retry_after`` rounded up to whole seconds, at least 1. A value that is no finite
+    number (NaN, infinity: ``math.ceil`` raises on both) is 1, the default, so building
+    the error that answers a request can never fail itself."""
+    try:
+        return max(1, math.ceil(retry_after))
+    except (ValueError, OverflowError, TypeError):
+        return 1
 
 
 class TooManyRequests(_RetryAfterError):
@@ -348,7 +358,44 @@ class HTTPProblem(LiftError):
 
 
 def problem_body(error: LiftError) -> bytes:
-    return json.dumps(error.to_dict(), separators=(",", ":"), default=str).encode()
+    """The problem document as strict JSON: a member holding NaN or infinity (which
+    ``json.dumps`` would write as ``NaN``, a token no JSON parser must accept) is sent
+    as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``."""
+    document = error.to_dict()
+    try:
+        text = json.dumps(document, separators=(",", ":"), default=str, allow_nan=False)
+    except (ValueError, TypeError):  # a non-finite float, or a key JSON cannot name
+        text = json.dumps(_json_safe(document), separators=(",", ":"), default=str, allow_nan=False)
+    return text.encode()
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float spelled as JSON's would-be tokens
+    (``"NaN"``, ``"Infinity"``, ``"-Infinity"``, as pydantic's ``ser_json_inf_nan=
+    "strings"`` does) and every mapping key JSON cannot hold made a string, so
+    ``json.dumps(..., allow_nan=False)`` accepts it. Only called once a first
+    ``json.dumps`` refused: the common case pays nothing."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _spelled(value)
+    if isinstance(value, Mapping):
+        return {_json_key(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _spelled(number: float) -> str:
+    if math.isnan(number):
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
+
+
+def _json_key(key: Any) -> Any:
+    if isinstance(key, float):
+        return key if math.isfinite(key) else _spelled(key)
+    if key is None or isinstance(key, str | int):
+        return key
+    return str(key)
 
 
 def _header_list(
@@ -488,9 +535,14 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
     """FastAPI's 422 for a ``RequestValidationError``, in FastAPI's own shape
     (``{"detail": [...]}``), that cannot fail to render.
 
-    FastAPI's handler echoes the offending input; a JSON string holding a lone surrogate
-    (``"\\ud800x"``, valid JSON) cannot be encoded as UTF-8, so its response raised and the
-    client got a plain-text 500. Here such characters become U+FFFD in the echo.
+    FastAPI's handler echoes the offending input, and two kinds of input broke its
+    response, so the client got a plain-text 500 (and the server's log the error):
+
+    - a JSON string holding a lone surrogate (``"\\ud800x"``, valid JSON) cannot be
+      encoded as UTF-8: here such characters become U+FFFD in the echo;
+    - Python's JSON parser accepts ``NaN``, ``Infinity`` and ``-Infinity`` (and ``1e400``
+      parses as infinity), which strict JSON cannot carry back: here they are echoed as
+      the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, nested ones included.
     """
     from fastapi.encoders import jsonable_encoder
 
@@ -501,8 +553,14 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
 
 
 def _json_bytes(content: Any) -> bytes:
-    """Compact JSON as UTF-8; unpaired surrogates (unencodable) become U+FFFD."""
-    text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    """Compact, strict JSON as UTF-8; non-finite floats become strings (see
+    :func:`_json_safe`), unpaired surrogates (unencodable) become U+FFFD."""
+    try:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # NaN or infinity somewhere in the echoed input
+        text = json.dumps(
+            _json_safe(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
     try:
         return text.encode()
     except UnicodeEncodeError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -23,9 +24,11 @@ from lift_asgi.errors import (
     DynamoDBThrottled,
     HTTPProblem,
     LiftError,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     call_with_problems,
+    problem_body,
     send_problem,
     validation_exception_handler,
 )
@@ -166,6 +169,83 @@ async def test_validation_errors_keep_fastapis_422_whatever_the_input(
     assert error["loc"] == ["body", "name"]
     assert error["type"] in {"string_unicode", "string_too_long"}
     assert error["input"] == echoed
+
+
+def _strict_json(raw: bytes) -> Any:
+    """``raw`` parsed as strict JSON: ``NaN``/``Infinity`` tokens are refused."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} is not JSON")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
+class Versioned(BaseModel):
+    name: str = Field(min_length=1, max_length=1)
+    version: int = 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc", "echoed"),
+    [
+        (b'{"name": NaN}', ["body", "name"], "NaN"),
+        (b'{"name": Infinity}', ["body", "name"], "Infinity"),
+        (b'{"name": -Infinity}', ["body", "name"], "-Infinity"),
+        (b'{"name": 1e400}', ["body", "name"], "Infinity"),  # Python parses it as inf
+        (b'{"name": -1e400}', ["body", "name"], "-Infinity"),
+        (b'{"name": "n", "version": NaN}', ["body", "version"], "NaN"),
+        (
+            b'{"name": {"deep": [NaN, {"deeper": -Infinity}, 1e400, 1.5]}}',
+            ["body", "name"],
+            {"deep": ["NaN", {"deeper": "-Infinity"}, "Infinity", 1.5]},
+        ),
+        (b"NaN", ["body"], "NaN"),  # the whole body
+    ],
+)
+async def test_a_validation_error_echoes_nan_and_infinity_as_strings(
+    raw: bytes, loc: list[str], echoed: Any
+) -> None:
+    # Python's JSON parser accepts NaN and Infinity, and FastAPI's 422 echoes the input:
+    # strict JSON cannot carry them, so json.dumps(allow_nan=False) raised and the
+    # client got a plain-text 500.
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.post("/projects", status_code=201)
+    async def create(project: Versioned) -> dict[str, str]:
+        return {"name": project.name}  # pragma: no cover - never valid here
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post(
+            "/projects", content=raw, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/json"
+    errors = _strict_json(answer.content)["detail"]
+    assert [error["input"] for error in errors if error["loc"] == loc] == [echoed]
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf"), {float("nan"): [float("inf")]}]
+)
+def test_a_problem_member_holding_nan_or_infinity_is_still_strict_json(value: Any) -> None:
+    document = _strict_json(problem_body(Conflict("stale", measured=value, key={(1, 2): 1})))
+    assert document["status"] == 409
+    assert document["key"] == {"(1, 2)": 1}  # a key JSON cannot hold, as a string
+    spelled = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+    if isinstance(value, dict):
+        assert document["measured"] == {"NaN": ["Infinity"]}
+    else:
+        assert document["measured"] == spelled[repr(value)]
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), float("-inf")])
+async def test_a_retry_after_that_is_no_finite_number_is_one_second(seconds: float) -> None:
+    # math.ceil raises on NaN and infinity: building the 429 or 503 itself failed
+    for error in (TooManyRequests(retry_after=seconds), ServiceUnavailable(retry_after=seconds)):
+        start, body = await _sent(error)
+        assert dict(start["headers"])[b"retry-after"] == b"1"
+        assert _strict_json(body["body"])["retry_after"] == 1
 
 
 def test_problem_handlers_name_fastapis_validation_error_once_fastapi_is_loaded() -> None:
