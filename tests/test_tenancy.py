@@ -326,6 +326,27 @@ async def test_audience_and_issuer(make_app: AppFactory, rsa_key: rsa.RSAPrivate
     )
 
 
+async def test_audiences_and_issuers_given_as_any_iterable_hold_for_every_token(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    # PyJWT tests membership per token: a generator was spent by the first one
+    resolver = JWTResolver(
+        key=rsa_key.public_key(),
+        audience=(name for name in ["api", "admin"]),
+        issuer=(name for name in ["https://idp", "https://other-idp"]),
+        cache_size=0,
+    )
+    for aud, iss in [
+        ("admin", "https://other-idp"),
+        ("admin", "https://other-idp"),
+        ("api", "https://idp"),
+    ]:
+        tenant, _, _ = await resolver.verify(sign(rsa_key, aud=aud, iss=iss))
+        assert tenant.id == "acme"
+    with pytest.raises(Unauthorized):
+        await resolver.verify(sign(rsa_key, aud="elsewhere", iss="https://idp"))
+
+
 async def test_token_with_audience_refused_when_none_configured(
     make_app: AppFactory, rsa_key: rsa.RSAPrivateKey
 ) -> None:
@@ -630,6 +651,29 @@ async def test_subdomain(make_app: AppFactory) -> None:
     for host in ("example.com", "www.example.com", "a.b.example.com", "acme.evil.com", "[::1]"):
         assert_problem(await get(app, headers={"host": host}), 401)
     assert_problem(await get(app, headers={"host": "a_#.example.com"}), 400)
+
+
+@pytest.mark.parametrize(
+    ("exclude", "tenants", "refused"),
+    [
+        ("www", {"w", "ww", "api"}, {"www"}),  # one string is one label, not its letters
+        (["www", "API"], {"w", "acme"}, {"www", "api"}),
+        (None, {"www", "acme"}, set()),  # None: nothing excluded
+        ((), {"www"}, set()),
+    ],
+)
+async def test_subdomain_exclude(exclude: Any, tenants: set[str], refused: set[str]) -> None:
+    resolver = SubdomainResolver("example.com", exclude=exclude)
+
+    async def resolve(label: str) -> Tenant | None:
+        scope = {"type": "http", "headers": [(b"host", f"{label}.example.com".encode())]}
+        return await resolver.resolve(scope)
+
+    for label in tenants:
+        tenant = await resolve(label)
+        assert tenant is not None and tenant.id == label
+    for label in refused:
+        assert await resolve(label) is None
 
 
 async def test_path_template(make_app: AppFactory) -> None:
@@ -1004,6 +1048,58 @@ async def test_jwks_unreachable_is_503(make_app: AppFactory, rsa_key: rsa.RSAPri
     assert response.headers["retry-after"]
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"<html><body>Sign in to the corporate proxy</body></html>",  # not JSON at all
+        b"\xff\xfe\x00garbage",
+        b"[]",  # JSON, not an object
+        b"null",
+        b'{"keys": []}',  # an object without keys
+        b'{"keys": [{"kty": "nope"}]}',  # without usable keys
+    ],
+)
+async def test_a_jwks_endpoint_answering_no_key_set_is_503(
+    make_app: AppFactory, rsa_key: rsa.RSAPrivateKey, answer: bytes
+) -> None:
+    # the endpoint's fault, not the token's: an HTML 200 raised json.load's ValueError,
+    # which PyJWT lets through, and the request was refused as unidentified (401)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        app = make_app(resolvers=[JWTResolver(jwks_url=url)])
+        response = await get(app, headers=bearer(sign(rsa_key, headers={"kid": "k1"})))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    body = assert_problem(response, 503)
+    assert body["detail"] == "The token signing keys are unavailable."
+    assert response.headers["retry-after"] == "5"
+
+
+async def test_a_kid_the_jwks_does_not_hold_is_401(
+    make_app: AppFactory, rsa_key: rsa.RSAPrivateKey, jwks_server: Any
+) -> None:
+    url, _ = jwks_server
+    app = make_app(resolvers=[JWTResolver(jwks_url=url)])
+    assert (await get(app, headers=bearer(sign(rsa_key, headers={"kid": "k1"})))).status_code == 200
+    assert_token_refused(await get(app, headers=bearer(sign(rsa_key, headers={"kid": "k9"}))))
+
+
 # -------------------------------------------------------------------------- config
 
 
@@ -1096,7 +1192,65 @@ CONFIG_ERRORS = [
     _bad("algorithms", lambda: JWTResolver(jwks_url="https://x", algorithms=["HS256"]), "jwks HS"),
     _bad("jwks_url", lambda: JWTResolver(jwks_url="file:///etc/passwd"), "jwks scheme"),
     _bad("leeway", lambda: JWTResolver(key=HS_SECRET, leeway=-1), "leeway"),
+    *(
+        _bad("leeway", lambda value=value: JWTResolver(key=HS_SECRET, leeway=value), id)
+        for value, id in [
+            (float("nan"), "leeway nan"),  # compared false: expired tokens were accepted
+            (float("inf"), "leeway inf"),
+            (True, "leeway bool"),
+            ("5", "leeway str"),
+        ]
+    ),
+    *(
+        _bad(
+            option,
+            lambda option=option, value=value: JWTResolver(
+                **{"jwks_url": "https://idp.example/jwks", option: value}
+            ),
+            f"{option}={value!r}",
+        )
+        for option in ("jwks_lifespan", "jwks_timeout")
+        for value in ("5m", "x", -1, 0, float("nan"), float("inf"), True, None)
+    ),
+    _bad("jwks_url", lambda: JWTResolver(jwks_url=123), "jwks url type"),
+    *(
+        _bad(
+            option,
+            lambda option=option, value=value: JWTResolver(key=HS_SECRET, **{option: value}),
+            f"{option}={value!r}",
+        )
+        for option in ("audience", "issuer")
+        for value in (123, "", [], [1], ["api", ""], b"api")
+    ),
+    _bad("required_claims", lambda: JWTResolver(key=HS_SECRET, required_claims=[1]), "req 1"),
+    _bad("required_claims", lambda: JWTResolver(key=HS_SECRET, required_claims=[""]), "req ''"),
+    _bad("required_claims", lambda: JWTResolver(key=HS_SECRET, required_claims=5), "req 5"),
+    *(
+        _bad("scheme", lambda value=value: JWTResolver(key=HS_SECRET, scheme=value), id)
+        for value, id in [
+            ("B\u00ebarer", "non-ascii scheme"),  # was a UnicodeEncodeError
+            ("", "empty scheme"),
+            ("Bearer token", "two-word scheme"),
+            ("Bearer\t", "tab in scheme"),
+            (None, "scheme None"),
+        ]
+    ),
     _bad("cache_size", lambda: JWTResolver(key=HS_SECRET, cache_size=-1), "cache size"),
+    _bad("cache_size", lambda: JWTResolver(key=HS_SECRET, cache_size=True), "cache size bool"),
+    _bad("name", lambda: JWTResolver(key=HS_SECRET, name=None), "jwt name None"),
+    _bad("name", lambda: JWTResolver(key=HS_SECRET, name=""), "jwt name empty"),
+    _bad("source", lambda: HeaderResolver(source=None), "header source"),  # type: ignore[arg-type]
+    _bad("name", lambda: SubdomainResolver("example.com", name=3), "subdomain name"),  # type: ignore[arg-type]
+    _bad("exclude", lambda: SubdomainResolver("example.com", exclude=5), "exclude int"),  # type: ignore[arg-type]
+    _bad("exclude", lambda: SubdomainResolver("example.com", exclude=[1]), "exclude [1]"),  # type: ignore[list-item]
+    _bad("param", lambda: PathResolver("/t/{}", param=""), "empty param"),
+    _bad("param", lambda: PathResolver("/t/{5}", param=5), "param int"),  # type: ignore[arg-type]
+    _bad("name", lambda: PathResolver(name=""), "path name"),
+    _bad(
+        "require_consistent",
+        lambda: TenantMiddleware(_app, resolvers=[HeaderResolver()], require_consistent="no"),  # type: ignore[arg-type]
+        "require_consistent str",
+    ),
     _bad("tenant_claim", lambda: JWTResolver(key=HS_SECRET, tenant_claim=""), "tenant claim"),
     _bad("required_claims", lambda: JWTResolver(key=HS_SECRET, required_claims="exp"), "req"),
     _bad("header", lambda: JWTResolver(key=HS_SECRET, header="bad header"), "jwt header"),

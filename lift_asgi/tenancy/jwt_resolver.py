@@ -7,6 +7,8 @@ are kept by :mod:`lift_asgi.tenancy.token_cache`.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256 as _sha256
@@ -27,7 +29,7 @@ from lift_asgi.tenancy.jwt_keys import (
     default_algorithms,
     load_public_key,
 )
-from lift_asgi.tenancy.memo import header_name
+from lift_asgi.tenancy.memo import header_name, source_name
 from lift_asgi.tenancy.tenant import Tenant, as_text
 from lift_asgi.tenancy.token_cache import DEFAULT_CACHE_SIZE, TokenCache
 
@@ -55,6 +57,55 @@ def numeric_date(payload: Mapping[str, Any], claim: str) -> float | None:
         logger.debug("bearer token rejected: %r is not a NumericDate", claim)
         raise Unauthorized("The bearer token is invalid or expired.")
     return float(value)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _seconds(option: str, value: Any, *, above_zero: bool) -> float:
+    """``value`` as a finite number of seconds (> 0, or >= 0); else a
+    :class:`ConfigurationError` on ``option`` (a bool, a string, NaN or infinity too)."""
+    bound = "> 0" if above_zero else ">= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (above_zero and value == 0)
+    ):
+        raise ConfigurationError(
+            option, f"must be a finite number of seconds {bound}, not {value!r}"
+        )
+    return float(value)
+
+
+def _names(option: str, value: Any) -> str | tuple[str, ...] | None:
+    """An ``audience``/``issuer``: ``None``, one non-empty string, or several (kept as a
+    tuple: PyJWT tests membership on every token, and a generator would be spent after
+    the first)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value:
+            return value
+    elif isinstance(value, Iterable):
+        names = tuple(value)
+        if names and all(isinstance(name, str) and name for name in names):
+            return names
+    raise ConfigurationError(
+        option, f"must be a non-empty string or a non-empty list of them, not {value!r}"
+    )
+
+
+def _claim_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigurationError("required_claims", "must be a list of claim names")
+    names = tuple(value)
+    if not all(isinstance(name, str) and name for name in names):
+        raise ConfigurationError(
+            "required_claims", f"claim names are non-empty strings, not {names!r}"
+        )
+    return names
 
 
 class JWTResolver:
@@ -106,15 +157,16 @@ class JWTResolver:
         self._key: PublicKey | bytes | None = None
         self._jwks: jwt.PyJWKClient | None = None
         self._jwks_keys: dict[str, tuple[jwt.PyJWK, float]] = {}
-        self._jwks_lifespan = float(jwks_lifespan)
+        self._jwks_lifespan = _seconds("jwks_lifespan", jwks_lifespan, above_zero=True)
+        jwks_timeout = _seconds("jwks_timeout", jwks_timeout, above_zero=True)
         if jwks_url is not None:
+            if not isinstance(jwks_url, str) or not jwks_url:
+                raise ConfigurationError("jwks_url", "must be an http(s) URL")
             names = check_algorithms(["RS256"] if algorithms is None else algorithms)
             if ALGORITHM_KEY_KIND[names[0]] == HMAC:
                 raise ConfigurationError(
                     "algorithms", "HS* algorithms need a shared secret, not a JWKS URL"
                 )
-            if self._jwks_lifespan <= 0:
-                raise ConfigurationError("jwks_lifespan", "must be greater than 0")
             try:
                 self._jwks = jwt.PyJWKClient(
                     jwks_url, lifespan=self._jwks_lifespan, timeout=jwks_timeout
@@ -135,23 +187,23 @@ class JWTResolver:
                 raise ConfigurationError(option, "must be a non-empty claim name")
         if plan_claim is not None and (not isinstance(plan_claim, str) or not plan_claim):
             raise ConfigurationError("plan_claim", "must be a non-empty claim name or None")
-        if not isinstance(leeway, int | float) or leeway < 0:
-            raise ConfigurationError("leeway", "must be a number of seconds >= 0")
-        if isinstance(required_claims, str):
-            raise ConfigurationError("required_claims", "must be a list of claim names")
-        if not isinstance(cache_size, int) or cache_size < 0:
+        # NaN compares false with everything: "leeway < 0" let it through, and PyJWT's
+        # "now > exp + leeway" was then never true, so expired tokens were accepted.
+        leeway = _seconds("leeway", leeway, above_zero=False)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ConfigurationError("cache_size", "must be an integer >= 0 (0 disables)")
-        if not isinstance(scheme, str) or not scheme or " " in scheme:
-            raise ConfigurationError("scheme", "must be one word, such as 'Bearer'")
+        if not isinstance(scheme, str) or not _TOKEN.fullmatch(scheme):
+            # an auth-scheme is an HTTP token (RFC 9110 section 11.1): ASCII, one word
+            raise ConfigurationError("scheme", f"{scheme!r} must be one word, such as 'Bearer'")
 
         self.tenant_claim = tenant_claim
         self.user_claim = user_claim
         self.plan_claim = plan_claim
-        self.leeway = float(leeway)
-        self.audience = audience
-        self.issuer = issuer
-        self.required_claims = tuple(required_claims)
-        self.name = name
+        self.leeway = leeway
+        self.audience: str | tuple[str, ...] | None = _names("audience", audience)
+        self.issuer: str | tuple[str, ...] | None = _names("issuer", issuer)
+        self.required_claims: tuple[str, ...] = _claim_names(required_claims)
+        self.name = source_name("name", name)
         self._header = header_name("header", header)
         self._prefix = scheme.encode("ascii") + b" "
         self._prefix_lower = self._prefix.lower()
@@ -259,13 +311,24 @@ class JWTResolver:
         try:
             # PyJWKClient uses blocking urllib: keep it off the event loop.
             signing_key = await anyio.to_thread.run_sync(self._jwks.get_signing_key, kid)
-        except jwt.PyJWKClientConnectionError as exc:
-            logger.warning("JWKS %s could not be fetched: %s", self._jwks.uri, exc)
-            raise ServiceUnavailable(
-                "The token signing keys are unavailable.", retry_after=5
-            ) from None
+        except (jwt.PyJWKClientConnectionError, ValueError) as exc:
+            # unreachable, or a 200 that is not JSON (an HTML error or login page):
+            # json.load's ValueError, which PyJWT lets through
+            raise self._keys_unavailable(exc) from None
         except jwt.PyJWTError as exc:
+            cache = self._jwks.jwk_set_cache
+            if cache is not None and cache.get() is None:
+                # no key set to look the kid up in: the endpoint's answer was not one
+                # (a JSON array, a set without usable keys), which no token can fix
+                raise self._keys_unavailable(exc) from None
             logger.debug("bearer token rejected: %s: %s", type(exc).__name__, exc)
             raise Unauthorized("The bearer token is invalid or expired.") from None
         self._jwks_keys[kid] = (signing_key, time.monotonic() + self._jwks_lifespan)
         return signing_key
+
+    def _keys_unavailable(self, exc: Exception) -> ServiceUnavailable:
+        assert self._jwks is not None
+        logger.warning(
+            "JWKS %s gave no usable key set: %s: %s", self._jwks.uri, type(exc).__name__, exc
+        )
+        return ServiceUnavailable("The token signing keys are unavailable.", retry_after=5)
