@@ -3,6 +3,7 @@ segment boundaries, relative to the app's ``root_path``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import Scope
@@ -19,6 +20,8 @@ def compile_prefixes(option: str, prefixes: Any) -> tuple[str, ...]:
         return ()
     if isinstance(prefixes, str):
         prefixes = (prefixes,)
+    elif not isinstance(prefixes, Iterable):
+        raise ConfigurationError(option, f"a path or a list of paths, not {prefixes!r}")
     compiled = []
     for prefix in prefixes:
         if not isinstance(prefix, str) or not prefix.startswith("/"):

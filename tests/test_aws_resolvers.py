@@ -279,3 +279,12 @@ def test_authorizer_configuration_errors(option: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         AuthorizerResolver(**{option: ""})
     assert caught.value.option == option
+
+
+@pytest.mark.parametrize("make", [AuthorizerResolver, LambdaTenantResolver])
+@pytest.mark.parametrize("name", [None, "", 3])
+def test_a_resolver_name_is_a_non_empty_string(make: Any, name: Any) -> None:
+    # it becomes Tenant.source and the logs' source: None or 3 was taken as it was
+    with pytest.raises(ConfigurationError) as caught:
+        make(name=name)
+    assert caught.value.option == "name"

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import Scope
 
 from lift_asgi.errors import ConfigurationError, InvalidTenant
+from lift_asgi.tenancy.memo import source_name
 from lift_asgi.tenancy.tenant import Tenant, as_text
 
 __all__ = ["AuthorizerResolver", "LambdaTenantResolver"]
@@ -54,7 +55,7 @@ class AuthorizerResolver:
         self.tenant_claim = tenant_claim
         self.user_claim = user_claim
         self.plan_claim = plan_claim
-        self.name = name
+        self.name = source_name("name", name)
 
     async def resolve(self, scope: Scope) -> Tenant | None:
         event = scope.get("aws.event")
@@ -95,7 +96,7 @@ class LambdaTenantResolver:
     """
 
     def __init__(self, *, name: str = "lambda-tenant") -> None:
-        self.name = name
+        self.name = source_name("name", name)
 
     async def resolve(self, scope: Scope) -> Tenant | None:
         context = scope.get("aws.context")

@@ -1,4 +1,5 @@
-"""Small helpers the resolvers share: header lookup, header names, the per-resolver memo."""
+"""Small helpers the resolvers share: header lookup, header and resolver names, the
+per-resolver memo."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.types import Scope
 
 from lift_asgi.errors import ConfigurationError
 
-__all__ = ["MEMO_SIZE", "first_header", "header_name", "remember"]
+__all__ = ["MEMO_SIZE", "first_header", "header_name", "remember", "source_name"]
 
 #: Entries in one resolver's memo before it is cleared.
 MEMO_SIZE = 1024
@@ -30,6 +31,14 @@ def header_name(option: str, name: str) -> bytes:
     if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise ConfigurationError(option, f"{name!r} is not a valid HTTP header name")
     return name.lower().encode("ascii")
+
+
+def source_name(option: str, name: Any) -> str:
+    """A resolver's ``name`` (what :attr:`Tenant.source` and the logs show): a non-empty
+    string; else a :class:`ConfigurationError` on ``option``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(option, f"must be a non-empty string, not {name!r}")
+    return name
 
 
 def remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:

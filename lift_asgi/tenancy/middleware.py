@@ -135,7 +135,9 @@ class TenantMiddleware(metaclass=LoudStartup):
         self.app = app
         self._resolvers = _compile_resolvers(resolvers)
         self._resolve_funcs = tuple(resolve for resolve, _ in self._resolvers)
-        self._require_consistent = bool(require_consistent)
+        if not isinstance(require_consistent, bool):  # bool("no") is True
+            raise ConfigurationError("require_consistent", "True or False")
+        self._require_consistent = require_consistent
         self._valid = _compile_validator(tenant_id_pattern)
         self._exempt = compile_prefixes("exempt", exempt)
         if default_plan is not None and not isinstance(default_plan, str):

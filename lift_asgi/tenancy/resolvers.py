@@ -14,7 +14,7 @@ from starlette.types import Scope
 
 from lift_asgi._paths import route_path
 from lift_asgi.errors import ConfigurationError
-from lift_asgi.tenancy.memo import first_header, header_name, remember
+from lift_asgi.tenancy.memo import first_header, header_name, remember, source_name
 from lift_asgi.tenancy.tenant import EMPTY_CLAIMS, Tenant
 
 __all__ = ["HeaderResolver", "PathResolver", "SubdomainResolver"]
@@ -32,7 +32,7 @@ class HeaderResolver:
 
     def __init__(self, name: str = "x-tenant-id", *, source: str = "header") -> None:
         self.header = header_name("name", name)
-        self.name = source
+        self.name = source_name("source", source)
         self._memo: dict[bytes, Tenant] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
@@ -67,8 +67,8 @@ class SubdomainResolver:
         if not domain or not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", domain):
             raise ConfigurationError("base_domain", f"{base_domain!r} is not a domain name")
         self._suffix = "." + domain
-        self._exclude = frozenset(label.lower() for label in exclude)
-        self.name = name
+        self._exclude = _labels(exclude)
+        self.name = source_name("name", name)
         self._memo: dict[bytes, Tenant | None] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
@@ -93,6 +93,22 @@ class SubdomainResolver:
         return Tenant(label, None, None, EMPTY_CLAIMS, self.name)
 
 
+def _labels(exclude: Any) -> frozenset[str]:
+    """``exclude`` as lower-case labels: one string is one label (``"www"``, not the
+    letters ``w``), ``None`` is none."""
+    if exclude is None:
+        return frozenset()
+    if isinstance(exclude, str):
+        exclude = (exclude,)
+    elif not isinstance(exclude, Iterable):
+        raise ConfigurationError("exclude", f"must be a list of labels, not {exclude!r}")
+    labels = tuple(exclude)
+    for label in labels:
+        if not isinstance(label, str):
+            raise ConfigurationError("exclude", f"{label!r} is not a label such as 'www'")
+    return frozenset(label.lower() for label in labels)
+
+
 class PathResolver:
     """The tenant id from a path template such as ``"/tenants/{tenant_id}"``.
 
@@ -110,6 +126,8 @@ class PathResolver:
     ) -> None:
         if not isinstance(template, str) or not template.startswith("/"):
             raise ConfigurationError("template", f"{template!r} must start with '/'")
+        if not isinstance(param, str) or not param.isidentifier():
+            raise ConfigurationError("param", f"{param!r} must be a placeholder name")
         placeholders = re.findall(r"{([^{}]*)}", template)
         if placeholders.count(param) != 1:
             raise ConfigurationError(
@@ -130,7 +148,7 @@ class PathResolver:
         pattern.append("(?:/|$)")
         self._regex = re.compile("".join(pattern))
         self.template = template
-        self.name = name
+        self.name = source_name("name", name)
         self._memo: dict[str, Tenant] = {}
 
     async def resolve(self, scope: Scope) -> Tenant | None:
