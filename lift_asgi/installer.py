@@ -17,7 +17,8 @@ dict holds the keyword options of that stage's middleware, passed through unchan
 ``False`` leaves the stage out. Every middleware is constructed here, so a wrong option
 raises its :class:`~lift_asgi.errors.ConfigurationError` on the line that called
 ``install``, before any server starts; stages that need another (a unit of work needs
-the tenant, idempotency the unit of work) are checked here too.
+the tenant, idempotency the unit of work, a limiter keyed by tenant or user or limited
+by plan the tenant) are checked here too.
 
 Where the stack goes:
 
@@ -173,6 +174,25 @@ def _check_needs(configured: dict[str, dict[str, Any]]) -> None:
         )
 
 
+def _check_limiter_needs_no_tenant(limiter: Any, options: Mapping[str, Any]) -> None:
+    """A limiter keyed by tenant or user, or limited by plan, reads the tenant stage's
+    tenant: without ``tenant=`` it would fail at lifespan startup (or 500 every limited
+    request where no lifespan runs), so it is refused here, naming the option."""
+    option = getattr(limiter, "_tenant_option", None)  # "key" or "limit"; None: no need
+    if option is None:
+        return
+    name = "rules" if "rules" in options else option
+    if option == "limit":
+        what, other = "limits by the tenant's plan", "a limits string such as '100/minute'"
+    else:
+        what, other = "is keyed by tenant or user", "another key such as 'ip' or 'api_key'"
+    raise ConfigurationError(
+        f"{RATE_LIMIT}.{name}",
+        f"the rate limiter {what}, which needs the tenant stage: configure tenant={{...}} "
+        f"(or give {other})",
+    )
+
+
 @overload
 def install(
     app: _App,
@@ -254,6 +274,8 @@ def install(
             own = compile_prefixes(f"{stage.name}.exempt", options.get("exempt", ()))
             options["exempt"] = shared + tuple(p for p in own if p not in shared)
         below = _build(stage, cls, below, options)
+        if stage.name == RATE_LIMIT and TENANT not in configured:
+            _check_limiter_needs_no_tenant(below, options)
         if innermost is None:
             innermost = below
     if not starlette:

@@ -28,6 +28,7 @@ from lift_asgi.aws import handler
 from lift_asgi.dynamo import UnitOfWork, get_uow
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.errors import PROBLEM_HANDLERS, ConfigurationError
+from lift_asgi.ratelimit import Rule
 from lift_asgi.stages import context
 from lift_asgi.tenancy import HeaderResolver, JWTResolver, current_tenant
 from lift_asgi.testing import api_gateway_v2_event, lambda_context
@@ -154,6 +155,9 @@ async def test_only_the_configured_stages_are_installed() -> None:
         ({"unit_of_work": NO_DATA_UOW}, "tenant"),
         ({"tenant": tenant_options(), "exempt": ["health"]}, "exempt"),
         ({"tenant": tenant_options(), "exempt": "/"}, "exempt"),
+        ({"tenant": tenant_options(), "exempt": 5}, "exempt"),  # was a TypeError
+        ({"observe": {"quiet": 5}}, "observe.quiet"),
+        ({"observe": {"quiet": [None]}}, "observe.quiet"),
         ({"tenant": "acme"}, "tenant"),
         ({"tenant": {"app": None, "resolvers": [HeaderResolver()]}}, "tenant.app"),
         ({}, "install"),
@@ -181,13 +185,38 @@ def test_installing_twice_or_after_start_is_refused() -> None:
         lift_asgi.install(started, tenant=tenant_options())
 
 
-async def test_a_rule_keyed_by_tenant_without_the_tenant_stage_fails_startup() -> None:
-    """install() builds the order; what only a stage knows it still checks at startup."""
+@pytest.mark.parametrize(
+    ("rate_limit", "option"),
+    [
+        ({"limit": "1/minute", "key": "tenant"}, "rate_limit.key"),
+        ({"limit": "1/minute", "key": "user"}, "rate_limit.key"),
+        ({"limit": "1/minute", "key": ("ip", "tenant")}, "rate_limit.key"),
+        ({"limit": {"pro": "10/minute", "default": "1/minute"}}, "rate_limit.limit"),
+        ({"rules": [Rule("1/minute"), Rule("5/minute", key="user")]}, "rate_limit.rules"),
+    ],
+)
+async def test_a_limiter_that_needs_the_tenant_is_refused_without_the_tenant_stage(
+    rate_limit: dict[str, Any], option: str
+) -> None:
+    """It was accepted, then failed lifespan startup (or, with no lifespan, 500ed every
+    limited request); install() knows the stages it builds, so it says so at once."""
     app = fastapi_app()
-    lift_asgi.install(app, rate_limit={"limit": "1/minute", "key": "tenant"})
-    message = await lifespan_startup(app)
-    assert message["type"] == "lifespan.startup.failed"
-    assert "TenantMiddleware" in message["message"]
+    with pytest.raises(ConfigurationError) as raised:
+        lift_asgi.install(app, rate_limit=rate_limit)
+    assert raised.value.option == option
+    assert "tenant={...}" in str(raised.value)
+    assert app.user_middleware == []  # nothing half-installed
+    # with the tenant stage the same limiter is installed and starts
+    lift_asgi.install(app, tenant=tenant_options(), rate_limit=rate_limit)
+    assert (await lifespan_startup(app))["type"] == "lifespan.startup.complete"
+
+
+async def test_a_limiter_keyed_by_ip_needs_no_tenant_stage() -> None:
+    app = fastapi_app()
+    lift_asgi.install(app, rate_limit={"limit": "1/minute", "key": "ip"})
+    assert (await lifespan_startup(app))["type"] == "lifespan.startup.complete"
+    async with client(app) as http:
+        assert (await http.get("/health")).status_code == 200
 
 
 # -- one exempt list ----------------------------------------------------------------------
