@@ -134,7 +134,10 @@ class LambdaHandler:
     - runs lifespan startup once per container, on the first invocation, and passes its
       state (``scope["state"]``) to every request; shutdown runs on :meth:`shutdown` (or
       on SIGTERM with ``shutdown_on_sigterm=True``, which Lambda sends when an extension
-      is registered);
+      is registered). A startup the app answers with ``lifespan.startup.failed`` is
+      raised from the invocation in every mode (no request is served without it) and
+      tried again on the next one; under ``lifespan="auto"`` only an app that raises
+      without answering at all is run without a lifespan;
     - gives the app a client address it can trust: API Gateway's and function URLs'
       ``sourceIp`` (as Mangum does), and for ALB events the right-most
       ``X-Forwarded-For`` hop that is not one of ``trusted_proxies`` (Mangum passes the
@@ -168,6 +171,8 @@ class LambdaHandler:
             raise ConfigurationError("lifespan", f"one of {_LAMBDA_LIFESPAN}, not {lifespan!r}")
         if "lifespan" in mangum_options:  # pragma: no cover - guarded by the signature
             raise ConfigurationError("lifespan", "pass it once")
+        if not isinstance(shutdown_on_sigterm, bool):
+            raise ConfigurationError("shutdown_on_sigterm", "True or False")
         # the same object (and rules) as the rate limiter's "ip" key
         self._proxies = TrustedProxies(trusted_proxies)
         build_stack(app)  # a configuration error is raised here, not on the first event
@@ -231,12 +236,18 @@ class LambdaHandler:
         shutdown_done: asyncio.Future[None] = self._loop.create_future()
         lifespan = self._lifespan
         lifespan.queue, lifespan.shutdown_done = queue, shutdown_done
+        # Set once the app answered the startup itself: then it speaks the lifespan
+        # protocol, and a failure it reports is one, whatever the mode.
+        answered = False
 
         async def send(message: Message) -> None:
+            nonlocal answered
             kind = message["type"]
             if kind == "lifespan.startup.complete" and not started.done():
+                answered = True
                 started.set_result(None)
             elif kind == "lifespan.startup.failed" and not started.done():
+                answered = True
                 started.set_exception(
                     RuntimeError(f"lifespan startup failed: {message.get('message', '')}")
                 )
@@ -261,15 +272,22 @@ class LambdaHandler:
                 if not shutdown_done.done():
                     shutdown_done.set_result(None)
 
-        lifespan.task = self._loop.create_task(run())
+        task = lifespan.task = self._loop.create_task(run())
         await queue.put({"type": "lifespan.startup"})
         try:
             await started
         except BaseException:
-            if self.lifespan == "on":
+            # The app's own exception is raised here (or logged): not again by asyncio
+            # as "Task exception was never retrieved" when the task is collected.
+            task.add_done_callback(_retrieve)
+            lifespan.task = None
+            # lifespan.startup.failed stops the handler in every mode, as it stops
+            # uvicorn and Mangum: the app said it cannot serve. The next invocation
+            # tries the startup again. Only an app that raised (or returned) without
+            # answering is taken, under "auto", as one without lifespan support.
+            if answered or self.lifespan == "on":
                 raise
             log.info("lifespan not supported by the app; running without it")
-            lifespan.task = None
         else:
             self.startups += 1
         self._started = True
@@ -299,6 +317,12 @@ class LambdaHandler:
     def _on_sigterm(self, signum: int, frame: Any) -> None:  # pragma: no cover - signal
         self.close()
         raise SystemExit(0)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a finished lifespan task's exception as seen (it was raised or logged)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def handler(app: ASGIApp, **options: Any) -> LambdaHandler:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -340,6 +341,76 @@ def test_lifespan_on_fails_loudly_for_an_app_without_one(
         container(handler(plain, lifespan="on"))(function_url_event("GET", "/"))
 
 
+def _failing_startup_app() -> tuple[Starlette, dict[str, int]]:
+    counts = {"startup": 0, "served": 0}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        counts["startup"] += 1
+        raise RuntimeError("cannot reach the secrets store")
+        yield  # pragma: no cover
+
+    async def route(request: Request) -> Response:
+        counts["served"] += 1
+        return JSONResponse({"served": "without its startup"})
+
+    return Starlette(routes=[Route("/", route)], lifespan=lifespan), counts
+
+
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_a_failed_lifespan_startup_stops_the_handler_in_every_mode(
+    container: Callable[[LambdaHandler], Invoke], mode: str
+) -> None:
+    """Starlette answers lifespan.startup.failed, then re-raises; "auto" took the raise
+    for "no lifespan support" and served requests without the startup. Like uvicorn
+    and Mangum, a startup the app says failed is raised, and tried again next time."""
+    app, counts = _failing_startup_app()
+    invoke = container(handler(app, lifespan=mode))
+    for attempt in (1, 2):
+        with pytest.raises(RuntimeError, match="cannot reach the secrets store"):
+            invoke(function_url_event("GET", "/"))
+        assert counts == {"startup": attempt, "served": 0}
+
+
+def test_a_startup_failed_message_without_an_exception_stops_the_handler(
+    container: Callable[[LambdaHandler], Invoke],
+) -> None:
+    """What the suite's stages do for a wrong order: answer startup.failed and return."""
+    served: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.failed", "message": "the stages are misordered"})
+            return
+        served.append(scope["path"])
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    with pytest.raises(RuntimeError, match="the stages are misordered"):
+        container(handler(app))(function_url_event("GET", "/"))
+    assert served == []
+    # lifespan="off" never runs it: the app is served as it is
+    assert (
+        container(handler(app, lifespan="off"))(function_url_event("GET", "/"))["statusCode"] == 200
+    )
+
+
+def test_an_app_without_lifespan_support_leaves_no_unretrieved_task_error(
+    container: Callable[[LambdaHandler], Invoke], caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert container(handler(plain))(function_url_event("GET", "/"))["statusCode"] == 200
+        gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
 def test_cookies_in_each_format(container: Callable[[LambdaHandler], Invoke]) -> None:
     app, _ = _lifespan_app()
     invoke = container(handler(app))
@@ -397,6 +468,8 @@ def test_bad_options_name_themselves() -> None:
         handler(app, lifespan="sometimes")
     with pytest.raises(ConfigurationError, match="trusted_proxies"):
         handler(app, trusted_proxies=["not-a-network"])
+    with pytest.raises(ConfigurationError, match="shutdown_on_sigterm"):
+        handler(app, shutdown_on_sigterm="no")  # truthy: it would take SIGTERM over
 
 
 # -- text bodies stay text -------------------------------------------------------------
