@@ -240,10 +240,13 @@ class RequestObserver(metaclass=LoudStartup):
         name = self._header
         incoming: bytes | None = None
         trace: bytes | None = None
+        # The first of repeated headers, as the tenant resolvers read theirs: a proxy
+        # that appends its own X-Request-ID after the client's does not replace it.
         for key, value in scope["headers"]:
             if key == name:
-                incoming = value
-            elif key == _TRACE_HEADER:
+                if incoming is None:
+                    incoming = value
+            elif key == _TRACE_HEADER and trace is None:
                 trace = value
         request_id: str | None = None
         if incoming is not None and self._trust:

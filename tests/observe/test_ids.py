@@ -76,6 +76,34 @@ async def test_untrusted_header_is_never_taken() -> None:
     assert GENERATED.fullmatch(response.headers["x-request-id"])
 
 
+@pytest.mark.parametrize(
+    ("sent", "echoed"),
+    [
+        (["first-id", "second-id"], "first-id"),
+        (["first-id", "bad id"], "first-id"),
+        (["bad id", "second-id"], None),  # the first is the client's: invalid, replaced
+    ],
+)
+async def test_of_repeated_request_id_headers_the_first_is_taken(
+    sent: list[str], echoed: str | None
+) -> None:
+    # the tenant resolvers read the first of a repeated header; the observer took the last
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(context(scope).request_id or "")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with client(RequestObserver(app)) as http:
+        response = await http.get("/", headers=[("x-request-id", value) for value in sent])
+    assert response.headers.get_list("x-request-id") == seen
+    if echoed is None:
+        assert GENERATED.fullmatch(seen[0])
+    else:
+        assert seen == [echoed]
+
+
 async def test_the_apps_own_header_is_replaced_once() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"x-request-id", b"from-the-app"), (b"content-length", b"0")]
