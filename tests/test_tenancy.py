@@ -1154,6 +1154,7 @@ CONFIG_ERRORS = [
     _bad("algorithms", lambda: JWTResolver(key=HS_SECRET, algorithms=["HS999"]), "unknown"),
     _bad("algorithms", lambda: JWTResolver(key=HS_SECRET, algorithms="HS256"), "string"),
     _bad("algorithms", lambda: JWTResolver(key=HS_SECRET, algorithms=[]), "empty algs"),
+    _bad("algorithms", lambda: JWTResolver(key=HS_SECRET, algorithms=[["HS256"]]), "unhashable"),
     _bad(
         "algorithms",
         lambda: JWTResolver(key=_rsa_public(), algorithms=["RS256", "HS256"]),
@@ -1199,6 +1200,7 @@ CONFIG_ERRORS = [
             (float("inf"), "leeway inf"),
             (True, "leeway bool"),
             ("5", "leeway str"),
+            (10**400, "leeway past a float"),  # math.isfinite raised OverflowError
         ]
     ),
     *(

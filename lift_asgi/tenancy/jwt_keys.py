@@ -145,7 +145,7 @@ def check_algorithms(algorithms: Any) -> list[str]:
     for name in names:
         if isinstance(name, str) and name.lower() == "none":
             raise ConfigurationError("algorithms", "'none' (unsigned tokens) is never allowed")
-        if name not in ALGORITHM_KEY_KIND:
+        if not isinstance(name, str) or name not in ALGORITHM_KEY_KIND:  # [[...]]: unhashable
             raise ConfigurationError(
                 "algorithms",
                 f"unknown algorithm {name!r}; choose from {sorted(ALGORITHM_KEY_KIND)}",

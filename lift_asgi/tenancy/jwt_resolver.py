@@ -66,17 +66,20 @@ def _seconds(option: str, value: Any, *, above_zero: bool) -> float:
     """``value`` as a finite number of seconds (> 0, or >= 0); else a
     :class:`ConfigurationError` on ``option`` (a bool, a string, NaN or infinity too)."""
     bound = "> 0" if above_zero else ">= 0"
+    try:
+        seconds = float(value) if isinstance(value, int | float) else math.nan
+    except OverflowError:  # an int past what a float holds
+        seconds = math.inf
     if (
         isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (above_zero and value == 0)
+        or not math.isfinite(seconds)
+        or seconds < 0
+        or (above_zero and seconds == 0)
     ):
         raise ConfigurationError(
             option, f"must be a finite number of seconds {bound}, not {value!r}"
         )
-    return float(value)
+    return seconds
 
 
 def _names(option: str, value: Any) -> str | tuple[str, ...] | None:
