@@ -18,6 +18,13 @@ Python to DynamoDB:
 ``set``/``frozenset``              ``SS``, ``NS`` or ``BS`` (not empty, one kind)
 =================================  ===========================================
 
+What DynamoDB would refuse is refused here, where the value is added, as
+:class:`~lift_asgi.errors.InvalidItem` (a 400): a number of more than 38 significant
+digits or a magnitude outside 1E-130 .. 9.99...E+125 (zero is fine), a number set whose
+members are one number to DynamoDB (``{0.1, Decimal("0.1")}``), maps and lists nested
+more than 32 levels (a top-level attribute's value is level 1). NaN, infinities, empty
+sets and unknown types are programming errors (``ValueError``/``TypeError``).
+
 DynamoDB to Python: numbers come back as ``int`` when they are integral and as
 ``decimal.Decimal`` otherwise. ``Decimal`` keeps exactly what DynamoDB stored (38
 significant digits); a ``float`` would round money and counters silently. Use
@@ -31,17 +38,21 @@ import base64
 import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from lift_asgi.dynamo.limits import MAX_ITEM_BYTES
+from lift_asgi.errors import InvalidItem
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_DIGITS",
     "MAX_ITEM_BYTES",
     "decode_item",
     "decode_value",
     "encode_item",
     "encode_sized",
     "encode_value",
+    "int_text",
     "item_size",
     "number_size",
     "text_size",
@@ -53,14 +64,74 @@ _b64encode = base64.b64encode
 _b64decode = base64.b64decode
 
 
+#: DynamoDB's numbers: at most 38 significant digits, magnitude from 1E-130 to
+#: 9.9999999999999999999999999999999999999E+125 (and zero).
+MAX_DIGITS = 38
+_MIN_EXPONENT = -130
+_MAX_EXPONENT = 125
+#: Values nest at most 32 levels (a top-level attribute's value is level 1).
+MAX_DEPTH = 32
+
+
+def _refuse_number(text: str, why: str) -> NoReturn:
+    shown = text if len(text) <= 50 else f"{text[:20]}...{text[-20:]} ({len(text)} characters)"
+    raise InvalidItem(f"DynamoDB cannot store the number {shown}: {why}.")
+
+
+def _check_decimal(value: Decimal, text: str) -> None:
+    """Refuse a finite Decimal DynamoDB cannot store (too many digits, out of range)."""
+    if not value:
+        return
+    digits = value.as_tuple().digits
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:
+        significant -= 1
+    if significant > MAX_DIGITS:
+        _refuse_number(text, f"it has {significant} significant digits, at most {MAX_DIGITS}")
+    exponent = value.adjusted()
+    if exponent > _MAX_EXPONENT:
+        _refuse_number(text, "its magnitude is above 9.99...E+125")
+    if exponent < _MIN_EXPONENT:
+        _refuse_number(text, "its magnitude is below 1E-130")
+
+
+def _check_int_text(text: str) -> None:
+    """Refuse an int's text of more than 38 significant digits or above 9.99...E+125
+    (called only for texts longer than 38 characters: shorter ones always fit)."""
+    digits = text.lstrip("-")
+    if len(digits) - 1 > _MAX_EXPONENT:
+        _refuse_number(text, "its magnitude is above 9.99...E+125")
+    significant = len(digits.rstrip("0"))
+    if significant > MAX_DIGITS:
+        _refuse_number(text, f"it has {significant} significant digits, at most {MAX_DIGITS}")
+
+
+def int_text(value: int) -> str:
+    """An int's text for DynamoDB, refusing one it cannot store (InvalidItem)."""
+    text = str(value)
+    if len(text) > 38:  # MAX_DIGITS, as a constant: this is on every int's path
+        _check_int_text(text)
+    return text
+
+
 def _number(value: float | Decimal) -> str:
     if isinstance(value, float):
+        # repr has at most 17 significant digits: only the range can be out of bounds
+        # (the float nearest 1E-130 prints as 1e-130 and every float below it prints
+        # below it, so comparing floats decides as comparing their texts would).
+        if 1e-130 <= abs(value) < 1e126:  # False for NaN and infinities
+            return repr(value)
         if not math.isfinite(value):
             raise ValueError(f"DynamoDB cannot store the number {value!r}")
-        return repr(value)
+        text = repr(value)
+        if value:
+            _check_decimal(Decimal(text), text)
+        return text
     if not value.is_finite():
         raise ValueError(f"DynamoDB cannot store the number {value!r}")
-    return str(value)
+    text = str(value)
+    _check_decimal(value, text)
+    return text
 
 
 def _encode_set(value: set[Any] | frozenset[Any]) -> AttributeValue:
@@ -73,8 +144,29 @@ def _encode_set(value: set[Any] | frozenset[Any]) -> AttributeValue:
     if kind == "SS":
         return {"SS": [str(member) for member in value]}
     if kind == "NS":
-        return {"NS": [str(member) if type(member) is int else _number(member) for member in value]}
+        texts = [
+            int_text(member) if type(member) is int else _number_member(member) for member in value
+        ]
+        # Members Python tells apart can be one number to DynamoDB (0.1 and
+        # Decimal("0.1")), which refuses a set holding it twice.
+        if len(texts) > 1 and len(set(map(Decimal, texts))) != len(texts):
+            seen: set[Decimal] = set()
+            for text in texts:
+                number = Decimal(text)
+                if number in seen:
+                    raise InvalidItem(
+                        f"The number set holds {text} more than once as DynamoDB numbers "
+                        "(e.g. 0.1 and Decimal('0.1')); DynamoDB refuses duplicate members."
+                    )
+                seen.add(number)
+        return {"NS": texts}
     return {"BS": [_b64encode(bytes(member)).decode() for member in value]}
+
+
+def _number_member(member: Any) -> str:
+    if isinstance(member, int):  # an int subclass (IntEnum)
+        return int_text(int(member))
+    return _number(member)
 
 
 def _set_kind(member: Any) -> str:
@@ -91,19 +183,26 @@ def _set_kind(member: Any) -> str:
 
 def encode_value(value: Any) -> AttributeValue:
     """One Python value as a DynamoDB attribute value (see the module docstring)."""
+    return _encode(value, 1)
+
+
+def _encode(value: Any, depth: int) -> AttributeValue:
+    """``value`` at nesting level ``depth`` (a top-level attribute's value is level 1)."""
     kind = type(value)
     if kind is str:
         return {"S": value}
     if kind is int:
-        return {"N": str(value)}
+        return {"N": int_text(value)}
     if kind is bool:
         return {"BOOL": value}
     if value is None:
         return {"NULL": True}
     if kind is dict:
-        return {"M": encode_item(value)}
+        return {"M": _encode_members(value, depth)}
     if kind is list or kind is tuple:
-        return {"L": [encode_value(member) for member in value]}
+        if value and depth > 31:
+            _too_deep()
+        return {"L": [_encode(member, depth + 1) for member in value]}
     if kind is float or kind is Decimal:
         return {"N": _number(value)}
     if kind is bytes:
@@ -116,15 +215,17 @@ def encode_value(value: Any) -> AttributeValue:
     if isinstance(value, str):
         return {"S": str(value)}
     if isinstance(value, int):
-        return {"N": str(int(value))}
+        return {"N": int_text(int(value))}
     if isinstance(value, float | Decimal):
         return {"N": _number(value)}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"B": _b64encode(bytes(value)).decode()}
     if isinstance(value, Mapping):
-        return {"M": encode_item(value)}
+        return {"M": _encode_members(value, depth)}
     if isinstance(value, list | tuple):
-        return {"L": [encode_value(member) for member in value]}
+        if value and depth > 31:
+            _too_deep()
+        return {"L": [_encode(member, depth + 1) for member in value]}
     if isinstance(value, set | frozenset):
         return _encode_set(value)
     raise TypeError(
@@ -133,14 +234,30 @@ def encode_value(value: Any) -> AttributeValue:
     )
 
 
-def encode_item(item: Mapping[str, Any]) -> dict[str, AttributeValue]:
-    """A mapping of attribute names to Python values as a DynamoDB item (or map)."""
+# The containers' checks read ``depth > 31`` (MAX_DEPTH - 1, as a constant: they are on
+# every nested value's path): a container at level 32 may only be empty.
+def _too_deep() -> NoReturn:
+    raise InvalidItem(
+        f"The item nests maps and lists more than {MAX_DEPTH} levels deep; "
+        f"DynamoDB stores at most {MAX_DEPTH}."
+    )
+
+
+def _encode_members(item: Mapping[str, Any], depth: int) -> dict[str, AttributeValue]:
+    """The members of a map at level ``depth`` (0: the item itself)."""
+    if item and depth > 31:
+        _too_deep()
     encoded: dict[str, AttributeValue] = {}
     for name, value in item.items():
         if type(name) is not str or not name:
             raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
-        encoded[name] = encode_value(value)
+        encoded[name] = _encode(value, depth + 1)
     return encoded
+
+
+def encode_item(item: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """A mapping of attribute names to Python values as a DynamoDB item."""
+    return _encode_members(item, 0)
 
 
 def _decode_number(text: str) -> int | Decimal:
@@ -203,13 +320,42 @@ text_size = _utf8_len
 
 
 def _number_size(text: str) -> int:
-    # About one byte per two significant digits, plus one (DynamoDB's documented rule).
-    if text.isdigit():  # the common case: a plain non-negative integer
-        digits = len(text.lstrip("0").rstrip("0")) or 1
+    """DynamoDB's size of a number: its significant digits in base-100 pairs aligned on
+    the decimal point (``1000010`` is 01 00 00 10: four pairs), plus one byte, plus one
+    more for a negative number. AWS documents "about one byte per two significant
+    digits, plus one"; the pairs are how DynamoDB stores a number (ministack, which
+    matches DynamoDB's 400 KB refusals byte for byte, counts the same).
+
+    With ``top`` and ``low`` the powers of ten of the highest and the lowest significant
+    digit, the pairs are ``top // 2 - low // 2 + 1``."""
+    if text.isdigit():  # a non-negative integer (the common case)
+        whole = text.lstrip("0")
+        if not whole:
+            return 1  # zero
+        return ((len(whole) - 1) >> 1) - ((len(whole) - len(whole.rstrip("0"))) >> 1) + 2
+    sign = text[:1]
+    negative = sign == "-"
+    if negative or sign == "+":
+        text = text[1:]
+        if text.isdigit():
+            return _number_size(text) + negative if text.strip("0") else 1
+    shift = 0
+    if "e" in text or "E" in text:
+        text, _, exponent = text.replace("E", "e").partition("e")
+        shift = int(exponent)
+    whole, _, fraction = text.partition(".")
+    whole = whole.lstrip("0")
+    fraction = fraction.rstrip("0")
+    if whole:
+        top = len(whole) - 1
+        low = -len(fraction) if fraction else len(whole) - len(whole.rstrip("0"))
     else:
-        mantissa = text.lstrip("-+").split("e")[0].split("E")[0].replace(".", "")
-        digits = len(mantissa.strip("0")) or 1
-    return (digits + 1) // 2 + 1
+        significant = fraction.lstrip("0")
+        if not significant:
+            return 1  # zero
+        top = len(significant) - len(fraction) - 1
+        low = -len(fraction)
+    return ((top + shift) >> 1) - ((low + shift) >> 1) + 2 + negative
 
 
 #: The size DynamoDB counts for a number's text.
@@ -249,8 +395,8 @@ def _value_size(value: Mapping[str, Any]) -> int:
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     """The size DynamoDB counts for an encoded item, in bytes.
 
-    Attribute names (UTF-8) plus values: strings by their UTF-8 length, numbers about one
-    byte per two significant digits plus one, binary by its length, booleans and nulls
+    Attribute names (UTF-8) plus values: strings by their UTF-8 length, numbers by
+    DynamoDB's rule (:func:`number_size`), binary by its length, booleans and nulls
     one byte, lists and maps 3 bytes plus one per element (plus names for maps), sets the
     sum of their members. An estimate by the published rules, close enough to refuse a
     write before DynamoDB would.
@@ -266,36 +412,41 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     return total
 
 
-def encode_sized(value: Any) -> tuple[AttributeValue, int]:
+def encode_sized(value: Any, depth: int = 1) -> tuple[AttributeValue, int]:
     """:func:`encode_value` and the size :func:`item_size` counts for it, in one walk
-    (a put encodes and sizes its item at once; walking it twice cost a third of a put)."""
+    (a put encodes and sizes its item at once; walking it twice cost a third of a put).
+    ``depth``: the value's nesting level (a top-level attribute's value is level 1)."""
     kind = type(value)
     if kind is str:
         return {"S": value}, len(value) if value.isascii() else len(value.encode())
     if kind is int:
-        text = str(value)
+        text = int_text(value)
         return {"N": text}, _number_size(text)
     if kind is bool:
         return {"BOOL": value}, 1
     if value is None:
         return {"NULL": True}, 1
     if kind is dict:
+        if value and depth > 31:
+            _too_deep()
         members: dict[str, AttributeValue] = {}
         size = 3
         for name, member in value.items():
             if type(name) is not str or not name:
                 raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
-            encoded, member_size = encode_sized(member)
+            encoded, member_size = encode_sized(member, depth + 1)
             members[name] = encoded
             size += _utf8_len(name) + member_size + 1
         return {"M": members}, size
     if kind is list or kind is tuple:
+        if value and depth > 31:
+            _too_deep()
         elements: list[AttributeValue] = []
         size = 3
         for member in value:
-            encoded, member_size = encode_sized(member)
+            encoded, member_size = encode_sized(member, depth + 1)
             elements.append(encoded)
             size += member_size + 1
         return {"L": elements}, size
-    encoded = encode_value(value)
+    encoded = _encode(value, depth)
     return encoded, _value_size(encoded)

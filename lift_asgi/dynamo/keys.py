@@ -23,6 +23,7 @@ from lift_asgi.dynamo.codec import (
     decode_item,
     decode_value,
     encode_sized,
+    int_text,
     number_size,
     text_size,
 )
@@ -305,8 +306,15 @@ class TenantScope:
             elif kind is int:
                 number = str(value)
                 encoded[name] = {"N": number}
-                # a positive int without trailing zeros: every digit is significant
-                size += (len(number) + 3) >> 1 if value > 0 and value % 10 else number_size(number)
+                digits = len(number)
+                if value > 0 and value % 10 and digits < 39:
+                    # positive, at most 38 digits (MAX_DIGITS), no trailing zero: every
+                    # digit is significant, in ceil(n / 2) pairs from the units, plus one
+                    size += (digits + 3) >> 1
+                else:  # negative, zero, trailing zeros or long: checked, exact rule
+                    if digits > 38:
+                        int_text(value)  # refuses what DynamoDB cannot store
+                    size += number_size(number)
             else:
                 encoded[name], value_size = encode_sized(value)
                 size += value_size
