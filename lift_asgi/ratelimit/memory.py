@@ -8,12 +8,16 @@ window ends, however many other keys arrive; when every held key is still live, 
 is refused with :class:`MemoryFull` (a 503 under the middleware's failure policy) instead
 of forgetting a count.
 
-Dropping is O(1) per key, amortised: every key is filed under the epoch its windows end
-(``_expiry``: end -> keys, with a heap of the ends), and a new key past the cap drops
-keys from the oldest ended bucket until one slot is free, never walking live keys or the
-dict's deleted slots. A key that moved on to a later
-window leaves a stale entry in its old bucket, skipped when that bucket is popped (at
-most one per window a key lived through).
+A key keeps one counter per window (``{seconds}s{index}``, as in DynamoDB), so a rule
+whose limit differs by request (a callable limit, a plan change) keeps every limit's
+count; a counter goes once no window reads it.
+
+Dropping is O(1) per key, amortised: every key is filed once, under the epoch its
+windows end when it arrives (``_expiry``: end -> keys, with a heap of the ends), and a
+new key past the cap drops keys from the oldest ended bucket until one slot is free,
+never walking live keys or the dict's deleted slots. A key that moved on to a later
+window is not filed again as it does (the index holds one entry per key, however long
+the key lives): when its old bucket is popped it is filed under its current end instead.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ class MemoryFull(ServiceUnavailable):
 class MemoryBackend:
     """Counters in this process (``memory://``); see the module docs.
 
-    A key's state is a list: ``[window index, count, end]`` for a single fixed window
-    (the common case, decided inline), else ``[{counter name: count}, end]``.
+    A key's state is a list: ``[window index, count, seconds, end]`` for a single fixed
+    window (the common case, decided inline), else ``[{counter name: count}, end]``;
+    ``end`` (last) is when the key's counters have all stopped mattering.
     """
 
     io = False
@@ -64,29 +69,58 @@ class MemoryBackend:
 
     def acquire_now(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
         """:meth:`acquire` without a coroutine (the middleware calls this one)."""
-        counts = self._counts
         if len(windows) == 1 and not windows[0].sliding:
-            # One fixed window: [index, count, end], the arithmetic of core.decide_fixed.
+            # One fixed window: [index, count, seconds, end], core.decide_fixed's arithmetic.
             window = windows[0]
             seconds = window.seconds
             index = int(now // seconds)
-            state = counts.get(key)
-            if state is None or len(state) != 3 or state[0] != index:
-                if state is None and len(counts) >= self.max_keys:
-                    self._make_room(now)
-                end = float((index + 1) * seconds)
-                state = counts[key] = [index, 0, end]
-                self._file(key, end)
-            current = state[1] + cost
-            if current <= window.limit:
-                state[1] = current
-                remaining = window.limit - current
-                end = state[2]
-                return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
-            return decide_fixed(window, state[1], cost, now, False)
+            state = self._counts.get(key)
+            if state is None or state[0] != index or state[2] != seconds:
+                state = self._fixed(key, state, seconds, index, now)
+            if state is not None:
+                current = state[1] + cost
+                if current <= window.limit:
+                    state[1] = current
+                    remaining = window.limit - current
+                    end = state[3]
+                    return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
+                return decide_fixed(window, state[1], cost, now, False)
+        return self._acquire_names(key, windows, cost, now)
+
+    def _fixed(
+        self, key: str, state: list[Any] | None, seconds: int, index: int, now: float
+    ) -> list[Any] | None:
+        """The single-window state of ``key`` in window ``index``: new, or rolled over
+        from the same window's last one; ``None`` when the key holds other counters
+        (then it keeps one per name)."""
+        end = float((index + 1) * seconds)
+        if state is None:
+            counts = self._counts
+            if len(counts) >= self.max_keys:
+                self._make_room(now)
+            state = counts[key] = [index, 0, seconds, end]
+            self._file(key, end)
+            return state
+        if len(state) == 4 and state[2] == seconds:
+            state[0] = index  # the next window: the last one's counter is read no more
+            state[1] = 0
+            state[3] = end
+            return state
+        if len(state) == 4:  # another limit's window: keep its counter beside this one's
+            self._by_name(key, state, now)
+        return None
+
+    def _by_name(self, key: str, state: list[Any], now: float) -> list[Any]:
+        """Turn a single fixed window's state into one counter per name."""
+        names = {} if state[3] <= now else {f"{state[2]}s{state[0]}": state[1]}
+        state = self._counts[key] = [names, state[3]]
+        return state
+
+    def _acquire_names(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
+        counts = self._counts
         state = counts.get(key)
-        if state is None or len(state) != 2:  # new, or it was a single fixed window
-            if state is None and len(counts) >= self.max_keys:
+        if state is None:
+            if len(counts) >= self.max_keys:
                 self._make_room(now)
             end = max(
                 float((int(now // w.seconds) + (2 if w.sliding else 1)) * w.seconds)
@@ -94,26 +128,33 @@ class MemoryBackend:
             )
             state = counts[key] = [{}, end]
             self._file(key, end)
+        elif len(state) == 4:  # it held a single fixed window's counter
+            state = self._by_name(key, state, now)
         names: dict[str, int] = state[0]
         decision = decide(names, windows, cost, now)
         if decision.allowed:
-            end = 0.0
-            live: list[str] = []
+            end = state[1]
+            started = False
             for window in windows:
                 seconds = window.seconds
                 index = int(now // seconds)
                 name = f"{seconds}s{index}"
-                names[name] = names.get(name, 0) + cost
-                live.append(name)
-                if window.sliding:
-                    live.append(f"{seconds}s{index - 1}")
-                end = max(end, float((index + (2 if window.sliding else 1)) * seconds))
-            if len(names) > len(live):
-                for name in [name for name in names if name not in live]:
+                count = names.get(name)
+                if count is None:
+                    names[name] = cost
+                    started = True
+                else:
+                    names[name] = count + cost
+                ends = float((index + (2 if window.sliding else 1)) * seconds)
+                if ends > end:
+                    end = ends  # never earlier: another limit's counters may outlive these
+            state[1] = end
+            if started and len(names) > len(windows):
+                # a window started: drop the counters no window reads any more (a
+                # sliding window's previous one is still read)
+                reach = 1 if any(w.sliding for w in windows) else 0
+                for name in [name for name in names if _ended(name, now, reach)]:
                     del names[name]
-            if end != state[1]:
-                state[1] = end
-                self._file(key, end)
         return decision
 
     def _file(self, key: str, end: float) -> None:
@@ -128,7 +169,8 @@ class MemoryBackend:
 
         Ended buckets are drained a few keys at a time (up to ``_ROOM`` slots per call),
         so no new key pays for a million ended ones at once: the cost per new key stays
-        flat however many are held.
+        flat however many are held. A key of an ended bucket that lives on in a later
+        window is filed under its current end.
         """
         counts = self._counts
         heap = self._heap
@@ -152,8 +194,12 @@ class MemoryBackend:
             key = draining[drained]
             drained += 1
             state = counts.get(key)
-            if state is not None and state[-1] <= now:  # else it lives on in a later window
+            if state is None:
+                continue
+            if state[-1] <= now:
                 del counts[key]
+            else:  # it lives on in a later window
+                self._file(key, state[-1])
         self._drained = drained
 
     def clear(self) -> None:
@@ -162,3 +208,11 @@ class MemoryBackend:
         self._heap.clear()
         self._draining = []
         self._drained = 0
+
+
+def _ended(name: str, now: float, reach: int) -> bool:
+    """Whether no window reads the counter ``name`` (``{seconds}s{index}``) at ``now``: its
+    window and ``reach`` more have ended (1 for sliding windows, which read their previous
+    window, else 0; a key's limits all share their rule's strategy)."""
+    seconds, _, index = name.partition("s")
+    return (int(index) + 1 + reach) * int(seconds) <= now
