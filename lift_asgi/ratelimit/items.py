@@ -16,7 +16,11 @@ late): they ignore what has expired themselves.
   ``UpdateItem``: ``ADD`` to every window's counter, conditioned on every window having
   room, ``ReturnValues=ALL_NEW`` for the headers and
   ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` for the refusal. A refused hit changes
-  nothing, so no window ever holds more than its limit, whatever the concurrency.
+  nothing, so no window ever holds more than its limit, whatever the concurrency. A key's
+  limit may differ by request (a callable limit, a plan change, a rolling deploy), so the
+  item may hold other limits' counters: an update removes only counters no window reads
+  any more, and never lowers the TTL (it covers every live counter it knows of, and a
+  condition refuses an update that would shorten the item's TTL).
 
 This module holds what both storages agree on: the item's key, how counters are read
 back from an item (or from a failed condition's old item), and the URI options.
@@ -36,6 +40,7 @@ __all__ = [
     "URI_OPTIONS",
     "Call",
     "Steps",
+    "counter_window",
     "counters",
     "counters_end",
     "failed_item",
@@ -97,6 +102,13 @@ def plus(seen: Mapping[str, int] | None, debt: Mapping[str, int] | None) -> Mapp
     for name, units in debt.items():
         counts[name] = counts.get(name, 0) + units
     return counts
+
+
+def counter_window(name: str) -> tuple[int, int]:
+    """``(seconds, index)`` of a counter named ``{seconds}s{index}`` (as :func:`counters`
+    keeps them): its window is ``[index * seconds, (index + 1) * seconds)``."""
+    seconds, _, index = name.partition("s")
+    return int(seconds), int(index)
 
 
 def counters_end(counts: Mapping[str, int]) -> float:

@@ -19,6 +19,7 @@ from lift_asgi.ratelimit.items import (
     SORT_VALUE,
     Call,
     Steps,
+    counter_window,
     counters,
     counters_end,
     failed_item,
@@ -32,6 +33,10 @@ __all__ = ["CounterSteps"]
 _MAX_ATTEMPTS = 4
 _MAX_REMOVALS = 16
 _MAX_LEASE_ATTEMPTS = 8
+
+#: One conditional update in flight: (windows, units it adds to each, now, the units it
+#: carries of the key's debt per counter name, or None).
+_Flight = tuple[Windows, int, float, "dict[str, int] | None"]
 
 
 class CounterSteps:
@@ -71,9 +76,13 @@ class CounterSteps:
         self._seen: dict[str, dict[str, int]] = {}
         self._forgot_until = 0.0 if cache_size else math.inf
         # Units admitted in this process while the table could not answer, per key and
-        # counter, added to the key's next write (see acquire_local).
+        # counter, added to the key's next write (see acquire_local) and kept until a
+        # write that carried them succeeds.
         self._debt: dict[str, dict[str, int]] = {}
         self._debt_swept = -math.inf
+        # Updates sent and not answered yet, per key: what they may admit counts when
+        # this process decides alone, and the debt one carries is not carried twice.
+        self._flying: dict[str, list[_Flight]] = {}
 
     # -- helpers --------------------------------------------------------------------
 
@@ -83,11 +92,30 @@ class CounterSteps:
             item_key[self._sk] = {"S": SORT_VALUE}
         return item_key
 
-    def _remember(self, key: str, counts: dict[str, int]) -> None:
-        if not self._cache_size:
-            return
+    def _remember(
+        self, key: str, counts: dict[str, int], now: float, reach: int = 1
+    ) -> dict[str, int]:
+        """Keep what an answer said of ``key``; the counts this process knows now.
+
+        Answers of overlapping calls may arrive in any order, and counters only grow
+        within their window: a counter an earlier answer showed higher keeps that value,
+        unless the table no longer holds it and it is no longer read (:func:`_ended`)."""
         seen = self._seen
-        if key not in seen and len(seen) >= self._cache_size:
+        known = seen.get(key)
+        if known:
+            merged: dict[str, int] | None = None
+            for name, value in known.items():
+                if value > counts.get(name, 0):
+                    if name not in counts and _ended(name, now, reach):
+                        continue  # removed from the table, read by no window
+                    if merged is None:
+                        merged = dict(counts)
+                    merged[name] = value
+            if merged is not None:
+                counts = merged
+        if not self._cache_size:
+            return counts
+        if known is None and len(seen) >= self._cache_size:
             with contextlib.suppress(KeyError, StopIteration, RuntimeError):
                 # the oldest; another thread may have been first
                 dropped = seen.pop(next(iter(seen)))
@@ -95,6 +123,82 @@ class CounterSteps:
                 if until > self._forgot_until:
                     self._forgot_until = until
         seen[key] = counts
+        return counts
+
+    def _board(self, key: str, windows: Windows, units: int, now: float) -> _Flight:
+        """Record an update about to be sent, with the part of the key's debt it carries
+        (what no other update in flight carries already)."""
+        flights = self._flying.get(key)
+        debt = self._debt.get(key)
+        owed: dict[str, int] | None = None
+        if debt:
+            carried: dict[str, int] = {}
+            for other in flights or ():
+                for name, units_carried in (other[3] or {}).items():
+                    carried[name] = carried.get(name, 0) + units_carried
+            owed = {}
+            for window in windows:
+                seconds = window.seconds
+                index = int(now // seconds)
+                names = [counter_name(seconds, index)]
+                if window.sliding:
+                    names.append(counter_name(seconds, index - 1))
+                for name in names:
+                    left = debt.get(name, 0) - carried.get(name, 0)
+                    if left > 0:
+                        owed[name] = left
+        flight: _Flight = (windows, units, now, owed or None)
+        if flights is None:
+            self._flying[key] = [flight]
+        else:
+            flights.append(flight)
+        return flight
+
+    def _land(self, key: str, flight: _Flight, written: bool) -> None:
+        """The update of ``flight`` was answered (or failed): when ``written``, the debt
+        it carried is paid, exactly those units; units counted here since stay owed."""
+        flights = self._flying.get(key)
+        if flights is not None:
+            with contextlib.suppress(ValueError):
+                flights.remove(flight)
+            if not flights:
+                self._flying.pop(key, None)
+        owed = flight[3]
+        if written and owed:
+            debt = self._debt.get(key)
+            if debt is not None:
+                now = flight[2]
+                for name, units in owed.items():
+                    left = debt.get(name, 0) - units
+                    if left > 0:
+                        debt[name] = left
+                    else:
+                        debt.pop(name, None)
+                for name in [name for name in debt if _ended(name, now, 1)]:
+                    del debt[name]  # an ended window's units: no window reads them
+                if not debt:
+                    self._debt.pop(key, None)
+
+    def _write(
+        self,
+        key: str,
+        windows: Windows,
+        units: int,
+        now: float,
+        seen: Mapping[str, int],
+        ttl_floor: int,
+    ) -> Steps[dict[str, int]]:
+        """One conditional update of ``units`` on every window (with the debt it
+        carries); the counts this process knows once it is applied."""
+        flight = self._board(key, windows, units, now)
+        try:
+            answer = yield self._update(key, windows, units, now, seen, flight[3], ttl_floor)
+        except BaseException:  # refused, failed, timed out or abandoned: nothing paid
+            self._land(key, flight, False)
+            raise
+        known = self._remember(key, counters(answer.get("Attributes")), now, _reach(windows))
+        self._land(key, flight, True)
+        return known
 
     # -- while the table cannot answer ----------------------------------------------
 
@@ -102,9 +206,11 @@ class CounterSteps:
         """Decide in this process, for when the table cannot answer.
 
         The counts are what the table last said for ``key`` (which include everything
-        this process admitted through it) plus the units admitted here since; admitted
-        units are added to that debt, and the next successful write for ``key`` adds
-        the debt to the table in the same conditional update. So this process never
+        this process admitted through it), plus the units admitted here since, plus
+        what the updates still in flight for ``key`` would add; admitted units are added
+        to that debt, and the next successful write for ``key`` adds the debt to the
+        table in the same conditional update (units admitted here while that write was
+        in flight stay owed, for the write after it). So this process never
         admits more than a window's limit, whatever the table does. ``None`` (the
         middleware refuses with 503) when this process no longer knows what it admitted
         for ``key`` (its entry left a full cache while its window was open), or when
@@ -115,6 +221,13 @@ class CounterSteps:
             return None
         debt = self._debt.get(key)
         counts = plus(seen, debt)
+        flights = self._flying.get(key)
+        if flights:  # updates in flight may still be admitted: count them as if they were
+            counts = dict(counts)
+            for flight_windows, units, flight_now, _ in flights:
+                for window in flight_windows:
+                    name = counter_name(window.seconds, int(flight_now // window.seconds))
+                    counts[name] = counts.get(name, 0) + units
         decision = decide(counts, windows, cost, now)
         if decision.allowed:
             if debt is None:
@@ -150,8 +263,19 @@ class CounterSteps:
         cost: int,
         now: float,
         seen: Mapping[str, int],
-        debt: Mapping[str, int] | None = None,
+        owed: Mapping[str, int] | None = None,
+        ttl_floor: int = 0,
     ) -> Call:
+        """The conditional ``UpdateItem`` adding ``cost`` (and the units ``owed``) to
+        every window's counter.
+
+        Counters of other windows stay while any limit may read them (other limit
+        strings of the key: a callable limit, a plan change, a rolling deploy): only
+        counters no window reads any more are removed (:func:`_ended`), and the TTL
+        is never lowered: it covers every live counter this process knows of, and a
+        condition refuses an update that would shorten the item's TTL (the retry
+        learns the item's counters from the refusal).
+        """
         names: dict[str, str] = {"#t": self._ttl}
         values: dict[str, Any] = {":n": {"N": str(cost)}}
         adds: list[str] = []
@@ -165,9 +289,9 @@ class CounterSteps:
             live.add(current)
             names[f"#c{i}"] = current
             amount = cost
-            owed = debt.get(current) if debt else None
-            if owed:  # units admitted here while the table could not answer
-                amount += owed
+            owed_now = owed.get(current) if owed else None
+            if owed_now:  # units admitted here while the table could not answer
+                amount += owed_now
                 values[f":n{i}"] = {"N": str(amount)}
                 adds.append(f"#c{i} :n{i}")
             else:
@@ -183,7 +307,7 @@ class CounterSteps:
                     conditions.append(f"#p{i} = :p{i}")
                 else:
                     conditions.append(f"attribute_not_exists(#p{i})")
-                owed_before = debt.get(previous) if debt else None
+                owed_before = owed.get(previous) if owed else None
                 if owed_before:  # the previous window's local units: written there too
                     values[f":d{i}"] = {"N": str(owed_before)}
                     adds.append(f"#p{i} :d{i}")
@@ -193,11 +317,24 @@ class CounterSteps:
             conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} <= :m{i})")
             # Sliding windows read the previous window; one window more covers clock skew.
             ttl = max(ttl, (index + 2) * seconds)
+        reach = _reach(windows)
+        stale: list[str] = []
+        for name in seen:
+            if name in live:
+                continue
+            seconds, index = counter_window(name)
+            if (index + 1 + reach) * seconds <= now:
+                if len(stale) < _MAX_REMOVALS:
+                    stale.append(name)
+            elif (index + 2) * seconds > ttl:
+                ttl = (index + 2) * seconds  # another limit's live counter, as it set it
+        if ttl_floor > ttl:
+            ttl = ttl_floor
         values[":t"] = {"N": str(ttl)}
+        conditions.append("(attribute_not_exists(#t) OR #t <= :t)")
         if not any(add.endswith(" :n") for add in adds):
             del values[":n"]  # every window adds its own amount (units owed)
         expression = f"ADD {', '.join(adds)} SET #t = :t"
-        stale = [name for name in seen if name not in live][:_MAX_REMOVALS]
         if stale:
             removals = []
             for j, name in enumerate(stale):
@@ -219,35 +356,26 @@ class CounterSteps:
 
     def _acquire_steps(self, key: str, windows: Windows, cost: int, now: float) -> Steps[Decision]:
         seen = self._seen.get(key) or {}
-        debt = self._debt.get(key)
-        decision = decide(plus(seen, debt), windows, cost, now)
+        decision = decide(plus(seen, self._debt.get(key)), windows, cost, now)
         if not decision.allowed:
             return decision  # what we saw is a lower bound: refused without a call
+        ttl_floor = 0
         for _ in range(_MAX_ATTEMPTS):
             try:
-                answer = yield self._update(key, windows, cost, now, seen, debt)
+                known = yield from self._write(key, windows, cost, now, seen, ttl_floor)
             except ConditionFailed as exc:
                 item = failed_item(exc)
-                if item is not None:
-                    seen = counters(item)
-                elif len(windows) == 1 and not windows[0].sliding and cost == 1 and not debt:
-                    # The only possible cause: the window's counter is at its limit.
-                    window = windows[0]
-                    name = counter_name(window.seconds, int(now // window.seconds))
-                    seen = dict(seen)
-                    seen[name] = max(seen.get(name, 0), window.limit)
-                else:  # the transport dropped the old item: read it
-                    seen = counters((yield self._get_item(key)).get("Item"))
-                self._remember(key, seen)
-                decision = decide(plus(seen, debt), windows, cost, now)
+                if item is None:  # the transport dropped the old item: read it
+                    item = (yield self._get_item(key)).get("Item")
+                seen = counters(item)  # the table's own values, for the next guess
+                ttl_floor = int(number(item, self._ttl) or 0)
+                known = self._remember(key, seen, now, _reach(windows))
+                decision = decide(plus(known, self._debt.get(key)), windows, cost, now)
                 if not decision.allowed:
                     return decision
-                continue  # a wrong guess of a sliding window's previous count
-            if debt is not None:
-                self._debt.pop(key, None)  # written with this update
-            seen = counters(answer.get("Attributes"))
-            self._remember(key, seen)
-            return decide(seen, windows, cost, now, applied=True)
+                # a wrong guess of a sliding window's previous count, or of the TTL
+                continue
+            return decide(known, windows, cost, now, applied=True)
         raise DynamoDBUnavailable("The rate limit state kept changing.", aws_code="Contention")
 
     def _lease_steps(
@@ -260,29 +388,26 @@ class CounterSteps:
         leased, counts after the lease)``.
         """
         seen = self._seen.get(key) or {}
-        debt = self._debt.get(key)
+        ttl_floor = 0
         for _ in range(_MAX_LEASE_ATTEMPTS):
-            counts = plus(seen, debt)
+            counts = plus(seen, self._debt.get(key))
             units = min(want, room(counts, windows, now))
             if units < cost:
                 return decide(counts, windows, cost, now), 0, dict(counts)
             try:
-                answer = yield self._update(key, windows, units, now, seen, debt)
+                known = yield from self._write(key, windows, units, now, seen, ttl_floor)
             except ConditionFailed as exc:
                 item = failed_item(exc)
                 if item is None:  # the transport dropped the old item: read it
                     item = (yield self._get_item(key)).get("Item")
                 seen = counters(item)
-                self._remember(key, seen)
+                ttl_floor = int(number(item, self._ttl) or 0)
+                self._remember(key, seen, now, _reach(windows))
                 # Someone else leased meanwhile: ask for less (it fits more often under
                 # contention), at most what is left.
                 want = max(cost, want // 2)
                 continue
-            if debt is not None:
-                self._debt.pop(key, None)  # written with this update
-            seen = counters(answer.get("Attributes"))
-            self._remember(key, seen)
-            return None, units, seen
+            return None, units, known
         raise DynamoDBUnavailable("The rate limit state kept changing.", aws_code="Contention")
 
     def _sliding_steps(self, key: str, expiry: int) -> Steps[tuple[int, float, int, float]]:
@@ -381,3 +506,19 @@ class CounterSteps:
                 break
         self._seen.clear()
         return removed
+
+
+def _reach(windows: Windows) -> int:
+    """How many windows past its own a counter of ``windows``' key is read: 1 when they
+    slide (a sliding window weighs its previous window), else 0. A key's limits all
+    share their rule's strategy, whichever limit string a request gets."""
+    for window in windows:
+        if window.sliding:
+            return 1
+    return 0
+
+
+def _ended(name: str, now: float, reach: int) -> bool:
+    """Whether the counter ``name`` is read by no window at ``now`` (see :func:`_reach`)."""
+    seconds, index = counter_window(name)
+    return (index + 1 + reach) * seconds <= now

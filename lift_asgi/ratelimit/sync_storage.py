@@ -120,6 +120,11 @@ class DynamoDBStorage(CounterSteps, Storage, SlidingWindowCounterSupport):
                     answer = self._request(*call)
                 except ConditionFailed as exc:
                     call = steps.throw(exc)
+                except BaseException:
+                    # closed now, not when the traceback lets go of it: an update in
+                    # flight stops counting before the failure policy decides
+                    steps.close()
+                    raise
                 else:
                     call = steps.send(answer)
         except StopIteration as stop:
