@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lift_asgi.dynamo.codec import encode_value
+from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES
+from lift_asgi.errors import InvalidItem
 
 __all__ = ["SK", "Attr", "Condition", "Expression", "SortKeyCondition"]
 
@@ -88,11 +90,36 @@ class Expression:
             self.values[placeholder] = encoded
 
     def apply(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Add the placeholders to ``payload``, whose expressions are complete: each is
+        checked against DynamoDB's 4 KB limit here, where the request is built."""
+        for field in _EXPRESSION_FIELDS:
+            text = payload.get(field)
+            if text is not None and len(text) > MAX_EXPRESSION_BYTES // 4:
+                _check_length(field, text)
         if self.names:
             payload["ExpressionAttributeNames"] = self.names
         if self.values:
             payload["ExpressionAttributeValues"] = self.values
         return payload
+
+
+_EXPRESSION_FIELDS = (
+    "ConditionExpression",
+    "UpdateExpression",
+    "KeyConditionExpression",
+    "FilterExpression",
+    "ProjectionExpression",
+)
+
+
+def _check_length(field: str, text: str) -> None:
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > MAX_EXPRESSION_BYTES:
+        raise InvalidItem(
+            f"The {field} would be {size} bytes; DynamoDB takes at most "
+            f"{MAX_EXPRESSION_BYTES} bytes per expression (set fewer attributes in one "
+            "update, or split the condition)."
+        )
 
 
 class Condition:

@@ -13,6 +13,7 @@ from typing import Any, Final
 __all__ = [
     "MAX_BATCH_GET",
     "MAX_BATCH_WRITE",
+    "MAX_EXPRESSION_BYTES",
     "MAX_ITEM_BYTES",
     "MAX_PK_BYTES",
     "MAX_QUERY_CALLS",
@@ -33,6 +34,8 @@ MAX_TRANSACTION_BYTES: Final = 4 * 1024 * 1024
 #: BatchWriteItem requests and BatchGetItem keys per call.
 MAX_BATCH_WRITE: Final = 25
 MAX_BATCH_GET: Final = 100
+#: One expression string (condition, update, key condition, filter, projection), UTF-8.
+MAX_EXPRESSION_BYTES: Final = 4096
 #: Not DynamoDB's: how many Query pages one filtered ``query(limit=...)`` reads at most.
 MAX_QUERY_CALLS: Final = 10
 

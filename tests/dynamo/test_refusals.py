@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lift_asgi.dynamo import Attr, DynamoTable
+from lift_asgi.dynamo import Attr, Condition, DynamoTable
 from lift_asgi.dynamo.codec import item_size, number_size
 from lift_asgi.dynamo.keys import TenantScope
 from lift_asgi.dynamo.limits import MAX_ITEM_BYTES
@@ -220,3 +220,43 @@ async def test_an_item_of_400_kb_by_dynamodbs_count_is_stored(
         uow.put(item)
     stored = await uow.get_or_404("p", "s", consistent=True)
     assert stored["v"] == item["v"]
+
+
+# -- expressions ---------------------------------------------------------------------
+
+
+def padded_condition(size: int) -> Condition:
+    """``attribute_not_exists(#c)`` padded with spaces to ``size`` bytes."""
+    text = "attribute_not_exists(#c)"
+    return Condition.raw(text + " " * (size - len(text)), names={"#c": "pk"})
+
+
+async def test_an_expression_over_4_kb_is_refused_where_it_is_built(
+    proxied_table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    uow = proxied_table.unit_of_work("acme")
+    with pytest.raises(InvalidItem, match="UpdateExpression would be 5797 bytes"):
+        uow.update(("p", "s"), set={f"a{i}": i for i in range(400)})
+    with pytest.raises(InvalidItem, match="ConditionExpression would be 4097 bytes"):
+        uow.put({"pk": "p", "sk": "s"}, condition=padded_condition(4097))
+    with pytest.raises(InvalidItem, match="ConditionExpression"):
+        uow.delete(("p", "s"), condition=padded_condition(5000))
+    with pytest.raises(InvalidItem, match="ConditionExpression"):
+        uow.check(("p", "s"), padded_condition(4097))
+    wide = Attr("n").is_in(*range(100))
+    for name in "abcdefg":
+        wide = wide & Attr(name).is_in(*range(100))
+    with pytest.raises(InvalidItem, match="FilterExpression"):
+        await uow.query("p", filter=wide)
+    assert uow.pending == 0
+    assert dynamodb_fault_proxy.calls == []
+
+
+async def test_an_expression_of_4_kb_is_sent_and_applied(
+    proxied_table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    async with proxied_table.unit_of_work("acme") as uow:
+        uow.put({"pk": "p", "sk": "s", "v": 1}, condition=padded_condition(4096))
+    (call,) = dynamodb_fault_proxy.calls_of("PutItem")
+    assert len(call.payload["ConditionExpression"]) == 4096
+    assert (await uow.get_or_404("p", "s", consistent=True))["v"] == 1
