@@ -126,8 +126,15 @@ class LeaseBook:
     from a full book strands its units, never over-admits)."""
 
     def __init__(self, horizon: float, max_units: int, cache_size: int) -> None:
-        if not isinstance(horizon, int | float) or isinstance(horizon, bool) or horizon < 0:
-            raise ConfigurationError("lease_horizon", "seconds >= 0 (0: no leases)")
+        if (
+            not isinstance(horizon, int | float)
+            or isinstance(horizon, bool)
+            or not math.isfinite(horizon)
+            or horizon < 0
+        ):
+            raise ConfigurationError(
+                "lease_horizon", "a finite number of seconds >= 0 (0: no leases)"
+            )
         if not isinstance(max_units, int) or isinstance(max_units, bool) or max_units < 1:
             raise ConfigurationError("lease_max", "an integer >= 1")
         self.horizon = float(horizon)

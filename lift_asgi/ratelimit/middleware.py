@@ -72,6 +72,12 @@ logger = logging.getLogger("lift_asgi.ratelimit")
 _HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 
 
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a bool): NaN compares false with
+    everything, so ``timeout=nan`` would never time out."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @functools.cache
 def outcome(rule: str, what: str) -> Mapping[str, str]:
     """The decision the stage reports in ``context(scope).rate_limit`` (request records,
@@ -210,13 +216,21 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             raise removed_fail_open()
         if on_failure not in ON_FAILURE:
             raise ConfigurationError("on_failure", f"one of {', '.join(map(repr, ON_FAILURE))}")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-            raise ConfigurationError("timeout", "a number of seconds > 0")
-        if not isinstance(unavailable_retry_after, int) or unavailable_retry_after < 1:
+        if not _seconds(timeout) or timeout <= 0:
+            raise ConfigurationError("timeout", "a finite number of seconds > 0")
+        if (
+            not isinstance(unavailable_retry_after, int)
+            or isinstance(unavailable_retry_after, bool)
+            or unavailable_retry_after < 1
+        ):
             raise ConfigurationError("unavailable_retry_after", "an integer number of seconds >= 1")
-        if not isinstance(warn_interval, int | float) or warn_interval < 0:
-            raise ConfigurationError("warn_interval", "a number of seconds >= 0")
-        if not isinstance(blocked_cache_size, int) or blocked_cache_size < 0:
+        if not _seconds(warn_interval) or warn_interval < 0:
+            raise ConfigurationError("warn_interval", "a finite number of seconds >= 0")
+        if (
+            not isinstance(blocked_cache_size, int)
+            or isinstance(blocked_cache_size, bool)
+            or blocked_cache_size < 0
+        ):
             raise ConfigurationError("blocked_cache_size", "an integer >= 0 (0 disables)")
         if not callable(clock):
             raise ConfigurationError("clock", "a callable returning epoch seconds")

@@ -96,11 +96,18 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
             },
         )
         self._configure(merged, clock, cache_size)
-        try:
-            horizon = float(merged.get("lease_horizon", 0.0))
-            most = int(merged.get("lease_max", 100))
-        except ValueError:
-            raise ConfigurationError("lease_horizon", "a number of seconds") from None
+        horizon = merged.get("lease_horizon", 0.0)
+        most = merged.get("lease_max", 100)
+        if isinstance(horizon, str):  # from the URI
+            try:
+                horizon = float(horizon)
+            except ValueError:
+                raise ConfigurationError("lease_horizon", "a number of seconds") from None
+        if isinstance(most, str):
+            try:
+                most = int(most)
+            except ValueError:
+                raise ConfigurationError("lease_max", "an integer >= 1") from None
         self.leases = LeaseBook(horizon, most, cache_size)
         self._leasing = horizon > 0
         self._inflight: dict[str, asyncio.Future[None]] = {}
