@@ -83,6 +83,12 @@ def _api_key(header: bytes) -> KeyFunc:
     return key
 
 
+def _escape(part: str) -> str:
+    """A composite key's part with ``%`` and ``|`` escaped (``%25``, ``%7C``): two
+    different tuples of parts never join to the same key."""
+    return part.replace("%", "%25").replace("|", "%7C")
+
+
 def _join(funcs: tuple[KeyFunc, ...]) -> KeyFunc:
     if len(funcs) == 2:  # the usual composite, without the loop
         first_func, second_func = funcs
@@ -94,10 +100,10 @@ def _join(funcs: tuple[KeyFunc, ...]) -> KeyFunc:
             second = second_func(scope)
             if second is None:
                 return None
-            if "|" in first:
-                first = first.replace("|", "%7C")
-            if "|" in second:
-                second = second.replace("|", "%7C")
+            if "|" in first or "%" in first:
+                first = _escape(first)
+            if "|" in second or "%" in second:
+                second = _escape(second)
             return first + "|" + second
 
         return pair
@@ -108,7 +114,7 @@ def _join(funcs: tuple[KeyFunc, ...]) -> KeyFunc:
             part = func(scope)
             if part is None:
                 return None
-            parts.append(part.replace("|", "%7C") if "|" in part else part)
+            parts.append(_escape(part) if "|" in part or "%" in part else part)
         return "|".join(parts)
 
     return key
