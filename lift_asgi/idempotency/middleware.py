@@ -10,9 +10,9 @@ and the unit of work.
 
 This stage does the part that needs no database: it picks the requests that carry the
 header with a method it covers, validates the key (1..255 printable ASCII, else 400),
-reads the body (up to ``max_request_bytes``, else 413) to fingerprint method, path and
-body bytes, and hands the app the same body. It then marks the request in the stage
-contract (``context(scope).idempotency``), and :class:`~lift_asgi.dynamo.UnitOfWorkMiddleware`
+reads the body (up to ``max_request_bytes``, else 413) to fingerprint method, path,
+query string and body bytes, and hands the app the same body. It then marks the request
+in the stage contract (``context(scope).idempotency``), and :class:`~lift_asgi.dynamo.UnitOfWorkMiddleware`
 inside it, which holds the tenant scope and the transaction, claims the key, holds the
 response until its body is complete and commits the record with the handler's writes
 (see :mod:`lift_asgi.idempotency.record`).
@@ -180,7 +180,7 @@ class IdempotencyMiddleware(metaclass=LoudStartup):
         ctx.idempotency = record = IdempotentRecord(
             policy,
             key,
-            fingerprint(scope["method"], path, body),
+            fingerprint(scope["method"], path, body, scope.get("query_string") or b""),
             expires_in,
             uuid.uuid4().hex,
         )

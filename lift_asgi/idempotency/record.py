@@ -9,7 +9,7 @@ and carries the tenant attribute:
 ``state``           ``in_progress`` (claimed) or ``completed`` (remembered)
 ``token``           the claiming request's random token: only it may complete
                     or release the claim
-``fingerprint``     SHA-256 of method, path and body bytes
+``fingerprint``     SHA-256 of method, path, query string and body bytes
 ``expires_at``      epoch seconds after which an in-progress claim may be retaken
                     (the Lambda deadline, or ``in_progress_expiry``)
 TTL attribute       epoch seconds after which the key is forgotten (``retention``)
@@ -69,9 +69,22 @@ COMPLETED = "completed"
 REPLAYED_HEADER = (b"idempotent-replayed", b"true")
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """What makes two requests "the same": method, path and body bytes."""
-    digest = hashlib.sha256(method.encode() + b"\n" + path.encode("utf-8", "surrogateescape"))
+def fingerprint(method: str, path: str, body: bytes, query: bytes = b"") -> str:
+    """What makes two requests "the same": method, path, query string and body bytes.
+
+    Without a query string the digest is the one of earlier versions (method, path and
+    body), so a record written before the query string counted still matches its
+    retries. With one, path and query are length-prefixed behind a version tag, so no
+    split of the same bytes between path, query and body gives the same digest.
+    """
+    target = path.encode("utf-8", "surrogateescape")
+    if not query:
+        digest = hashlib.sha256(method.encode() + b"\n" + target)
+    else:
+        digest = hashlib.sha256(b"v2\n" + method.encode() + b"\n")
+        for part in (target, query):
+            digest.update(b"%d:" % len(part))
+            digest.update(part)
     digest.update(b"\n")
     digest.update(body)
     return digest.hexdigest()

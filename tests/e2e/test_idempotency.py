@@ -80,8 +80,9 @@ async def test_every_write_route_honours_the_key(client: httpx.AsyncClient, tena
         ("POST", "/projects", {"name": "Other body"}),
         ("PATCH", "/projects/{pid}", {"name": "Same", "version": 1}),
         ("POST", "/projects/{pid}/tasks", {"title": "another path"}),
+        ("POST", "/projects?x=1", {"name": "Same"}),
     ],
-    ids=["body", "method and path", "path"],
+    ids=["body", "method and path", "path", "query string"],
 )
 async def test_the_same_key_for_another_request_is_a_422_and_writes_nothing(
     client: httpx.AsyncClient, tenant: Tenant, method: str, path: str, body: dict[str, object]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
+from lift_asgi.idempotency.record import fingerprint
 
 from .conftest import ACME, GLOBEX, Clock, Probe, client_for, data, records, scan
 
@@ -113,8 +115,12 @@ async def test_in_progress_is_a_409_with_retry_after_and_writes_nothing(
 
 @pytest.mark.parametrize(
     ("method", "path", "body"),
-    [("POST", "/items", {"id": "other"}), ("POST", "/noop", {"id": "e"})],
-    ids=["another body", "another path"],
+    [
+        ("POST", "/items", {"id": "other"}),
+        ("POST", "/noop", {"id": "e"}),
+        ("POST", "/items?x=1", {"id": "e"}),
+    ],
+    ids=["another body", "another path", "another query string"],
 )
 async def test_the_same_key_for_another_request_is_a_422_and_writes_nothing(
     http: httpx.AsyncClient,
@@ -133,6 +139,31 @@ async def test_the_same_key_for_another_request_is_a_422_and_writes_nothing(
     assert reused.json()["status"] == 422
     assert probe.runs == {"create": 1}
     assert await scan(raw, dynamodb_table.name) == stored
+
+
+async def test_the_query_string_is_part_of_the_request(
+    http: httpx.AsyncClient, probe: Probe
+) -> None:
+    first = await http.post("/items?source=a", json={"id": "q"}, headers=keyed("k"))
+    assert first.status_code == 201
+    again = await http.post("/items?source=a", json={"id": "q"}, headers=keyed("k"))
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    for other in ("/items", "/items?source=b", "/items?source=a&x=1"):
+        reused = await http.post(other, json={"id": "q"}, headers=keyed("k"))
+        assert reused.status_code == 422, other
+    assert probe.runs == {"create": 1}
+
+
+def test_a_request_without_a_query_string_keeps_its_earlier_fingerprint() -> None:
+    # records written before the query string counted still match their retries
+    digest = hashlib.sha256(b"POST\n/items\n" + b'{"id":"e"}').hexdigest()
+    assert fingerprint("POST", "/items", b'{"id":"e"}') == digest
+    assert fingerprint("POST", "/items", b'{"id":"e"}', b"") == digest
+    assert fingerprint("POST", "/items", b"x", b"a=1") != fingerprint("POST", "/items?a=1", b"x")
+    assert fingerprint("POST", "/items", b"1\nx", b"a=") != fingerprint(
+        "POST", "/items", b"x", b"a=1"
+    )
 
 
 async def test_the_fingerprint_is_checked_while_the_first_is_in_progress_too(
