@@ -12,10 +12,10 @@ This stage does the part that needs no database: it picks the requests that carr
 header with a method it covers, validates the key (1..255 printable ASCII, else 400),
 reads the body (up to ``max_request_bytes``, else 413) to fingerprint method, path,
 query string and body bytes, and hands the app the same body. It then marks the request
-in the stage contract (``context(scope).idempotency``), and :class:`~lift_asgi.dynamo.UnitOfWorkMiddleware`
-inside it, which holds the tenant scope and the transaction, claims the key, holds the
-response until its body is complete and commits the record with the handler's writes
-(see :mod:`lift_asgi.idempotency.record`).
+in the stage contract (``context(scope).idempotency``), and
+:class:`~lift_asgi.dynamo.UnitOfWorkMiddleware` inside it, which holds the tenant scope
+and the transaction, claims the key, holds the response until its body is complete and
+commits the record with the handler's writes (see :mod:`lift_asgi.idempotency.record`).
 
 A unit of work inside is required: lifespan startup fails without one, and a server that
 runs no lifespan gets a logged 500 problem on the first such request instead of a
