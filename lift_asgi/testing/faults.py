@@ -11,8 +11,9 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
-``times=None`` keeps a fault until :meth:`FaultProxy.reset`; ``after=k`` lets the first
-``k`` matching calls through before the fault starts (a failure midway through a batch).
+``times=None`` keeps a fault until :meth:`FaultProxy.reset`; ``after=k`` (every helper
+takes it) lets the first ``k`` matching calls through before the fault starts (a failure
+midway through a batch).
 Faults are consumed in the order they were added; each call meets at most one. Every
 call is recorded (operation, decoded JSON payload, the fault it met) in
 :attr:`FaultProxy.calls`, which is how a test sees what a client really sent (retries,
@@ -135,21 +136,29 @@ class FaultProxy:
         return self.add(Fault("error", times, operation, status=status, code=code, after=after))
 
     def delay(
-        self, seconds: float, times: int | None = 1, *, operation: str | None = None
+        self,
+        seconds: float,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        after: int = 0,
     ) -> Fault:
-        """Wait ``seconds`` before forwarding the call."""
-        return self.add(Fault("delay", times, operation, seconds=seconds))
+        """Wait ``seconds`` before forwarding the call (which then applies upstream,
+        even if the client gave up waiting: a request slower than its timeout)."""
+        return self.add(Fault("delay", times, operation, seconds=seconds, after=after))
 
-    def drop(self, times: int | None = 1, *, operation: str | None = None) -> Fault:
-        """Close the connection without answering."""
-        return self.add(Fault("drop", times, operation))
+    def drop(self, times: int | None = 1, *, operation: str | None = None, after: int = 0) -> Fault:
+        """Close the connection without answering (the call is not forwarded)."""
+        return self.add(Fault("drop", times, operation, after=after))
 
-    def lose_answer(self, times: int | None = 1, *, operation: str | None = None) -> Fault:
+    def lose_answer(
+        self, times: int | None = 1, *, operation: str | None = None, after: int = 0
+    ) -> Fault:
         """Forward the call (the server applies it), then close the connection before
         the answer reaches the client: the ambiguous failure a retry with the same
         ``ClientRequestToken`` exists for. The answer the client never saw is kept in
         :attr:`Call.status` / :attr:`Call.lost_answer`."""
-        return self.add(Fault("lose", times, operation))
+        return self.add(Fault("lose", times, operation, after=after))
 
     def reset(self) -> None:
         with self._lock:
@@ -251,27 +260,36 @@ class FaultProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                request_line, *header_lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = request_line.split(" ", 2)
-                headers: list[tuple[str, str]] = []
-                for line in header_lines:
-                    if line:
-                        name, _, value = line.partition(":")
-                        headers.append((name.strip(), value.strip()))
-                lowered = {name.lower(): value for name, value in headers}
-                body = await reader.readexactly(int(lowered.get("content-length", "0")))
-                if not await self._answer(writer, method, path, headers, lowered, body):
-                    return
-                if lowered.get("connection", "").lower() == "close":
-                    return
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # stop() cancels the connections still open (keep-alive, a delay). The task
+            # ends normally instead: Python < 3.12's start_server callback calls
+            # task.exception() on a cancelled handler and logs "Exception in callback"
+            # with a CancelledError traceback for every such connection.
+            pass
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            headers: list[tuple[str, str]] = []
+            for line in header_lines:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers.append((name.strip(), value.strip()))
+            lowered = {name.lower(): value for name, value in headers}
+            body = await reader.readexactly(int(lowered.get("content-length", "0")))
+            if not await self._answer(writer, method, path, headers, lowered, body):
+                return
+            if lowered.get("connection", "").lower() == "close":
+                return
 
     async def _answer(
         self,

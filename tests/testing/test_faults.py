@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -143,3 +144,46 @@ async def test_lost_answer_applies_upstream_but_the_client_never_hears(
         assert (await direct.request("GetItem", _get(dynamodb_table)))["Item"]["sk"] == {"S": "b"}
     finally:
         await direct.close()
+
+
+async def test_every_fault_helper_takes_after(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    """``after=k`` lets the first k matching calls through, for every kind of fault."""
+    helpers = {
+        "throttle": lambda: dynamodb_fault_proxy.throttle(operation="GetItem", after=2),
+        "error": lambda: dynamodb_fault_proxy.fail(operation="GetItem", after=2),
+        "delay": lambda: dynamodb_fault_proxy.delay(2.0, operation="GetItem", after=2),
+        "drop": lambda: dynamodb_fault_proxy.drop(operation="GetItem", after=2),
+        "lose": lambda: dynamodb_fault_proxy.lose_answer(operation="GetItem", after=2),
+    }
+    for kind, add in helpers.items():
+        dynamodb_fault_proxy.reset()
+        add()
+        assert await client.request("PutItem", _put(dynamodb_table)) == {}  # not matching
+        for _ in range(2):
+            assert (await client.request("GetItem", _get(dynamodb_table)))["Item"]
+        with pytest.raises(DynamoDBUnavailable):
+            await client.request("GetItem", _get(dynamodb_table))
+        assert (await client.request("GetItem", _get(dynamodb_table)))["Item"]  # times=1
+        faults = [call.fault for call in dynamodb_fault_proxy.calls_of("GetItem")]
+        assert faults == [None, None, kind, None], kind
+
+
+async def test_stop_with_connections_open_logs_no_error(
+    dynamodb_endpoint: str, dynamodb_table: TableSpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping the proxy while a client holds keep-alive connections (and one call is
+    held by a delay) ends them quietly: no "Exception in callback" CancelledError."""
+    proxy = FaultProxy(dynamodb_endpoint).start()
+    transport = AiodynamoTransport.static(proxy.endpoint, timeout=0.5)
+    try:
+        assert await transport.request("GetItem", _get(dynamodb_table)) == {}
+        proxy.delay(30.0)
+        with pytest.raises(DynamoDBUnavailable):
+            await transport.request("GetItem", _get(dynamodb_table))
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            proxy.stop()
+    finally:
+        await transport.close()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
