@@ -143,6 +143,9 @@ class MemoryBackend:
                 if count is None:
                     names[name] = cost
                     started = True
+                    # the window this one's counter no longer reads (the one before, or
+                    # before that for a sliding window's previous count)
+                    names.pop(f"{seconds}s{index - (2 if window.sliding else 1)}", None)
                 else:
                     names[name] = count + cost
                 ends = float((index + (2 if window.sliding else 1)) * seconds)
@@ -150,11 +153,7 @@ class MemoryBackend:
                     end = ends  # never earlier: another limit's counters may outlive these
             state[1] = end
             if started and len(names) > len(windows):
-                # a window started: drop the counters no window reads any more (a
-                # sliding window's previous one is still read)
-                reach = 1 if any(w.sliding for w in windows) else 0
-                for name in [name for name in names if _ended(name, now, reach)]:
-                    del names[name]
+                _sweep(names, windows, now)  # other limits', or ended during a pause
         return decision
 
     def _file(self, key: str, end: float) -> None:
@@ -208,6 +207,22 @@ class MemoryBackend:
         self._heap.clear()
         self._draining = []
         self._drained = 0
+
+
+def _sweep(names: dict[str, int], windows: Windows, now: float) -> None:
+    """Drop the counters no window reads any more (a sliding window still reads its
+    previous one; counters of the key's other limits stay while they are read)."""
+    reach = 0
+    live = set()
+    for window in windows:
+        seconds = window.seconds
+        index = int(now // seconds)
+        live.add(f"{seconds}s{index}")
+        if window.sliding:
+            reach = 1
+            live.add(f"{seconds}s{index - 1}")
+    for name in [n for n in names if n not in live and _ended(n, now, reach)]:
+        del names[name]
 
 
 def _ended(name: str, now: float, reach: int) -> bool:
