@@ -11,9 +11,11 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
-``times=None`` keeps a fault until :meth:`FaultProxy.reset`; ``after=k`` (every helper
-takes it) lets the first ``k`` matching calls through before the fault starts (a failure
-midway through a batch).
+``times=None`` keeps a fault until :meth:`FaultProxy.reset`; ``after=k`` lets the first
+``k`` matching calls through before the fault starts (a failure midway through a batch);
+``table="name"`` limits a fault to calls on that table (its ``TableName``, or a batch's or
+transaction's tables: the data table's writes, not the rate limiter's). Every helper
+takes ``operation``, ``after`` and ``table``.
 Faults are consumed in the order they were added; each call meets at most one. Every
 call is recorded (operation, decoded JSON payload, the fault it met) in
 :attr:`FaultProxy.calls`, which is how a test sees what a client really sent (retries,
@@ -57,10 +59,13 @@ class Fault:
     code: str = "ProvisionedThroughputExceededException"
     seconds: float = 0.0
     after: int = 0  # let this many matching calls through first
+    table: str | None = None  # only calls on this table (see FaultProxy)
 
-    def matches(self, operation: str) -> bool:
-        return (self.times is None or self.times > 0) and (
-            self.operation is None or self.operation == operation
+    def matches(self, operation: str, tables: frozenset[str] = frozenset()) -> bool:
+        return (
+            (self.times is None or self.times > 0)
+            and (self.operation is None or self.operation == operation)
+            and (self.table is None or self.table in tables)
         )
 
 
@@ -105,11 +110,14 @@ class FaultProxy:
         operation: str | None = None,
         code: str = "ProvisionedThroughputExceededException",
         after: int = 0,
+        table: str | None = None,
     ) -> Fault:
         """Answer 400 with a throttling error (``ThrottlingException`` and others)."""
         if code not in _THROTTLE_TYPES:
             raise ValueError(f"code: one of {sorted(_THROTTLE_TYPES)}, not {code!r}")
-        return self.add(Fault("throttle", times, operation, status=400, code=code, after=after))
+        return self.add(
+            Fault("throttle", times, operation, status=400, code=code, after=after, table=table)
+        )
 
     def fail(
         self,
@@ -118,9 +126,10 @@ class FaultProxy:
         operation: str | None = None,
         status: int = 500,
         after: int = 0,
+        table: str | None = None,
     ) -> Fault:
         """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...)."""
-        return self.add(Fault("error", times, operation, status=status, after=after))
+        return self.add(Fault("error", times, operation, status=status, after=after, table=table))
 
     def error(
         self,
@@ -130,10 +139,13 @@ class FaultProxy:
         operation: str | None = None,
         status: int = 400,
         after: int = 0,
+        table: str | None = None,
     ) -> Fault:
         """Answer with any DynamoDB error ``code`` (``TransactionConflictException``,
         ``ValidationException``, ...), not applying the call."""
-        return self.add(Fault("error", times, operation, status=status, code=code, after=after))
+        return self.add(
+            Fault("error", times, operation, status=status, code=code, after=after, table=table)
+        )
 
     def delay(
         self,
@@ -142,23 +154,36 @@ class FaultProxy:
         *,
         operation: str | None = None,
         after: int = 0,
+        table: str | None = None,
     ) -> Fault:
         """Wait ``seconds`` before forwarding the call (which then applies upstream,
         even if the client gave up waiting: a request slower than its timeout)."""
-        return self.add(Fault("delay", times, operation, seconds=seconds, after=after))
+        return self.add(Fault("delay", times, operation, seconds=seconds, after=after, table=table))
 
-    def drop(self, times: int | None = 1, *, operation: str | None = None, after: int = 0) -> Fault:
+    def drop(
+        self,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        after: int = 0,
+        table: str | None = None,
+    ) -> Fault:
         """Close the connection without answering (the call is not forwarded)."""
-        return self.add(Fault("drop", times, operation, after=after))
+        return self.add(Fault("drop", times, operation, after=after, table=table))
 
     def lose_answer(
-        self, times: int | None = 1, *, operation: str | None = None, after: int = 0
+        self,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        after: int = 0,
+        table: str | None = None,
     ) -> Fault:
         """Forward the call (the server applies it), then close the connection before
         the answer reaches the client: the ambiguous failure a retry with the same
         ``ClientRequestToken`` exists for. The answer the client never saw is kept in
         :attr:`Call.status` / :attr:`Call.lost_answer`."""
-        return self.add(Fault("lose", times, operation, after=after))
+        return self.add(Fault("lose", times, operation, after=after, table=table))
 
     def reset(self) -> None:
         with self._lock:
@@ -171,10 +196,11 @@ class FaultProxy:
     def calls_of(self, operation: str) -> list[Call]:
         return [call for call in self.calls if call.operation == operation]
 
-    def _take(self, operation: str) -> Fault | None:
+    def _take(self, operation: str, payload: dict[str, Any]) -> Fault | None:
+        tables = _tables(payload)
         with self._lock:
             for fault in self._faults:
-                if fault.matches(operation):
+                if fault.matches(operation, tables):
                     if fault.after > 0:
                         fault.after -= 1
                         return None
@@ -307,7 +333,7 @@ class FaultProxy:
             payload = {}
         call = Call(operation, payload)
         self.calls.append(call)
-        fault = self._take(operation)
+        fault = self._take(operation, payload)
         if fault is not None:
             call.fault = fault.kind
             if fault.kind == "drop":
@@ -375,6 +401,21 @@ class FaultProxy:
             + body
         )
         await writer.drain()
+
+
+def _tables(payload: dict[str, Any]) -> frozenset[str]:
+    """The tables a call names: its TableName, a batch's RequestItems, a transaction's."""
+    names: set[str] = set()
+    if isinstance(payload.get("TableName"), str):
+        names.add(payload["TableName"])
+    items = payload.get("RequestItems")
+    if isinstance(items, dict):
+        names.update(items)
+    for entry in payload.get("TransactItems") or ():
+        for action in entry.values() if isinstance(entry, dict) else ():
+            if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                names.add(action["TableName"])
+    return frozenset(names)
 
 
 def _error_body(error_type: str, message: str) -> bytes:

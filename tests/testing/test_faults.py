@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -187,3 +187,31 @@ async def test_stop_with_connections_open_logs_no_error(
     finally:
         await transport.close()
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_fault_can_be_limited_to_one_table(
+    client: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    dynamodb_table_factory: Callable[..., TableSpec],
+) -> None:
+    data, other = dynamodb_table_factory(), dynamodb_table_factory()
+    dynamodb_fault_proxy.throttle(times=None, operation="PutItem", table=data.name)
+    dynamodb_fault_proxy.fail(times=None, operation="BatchWriteItem", table=data.name)
+    dynamodb_fault_proxy.fail(times=None, operation="TransactWriteItems", table=data.name)
+    assert await client.request("PutItem", _put(other)) == {}
+    with pytest.raises(DynamoDBThrottled):
+        await client.request("PutItem", _put(data))
+    batch = {"RequestItems": {data.name: [{"PutRequest": {"Item": _put(data)["Item"]}}]}}
+    with pytest.raises(DynamoDBUnavailable):
+        await client.request("BatchWriteItem", batch)
+    transaction = {"TransactItems": [{"Put": _put(data)}]}
+    with pytest.raises(DynamoDBUnavailable):
+        await client.request("TransactWriteItems", transaction)
+    await client.request("TransactWriteItems", {"TransactItems": [{"Put": _put(other)}]})
+    assert [c.fault for c in dynamodb_fault_proxy.calls] == [
+        None,
+        "throttle",
+        "error",
+        "error",
+        None,
+    ]
