@@ -19,16 +19,20 @@ from lift_asgi.testing import FaultProxy
 
 
 @pytest.fixture
-async def client(
-    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
-) -> AsyncIterator[httpx.AsyncClient]:
+def env() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    env = {
+    return {
         "SAAS_ENV": "dev",
         "SAAS_TABLE": f"faults-data-{suffix}",
         "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
         "AWS_REGION": "us-east-1",
     }
+
+
+@pytest.fixture
+async def client(
+    env: dict[str, str], dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[httpx.AsyncClient]:
     await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
     app = create_app(
         Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
@@ -172,3 +176,29 @@ async def test_a_hot_tenants_data_request_makes_one_dynamodb_call(
     # leased budgets: the limiter's own writes are a handful, not one per request (two
     # single units, the slow start of requests milliseconds apart, then by the rate)
     assert operations.count("UpdateItem") <= 6
+
+
+# -- a single conditional write whose answer is lost or late ------------------------
+
+
+@pytest.mark.parametrize("fault", ["lost answer", "dropped connection"])
+async def test_a_rename_whose_answer_was_lost_is_answered_200_once(
+    fault: str, env: dict[str, str], client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "before"})).json()
+    data = env["SAAS_TABLE"]
+    # PATCH is one conditional UpdateItem on the data table (expect_version=1); the rate
+    # limiter's UpdateItem calls go to the other table and meet no fault
+    if fault == "lost answer":
+        dynamodb_fault_proxy.lose_answer(operation="UpdateItem", table=data)
+    else:
+        dynamodb_fault_proxy.drop(operation="UpdateItem", table=data)
+    answer = await client.patch(f"/projects/{project['id']}", json={"name": "after", "version": 1})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == 2
+    dynamodb_fault_proxy.reset()
+    shown = (await client.get(f"/projects/{project['id']}")).json()
+    assert (shown["name"], shown["version"]) == ("after", 2)
+    # the client's own retry of the same PATCH is now stale, as it should be
+    again = await client.patch(f"/projects/{project['id']}", json={"name": "after", "version": 1})
+    assert again.status_code == 409

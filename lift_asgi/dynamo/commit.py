@@ -1,9 +1,17 @@
 """Sending a unit of work's buffered operations: one write, or one transaction.
 
 - one write (not a ``check``): one PutItem / UpdateItem / DeleteItem carrying its
-  condition, retried on throttling (never applied) and, when applying it twice is
-  harmless (no condition, no ``add``), on failures of unknown outcome too; otherwise
-  such a failure is a 503 rather than a write that might land twice;
+  condition, retried on throttling (never applied). A failure of unknown outcome (5xx,
+  timeout, dropped connection, lost answer) is retried too when sending the write again
+  cannot apply it twice in effect (:attr:`Operation.replayable
+  <lift_asgi.dynamo.operations.Operation.replayable>`: puts, deletes, updates that only
+  set and remove, updates that expect a version). A conditional write that meets its own
+  earlier, unheard success then fails its condition; so once an attempt's outcome was
+  unknown, the retries ask for the item as it stood
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``, else one consistent GetItem) and the
+  commit succeeds if it is exactly what this write produces (:func:`landed`). When that
+  cannot be decided (an update that adds; the item unreadable), or the retries run out
+  after an unknown outcome, the 503 says the outcome is unknown, not "retry shortly";
 - otherwise: one TransactWriteItems with a fresh ClientRequestToken, reused on every try
   (DynamoDB applies it at most once), retried on throttling, 5xx, timeouts, dropped
   connections and cancellations by transaction conflicts or throttling.
@@ -18,13 +26,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lift_asgi.dynamo.codec import decode_item, decode_value
 from lift_asgi.dynamo.operations import Operation, show_key
 from lift_asgi.dynamo.retry import run_with_retries
 from lift_asgi.errors import (
     ConditionFailed,
     DynamoDBError,
+    DynamoDBThrottled,
     DynamoDBUnavailable,
     TransactionCancelled,
 )
@@ -32,7 +42,7 @@ from lift_asgi.errors import (
 if TYPE_CHECKING:
     from lift_asgi.dynamo.handle import TableHandle
 
-__all__ = ["commit_operations", "conflict"]
+__all__ = ["commit_operations", "conflict", "landed"]
 
 log = logging.getLogger("lift_asgi.dynamo")
 
@@ -53,10 +63,10 @@ async def commit_operations(table: TableHandle, ops: Sequence[Operation]) -> Non
     """Send ``ops`` (at least one) as one write or one transaction."""
     if len(ops) == 1 and ops[0].kind != "check":
         op = ops[0]
-        try:
-            await table.retrying(_SINGLE_ACTION[op.kind], op.request, ambiguous_ok=op.idempotent)
-        except ConditionFailed:
-            raise conflict([0], ops, table) from None
+        if op.idempotent:  # no condition, no ADD: any failure is retried as it is
+            await table.retrying(_SINGLE_ACTION[op.kind], op.request)
+            return
+        await _commit_conditional(table, op)
         return
     payload = {
         "TransactItems": [{_TRANSACT_KIND[op.kind]: op.request} for op in ops],
@@ -74,6 +84,116 @@ async def commit_operations(table: TableHandle, ops: Sequence[Operation]) -> Non
         raise DynamoDBError(
             "The database refused the transaction.", aws_code="TransactionCanceledException"
         ) from None
+
+
+async def _commit_conditional(table: TableHandle, op: Operation) -> None:
+    """One write with a condition or an ADD (see the module docstring)."""
+    action = _SINGLE_ACTION[op.kind]
+    request = op.request
+    unknown = False  # an attempt failed without telling whether it was applied
+
+    async def attempt() -> dict[str, Any]:
+        nonlocal request, unknown
+        try:
+            return await table.call(action, request)
+        except DynamoDBUnavailable as error:
+            if not unknown and not isinstance(error, DynamoDBThrottled):
+                unknown = True  # throttles and write conflicts were not applied
+                request = {**op.request, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+            raise
+
+    try:
+        await run_with_retries(
+            attempt, table.retry, _any_unavailable if op.replayable else _not_applied
+        )
+    except ConditionFailed as failed:
+        if not unknown:
+            raise conflict([0], [op], table) from None
+        verdict = await landed(table, op, failed.item)
+        if verdict is True:
+            log.info(
+                "the %s of %s met its own earlier attempt (whose answer was lost): committed",
+                op.kind,
+                show_key(table.schema, op.logical),
+            )
+            return
+        if verdict is False:
+            raise conflict([0], [op], table) from None
+        raise _outcome_unknown(table, op, failed) from failed
+    except DynamoDBUnavailable as error:
+        if unknown:
+            raise _outcome_unknown(table, op, error) from error
+        raise
+
+
+async def landed(table: TableHandle, op: Operation, stored: dict[str, Any] | None) -> bool | None:
+    """Whether the item is exactly what ``op`` produces: ``True`` (it landed), ``False``
+    (it is not: another write's state, or none), ``None`` (cannot tell: an update that
+    adds, whose sum no read can check, or the item could not be read).
+
+    ``stored`` is the item a ConditionalCheckFailed carried (``ALL_OLD``); without one
+    (absent, or a transport that drops it) the item is read with a consistent GetItem.
+    """
+    if stored is None:
+        try:
+            answer = await table.retrying(
+                "GetItem",
+                {"TableName": table.name, "Key": _key_of(table, op), "ConsistentRead": True},
+            )
+        except DynamoDBError:
+            return None
+        stored = answer.get("Item") or None
+    if op.kind == "delete":
+        return stored is None
+    if stored is None:
+        return False
+    if op.kind == "put":
+        return decode_item(stored) == decode_item(op.request["Item"])
+    effects = op.effects
+    if effects is None:  # pragma: no cover - every update has its effects
+        return None
+    for name, value in effects.sets.items():
+        if name not in stored or decode_value(stored[name]) != decode_value(value):
+            return False
+    if any(name in stored for name in effects.removes):
+        return False
+    return None if effects.adds else True
+
+
+def _key_of(table: TableHandle, op: Operation) -> dict[str, Any]:
+    if "Key" in op.request:
+        return dict(op.request["Key"])
+    schema = table.schema
+    item = op.request["Item"]
+    names = (schema.pk, schema.sk) if schema.sk is not None else (schema.pk,)
+    return {name: item[name] for name in names}
+
+
+def _outcome_unknown(table: TableHandle, op: Operation, error: Exception) -> DynamoDBUnavailable:
+    """The 503 of a write that may or may not have been applied."""
+    log.warning(
+        "the %s of %s on %r: outcome unknown (%s)",
+        op.kind,
+        show_key(table.schema, op.logical),
+        table.name,
+        type(error).__name__,
+    )
+    return DynamoDBUnavailable(
+        "DynamoDB did not confirm the write and its outcome is unknown: it may have been "
+        "applied. Read the data before sending it again.",
+        aws_code=str(getattr(error, "aws_code", "") or type(error).__name__),
+        retry_after=table.retry.retry_after,
+        outcome="unknown",
+    )
+
+
+def _any_unavailable(error: Exception) -> bool:
+    return isinstance(error, DynamoDBUnavailable)
+
+
+def _not_applied(error: Exception) -> bool:
+    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
+    return isinstance(error, DynamoDBThrottled)
 
 
 def _transaction_retryable(error: Exception) -> bool:

@@ -22,6 +22,7 @@ from lift_asgi.errors import InvalidItem
 
 __all__ = [
     "Operation",
+    "UpdateEffects",
     "build_check",
     "build_delete",
     "build_put",
@@ -35,6 +36,16 @@ __all__ = [
 Identity = tuple[str, str, str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateEffects:
+    """What an update leaves on the item: the attributes it sets (as sent, the version
+    and the tenant stamp included), the ones it removes, and whether it adds (ADD)."""
+
+    sets: dict[str, dict[str, Any]]
+    removes: tuple[str, ...]
+    adds: bool
+
+
 @dataclass(slots=True)
 class Operation:
     """One buffered write, ready to send."""
@@ -43,10 +54,22 @@ class Operation:
     #: The key as the handler gave it (logical: no tenant prefix), for logs.
     logical: tuple[str, str | None]
     request: dict[str, Any]
+    #: No condition and no ADD: applying it twice is applying it once.
     idempotent: bool
     expected_version: int | None
     size: int
     identity: Identity
+    #: An update's effects, to tell whether a write of unknown outcome landed.
+    effects: UpdateEffects | None = None
+
+    @property
+    def replayable(self) -> bool:
+        """Sending it again after a failure of unknown outcome leaves the item as one
+        application would: a put or a delete (the same item, or none, again), an update
+        that only sets and removes, or one whose expected version excludes a second
+        application. Not an update that adds without expecting a version."""
+        effects = self.effects
+        return effects is None or not effects.adds or self.expected_version is not None
 
 
 def show_key(schema: Schema, logical: tuple[str, str | None]) -> str:
@@ -245,6 +268,7 @@ def build_update(
         return expr.name(name)
 
     sets: list[str] = []
+    effects: dict[str, dict[str, Any]] = {}
     size = 0
     for name, value in (set or {}).items():
         placeholder = claim(name, "set")
@@ -255,11 +279,13 @@ def build_update(
         else:
             encoded = encode_value(value)
         size += item_size({name: encoded})
+        effects[name] = encoded
         sets.append(f"{placeholder} = {expr.encoded(encoded)}")
     if expect_version is not None:
         expect_version = _version(expect_version)
         placeholder = claim(schema.version_attribute, "the version")
-        sets.append(f"{placeholder} = {expr.encoded({'N': str(expect_version + 1)})}")
+        effects[schema.version_attribute] = version = {"N": str(expect_version + 1)}
+        sets.append(f"{placeholder} = {expr.encoded(version)}")
     adds: list[str] = []
     for name, value in (add or {}).items():
         placeholder = claim(name, "add")
@@ -270,11 +296,13 @@ def build_update(
             raise TypeError(f"add takes numbers or sets, not {type(value).__name__} ('{name}')")
         size += item_size({name: encoded})
         adds.append(f"{placeholder} {expr.encoded(encoded)}")
-    removes = [claim(name, "remove") for name in ([remove] if isinstance(remove, str) else remove)]
+    removed = [remove] if isinstance(remove, str) else list(remove)
+    removes = [claim(name, "remove") for name in removed]
     if not (sets or adds or removes):
         raise ValueError("update needs set=, add=, remove= or expect_version=")
     stamp = scope.stamp()
     if stamp is not None:
+        effects[stamp[0]] = stamp[1]
         sets.append(f"{expr.name(stamp[0])} = {expr.encoded(stamp[1])}")
     if size > MAX_ITEM_BYTES:
         raise InvalidItem(
@@ -311,6 +339,7 @@ def build_update(
         expect_version,
         size,
         _identity(schema, physical),
+        UpdateEffects(effects, tuple(removed), bool(adds)),
     )
 
 

@@ -200,13 +200,17 @@ async def test_single_write_meeting_a_running_transaction_is_retried(
     assert code not in response.text
 
 
-async def test_conditional_single_write_is_not_resent_after_an_unknown_outcome(
+async def test_conditional_single_write_is_resent_after_an_unknown_outcome(
     http: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
 ) -> None:
+    # A put is the same item again: resent, asking for the item should its condition
+    # fail (tests/dynamo/test_single_write_outcome.py: what the commit decides then).
     dynamodb_fault_proxy.drop(times=1, operation="PutItem")
     response = await http.post("/write", json=ONE_NEW, headers=ACME)
-    assert response.status_code == 503
-    assert len(dynamodb_fault_proxy.calls_of("PutItem")) == 1
+    assert response.status_code == 201
+    sent = dynamodb_fault_proxy.calls_of("PutItem")
+    assert [call.fault for call in sent] == ["drop", None]
+    assert sent[1].payload["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
 
 
 async def test_idempotent_single_write_is_resent_after_an_unknown_outcome(

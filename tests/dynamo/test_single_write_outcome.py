@@ -1,0 +1,211 @@
+"""One conditional write whose answer is lost, or comes after the timeout.
+
+The commit sends it again (with ``ReturnValuesOnConditionCheckFailure=ALL_OLD``); if the
+retry fails its condition because the first attempt landed, the item as it stands is
+exactly what the write produces and the commit succeeds. What cannot be decided (an
+update that adds, retries run out) is a 503 that says the outcome is unknown. Through
+the fault proxy, on both transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aioboto3
+import pytest
+from botocore.config import Config
+
+from lift_asgi.dynamo import DynamoTable, RetryPolicy
+from lift_asgi.dynamo.tables import TableSpec
+from lift_asgi.dynamo.transport import Aioboto3Transport, AiodynamoTransport, DynamoTransport
+from lift_asgi.errors import ConditionFailed, DynamoDBUnavailable
+from lift_asgi.testing import FaultProxy
+
+pytestmark = pytest.mark.dynamodb
+
+RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=10.0)
+
+
+@pytest.fixture(params=["aiodynamo", "aioboto3"])
+async def transport(
+    request: pytest.FixtureRequest, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[DynamoTransport]:
+    if request.param == "aioboto3":
+        async with aioboto3.Session().client(
+            "dynamodb",
+            endpoint_url=dynamodb_fault_proxy.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        ) as client:
+            yield Aioboto3Transport(client)
+        return
+    aiodynamo = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    yield aiodynamo
+    await aiodynamo.close()
+
+
+@pytest.fixture
+async def table(
+    dynamodb_table: TableSpec, transport: DynamoTransport, dynamodb_fault_proxy: FaultProxy
+) -> DynamoTable:
+    table = DynamoTable(dynamodb_table.name, transport=transport, retry=RETRY, timeout=0.5)
+    await table.verify()
+    return table
+
+
+async def seed(table: DynamoTable, proxy: FaultProxy, item: dict[str, Any]) -> None:
+    async with table.unit_of_work("acme") as uow:
+        uow.put(item)
+    proxy.reset()
+
+
+async def stored(table: DynamoTable, sk: str = "s") -> dict[str, Any] | None:
+    return await table.unit_of_work("acme").get("p", sk, consistent=True)
+
+
+async def landed_late(proxy: FaultProxy) -> None:
+    """Wait until every call the proxy held has reached the server and been answered."""
+    for _ in range(200):
+        if all(call.status is not None for call in proxy.calls if call.fault == "delay"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("a delayed call never reached the server")
+
+
+async def test_a_put_if_absent_whose_answer_was_lost_is_committed(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")
+    async with table.unit_of_work("acme") as uow:
+        uow.put({"pk": "p", "sk": "s", "title": "once"}, if_absent=True)
+    sent = dynamodb_fault_proxy.calls_of("PutItem")
+    assert [call.fault for call in sent] == ["lose", None]
+    assert "ReturnValuesOnConditionCheckFailure" not in sent[0].payload
+    assert sent[1].payload["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
+    assert dynamodb_fault_proxy.calls_of("GetItem") == []  # the refusal carried the item
+    assert await stored(table) == {"pk": "p", "sk": "s", "title": "once"}
+
+
+async def test_an_update_expecting_a_version_whose_answer_was_lost_is_committed(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "name": "a", "version": 1})
+    dynamodb_fault_proxy.lose_answer(operation="UpdateItem")
+    async with table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), set={"name": "b"}, remove=["gone"], expect_version=1)
+    assert await stored(table) == {"pk": "p", "sk": "s", "name": "b", "version": 2}
+    assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) == 2
+    # A write that really is stale is still a 409.
+    with pytest.raises(ConditionFailed):
+        async with table.unit_of_work("acme") as uow:
+            uow.update(("p", "s"), set={"name": "c"}, expect_version=1)
+
+
+async def test_a_put_expecting_a_version_whose_answer_was_lost_is_committed(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "name": "a", "version": 1})
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")
+    async with table.unit_of_work("acme") as uow:
+        uow.put({"pk": "p", "sk": "s", "name": "b", "n": [1, {"x"}]}, expect_version=1)
+    assert await stored(table) == {"pk": "p", "sk": "s", "name": "b", "n": [1, {"x"}], "version": 2}
+
+
+async def test_a_delete_expecting_a_version_whose_answer_was_lost_is_committed(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "version": 3})
+    dynamodb_fault_proxy.lose_answer(operation="DeleteItem")
+    async with table.unit_of_work("acme") as uow:
+        uow.delete(("p", "s"), expect_version=3)
+    assert await stored(table) is None
+    # the retry's refusal carries no item (there is none): one consistent read decides
+    (read,) = [c for c in dynamodb_fault_proxy.calls_of("GetItem") if c.fault is None][:1]
+    assert read.payload["ConsistentRead"] is True
+
+
+async def test_a_write_slower_than_the_timeout_is_committed_once(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "name": "a", "version": 1})
+    dynamodb_fault_proxy.delay(1.5, operation="UpdateItem")  # past the 0.5 s timeout
+    async with table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), set={"name": "b"}, expect_version=1)
+    await landed_late(dynamodb_fault_proxy)  # the first attempt reaches the server last
+    assert await stored(table) == {"pk": "p", "sk": "s", "name": "b", "version": 2}
+    late = dynamodb_fault_proxy.calls_of("UpdateItem")[0]
+    assert (late.fault, late.status) == ("delay", 400)  # its condition failed: not applied
+
+
+async def test_a_real_conflict_after_a_lost_answer_is_still_a_409(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "title": "theirs"})
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")  # the server said 409; unheard
+    with pytest.raises(ConditionFailed) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.put({"pk": "p", "sk": "s", "title": "mine"}, if_absent=True)
+    assert caught.value.status == 409
+    assert await stored(table) == {"pk": "p", "sk": "s", "title": "theirs"}
+
+
+async def test_an_update_that_adds_cannot_be_settled_and_says_the_outcome_is_unknown(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "n": 5, "version": 1})
+    dynamodb_fault_proxy.lose_answer(operation="UpdateItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.update(("p", "s"), add={"n": 1}, expect_version=1)
+    assert_unknown(caught.value)
+    # resent once (the expected version rules out adding twice); it landed once
+    assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) == 2
+    assert await stored(table) == {"pk": "p", "sk": "s", "n": 6, "version": 2}
+
+
+async def test_an_add_without_a_version_is_not_resent_and_its_outcome_is_unknown(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "n": 5})
+    dynamodb_fault_proxy.lose_answer(operation="UpdateItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.update(("p", "s"), add={"n": 1}, if_exists=True)
+    assert_unknown(caught.value)
+    assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) == 1  # never added twice
+    assert (await stored(table) or {})["n"] == 6
+
+
+async def test_retries_that_run_out_after_an_unknown_outcome_say_so(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    dynamodb_fault_proxy.lose_answer(operation="PutItem")
+    dynamodb_fault_proxy.fail(times=None, operation="PutItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.put({"pk": "p", "sk": "s"}, if_absent=True)
+    assert_unknown(caught.value)
+    assert len(dynamodb_fault_proxy.calls_of("PutItem")) == RETRY.attempts
+
+
+async def test_throttling_alone_is_still_retry_shortly(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    dynamodb_fault_proxy.throttle(times=None, operation="PutItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.put({"pk": "p", "sk": "s"}, if_absent=True)
+    assert "outcome" not in caught.value.extra  # never applied: nothing unknown
+    assert await stored(table) is None
+
+
+def assert_unknown(error: DynamoDBUnavailable) -> None:
+    assert error.status == 503
+    assert "outcome is unknown" in error.detail
+    assert "retry shortly" not in error.detail
+    assert error.extra["outcome"] == "unknown"
+    assert error.extra["retry_after"] == RETRY.retry_after
