@@ -4,8 +4,16 @@
 when called, as BatchWriteItem calls of at most 25 requests, at most
 ``bulk_concurrency`` calls in flight (a fixed pool of workers), each chunk's
 ``UnprocessedItems`` re-sent with backoff until written or the retry policy gives up.
-A failure raises the DynamoDB error with ``written`` (how many items are stored) in
-its ``extra``; what was written stays written.
+What was written stays written. A failure raises the DynamoDB error with, in its
+``extra``:
+
+- ``written``: how many items are known to have landed (a call that answered and did
+  not return them as unprocessed);
+- ``outcome_unknown``: how many were sent in a call whose outcome is unknown (its answer
+  was lost, or it outlasted the timeout and may be applied later) and never confirmed
+  by a later answer. They may be stored or not: read them back (consistently) to know.
+
+The other items (never sent, throttled, returned unprocessed) are known not written.
 
 ``batch_get`` reads up to 100 keys per BatchGetItem the same way.
 """
@@ -13,7 +21,7 @@ its ``extra``; what was written stays written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,6 +59,7 @@ class _Progress:
     written: int = 0
     retried: int = 0
     calls: int = 0
+    unknown: int = 0
 
 
 async def _pool(
@@ -87,37 +96,50 @@ async def bulk_write(
         return BulkResult(0, 0, 0)
     schema = table.schema
     key_names = (schema.pk, schema.sk) if schema.sk else (schema.pk,)
+
+    def identity(request: Mapping[str, Any]) -> tuple[Any, ...]:
+        body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+        return tuple(body[name]["S"] for name in key_names)
+
     seen: set[tuple[Any, ...]] = set()
     for request in requests:
-        body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
-        identity = tuple(body[name]["S"] for name in key_names)
-        if identity in seen:
+        key = identity(request)
+        if key in seen:
             raise DuplicateItem(
                 "The same item appears twice in one bulk write; DynamoDB refuses duplicates."
             )
-        seen.add(identity)
+        seen.add(key)
     progress = _Progress()
     name = table.name
 
     async def write(chunk: list[dict[str, Any]]) -> None:
         pending = chunk
+        #: items sent in a call of unknown outcome, not confirmed by a later answer
+        uncertain: set[tuple[Any, ...]] = set()
 
         async def attempt() -> None:
             nonlocal pending
             progress.calls += 1
             try:
                 result = await table.call("BatchWriteItem", {"RequestItems": {name: pending}})
-            except DynamoDBUnavailable:
+            except DynamoDBUnavailable as error:
                 progress.retried += len(pending)
+                if not isinstance(error, DynamoDBThrottled):  # throttled: not applied
+                    uncertain.update(map(identity, pending))
                 raise
             unprocessed = (result.get("UnprocessedItems") or {}).get(name) or []
             progress.written += len(pending) - len(unprocessed)
+            if uncertain:  # what this answer processed is known written now
+                uncertain.intersection_update(map(identity, unprocessed))
             if unprocessed:
                 progress.retried += len(unprocessed)
                 pending = unprocessed
                 raise DynamoDBThrottled(aws_code="UnprocessedItems")
 
-        await run_with_retries(attempt, table.retry, _unavailable)
+        try:
+            await run_with_retries(attempt, table.retry, _unavailable)
+        finally:
+            progress.unknown += len(uncertain)
 
     chunks = [
         list(requests[i : i + MAX_BATCH_WRITE]) for i in range(0, len(requests), MAX_BATCH_WRITE)
@@ -125,7 +147,7 @@ async def bulk_write(
     try:
         await _pool(chunks, concurrency or table.bulk_concurrency, write)
     except LiftError as error:
-        raise _with_written(error, progress.written) from error
+        raise _with_written(error, progress.written, progress.unknown) from error
     return BulkResult(progress.written, progress.retried, progress.calls)
 
 
@@ -133,14 +155,22 @@ def _unavailable(error: Exception) -> bool:
     return isinstance(error, DynamoDBUnavailable)
 
 
-def _with_written(error: LiftError, written: int) -> LiftError:
-    """A new error like ``error`` that also says how many items were stored."""
+def _with_written(error: LiftError, written: int, unknown: int) -> LiftError:
+    """A new error like ``error`` that also says how many items are known stored and how
+    many have an unknown outcome."""
+    detail = error.detail
+    if unknown:
+        detail = (
+            f"The bulk write stopped: {written} item(s) were written and the outcome of "
+            f"{unknown} more is unknown (they may have been stored)."
+        )
+    counts = {"written": written, "outcome_unknown": unknown}
     if isinstance(error, DynamoDBUnavailable):
         return type(error)(
-            error.detail, aws_code=error.aws_code, retry_after=error.retry_after, written=written
+            detail, aws_code=error.aws_code, retry_after=error.retry_after, **counts
         )
     if isinstance(error, DynamoDBError):
-        return DynamoDBError(error.detail, aws_code=error.aws_code, written=written)
+        return DynamoDBError(detail, aws_code=error.aws_code, **counts)
     return error
 
 

@@ -150,7 +150,9 @@ class _View:
     ) -> BulkResult:
         """Write ``items`` now, outside the unit of work's transaction: BatchWriteItem in
         chunks of 25, unprocessed items retried with backoff. Not atomic: on failure, what
-        was written stays written (the error's ``written`` says how much)."""
+        was written stays written; the error's ``extra`` says how many items are known
+        stored (``written``) and how many may be (``outcome_unknown``: sent in a call
+        whose answer never came; read them back to know)."""
         scope = self._scope()
         requests = []
         for item in items:

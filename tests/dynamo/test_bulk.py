@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -128,3 +129,55 @@ async def test_batch_get_resends_unprocessed_keys() -> None:
     got = await table.unit_of_work("acme").batch_get([("p", "0"), ("p", "1"), ("p", "2")])
     assert got == [{"pk": "p", "sk": "0"}, {"pk": "p", "sk": "1"}, None]
     assert [len(p["RequestItems"]["stub-table"]["Keys"]) for _, p in stub.payloads] == [3, 1]
+
+
+# -- calls of unknown outcome -------------------------------------------------------------
+
+
+async def test_a_lost_answer_is_reported_as_outcome_unknown_not_as_unwritten(
+    dynamodb_table: TableSpec,
+    proxied: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+) -> None:
+    table = DynamoTable(dynamodb_table.name, transport=proxied, retry=FAST_RETRY)
+    # chunk 1 lands; chunk 2 lands but its answer is lost, and every resend is throttled
+    dynamodb_fault_proxy.lose_answer(operation="BatchWriteItem", after=1)
+    dynamodb_fault_proxy.throttle(times=None, operation="BatchWriteItem")
+    items = [{"pk": "i", "sk": f"{i:03}"} for i in range(60)]
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await table.unit_of_work("acme").bulk_put(items, concurrency=1)
+    assert caught.value.status == 503
+    assert caught.value.extra["written"] == 25  # known to have landed
+    assert caught.value.extra["outcome_unknown"] == 25  # the lost call's items
+    assert "unknown" in caught.value.detail
+    assert await count(raw, table.name) == 50  # chunk 3 (10 items) was never sent
+
+
+async def test_an_unknown_outcome_confirmed_by_a_later_answer_counts_as_written(
+    dynamodb_table: TableSpec, proxied: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    table = DynamoTable(dynamodb_table.name, transport=proxied, retry=FAST_RETRY)
+    dynamodb_fault_proxy.lose_answer(operation="BatchWriteItem")
+    result = await table.unit_of_work("acme").bulk_put({"pk": "i", "sk": str(i)} for i in range(30))
+    assert (result.written, result.calls) == (30, 3)
+
+
+async def test_a_batch_slower_than_the_timeout_is_unknown_and_lands_later(
+    dynamodb_table: TableSpec, dynamodb_fault_proxy: FaultProxy, raw: AiodynamoTransport
+) -> None:
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    table = DynamoTable(dynamodb_table.name, transport=transport, retry=FAST_RETRY, timeout=0.5)
+    try:
+        await table.verify()
+        dynamodb_fault_proxy.delay(1.0, times=None, operation="BatchWriteItem")
+        with pytest.raises(DynamoDBUnavailable) as caught:
+            await table.unit_of_work("acme").bulk_put({"pk": "i", "sk": str(i)} for i in range(5))
+        assert (caught.value.extra["written"], caught.value.extra["outcome_unknown"]) == (0, 5)
+        for _ in range(200):  # the calls the proxy held reach the server after the timeout
+            if all(c.status is not None for c in dynamodb_fault_proxy.calls_of("BatchWriteItem")):
+                break
+            await asyncio.sleep(0.05)
+        assert await count(raw, table.name) == 5
+    finally:
+        await transport.close()
