@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.ratelimit import AsyncDynamoDBStorage, RateLimitMiddleware
+from lift_asgi.errors import LiftError
+from lift_asgi.ratelimit import AsyncDynamoDBStorage, RateLimitMiddleware, Window
 from lift_asgi.testing.faults import FaultProxy
 
 from .conftest import T0, Clock, client_for, scan
@@ -155,6 +156,36 @@ async def test_a_write_in_flight_counts_when_the_process_decides_alone(
         statuses += [(await in_flight).status_code, alone.status_code]
     assert statuses == [200, 200, 200, 429]
     assert list(_counters(await _item(proxy_transport, rate_limit_table.name)).values()) == [3]
+
+
+async def test_a_lease_call_pays_only_the_debt_it_carried(
+    dynamodb_fault_proxy: FaultProxy,
+    proxy_transport: AiodynamoTransport,
+    rate_limit_table: TableSpec,
+    clock: Clock,
+) -> None:
+    held = HeldCalls(proxy_transport)
+    storage = AsyncDynamoDBStorage(
+        table=rate_limit_table.name, transport=held, clock=clock, lease_horizon=0.5
+    )
+    windows = (Window(5, 60),)
+    assert (await storage.acquire("k", windows, 1, clock())).allowed  # the table: 1
+    dynamodb_fault_proxy.fail(times=1, status=500)
+    with pytest.raises(LiftError):
+        await storage.acquire("k", windows, 1, clock())
+    decisions = [storage.acquire_local("k", windows, 1, clock())]  # as on_failure="local"
+    reached, release = held.hold()
+    carrying = asyncio.create_task(storage.acquire("k", windows, 1, clock()))
+    await reached.wait()
+    decisions.append(storage.acquire_local("k", windows, 1, clock()))  # meanwhile
+    release.set()
+    decisions.append(await carrying)
+    for _ in range(4):
+        clock.advance(0.01)
+        decisions.append(await storage.acquire("k", windows, 1, clock()))
+    # 5 in all with the first: the unit counted while the lease call was in flight is
+    # still owed (and written with the key's next update, when there is room for one)
+    assert [bool(d and d.allowed) for d in decisions] == [True] * 4 + [False] * 3
 
 
 # ------------------------------------------------------------ answers that arrive out of order
