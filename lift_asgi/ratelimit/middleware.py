@@ -127,14 +127,16 @@ class RateLimitMiddleware(metaclass=LoudStartup):
       clients by network.
     - ``api_key_header`` (``"X-API-Key"``): read by the ``"api_key"`` key, kept hashed.
     - ``on_failure`` (``"local"``): what happens when the backend fails or takes longer
-      than ``timeout`` (1.0 s); see the module docs. ``"local"`` counts in this process
+      than ``timeout`` (1.0 s, finite); see the module docs. ``"local"`` counts in this process
       (``stats.degraded``), ``"refuse"`` answers 503 with ``Retry-After:
       unavailable_retry_after`` (5 s; ``stats.unavailable``), ``"open"`` admits uncounted
       (``stats.uncounted``). Each failure logs a warning at most every ``warn_interval``
       (60 s). Rules may override it. (``fail_open`` is gone: it is a ConfigurationError.)
     - ``headers`` (True): ``X-RateLimit-Limit/-Remaining/-Reset`` and the IETF draft's
       ``RateLimit-Policy``/``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-09) on every
-      limited response.
+      admitted response and every 429. A 503 of a failing store carries ``Retry-After``
+      only: what is left is the count that could not be read, and a partial set would
+      mislead clients that read the headers together.
     - ``blocked_cache_size`` (10 000): keys remembered as blocked; 0 disables.
     - ``clock`` (``time.time``): the epoch clock; tests move it instead of sleeping.
     - ``router``: where route templates come from (default: ``scope["app"]``, else the
