@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import tracemalloc
+from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from lift_asgi.ratelimit import MemoryBackend, Window
+from lift_asgi.ratelimit import MemoryBackend, RateLimitMiddleware, Window
 from lift_asgi.ratelimit.memory import MemoryFull
 
-from .conftest import T0
+from .conftest import T0, Clock, client_for
 
 PER_SECOND = (Window(100, 1),)
 HOURLY = (Window(3, 3600),)
@@ -65,3 +69,23 @@ def test_counters_of_other_limits_go_once_no_window_reads_them() -> None:
     assert len(held) == 4
     assert backend.acquire_now("k", PER_MINUTE, 1, T0 + 61).remaining == 99
     assert sorted(held) == [f"3600s{int(T0 // 3600)}", f"60s{int(T0 // 60) + 1}"]
+
+
+async def test_the_503_of_a_store_that_cannot_count_states_no_count(clock: Clock) -> None:
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    limiter = RateLimitMiddleware(
+        Starlette(routes=[Route("/", ok)]),
+        limit="1/minute",
+        storage=MemoryBackend(max_keys=1),
+        clock=clock,
+    )
+    async with client_for(limiter, client=("10.0.0.1", 1)) as http:
+        admitted = await http.get("/")
+    async with client_for(limiter, client=("10.0.0.2", 1)) as http:
+        unavailable = await http.get("/")
+    assert admitted.headers["x-ratelimit-remaining"] == "0"
+    assert unavailable.status_code == 503 and int(unavailable.headers["retry-after"]) >= 1
+    # the count is what could not be read: no Limit without Remaining and Reset
+    assert not [h for h in unavailable.headers if "ratelimit" in h]
