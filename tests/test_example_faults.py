@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.saas.app import create_app
+from examples.saas.app import create_app, task_item
 from examples.saas.settings import Settings
-from examples.saas.setup import create_tables
+from examples.saas.setup import create_tables, data_table_spec
 from examples.saas.token import mint
+from lift_asgi.dynamo import DynamoTable
 from lift_asgi.testing import FaultProxy
 
 
@@ -73,6 +74,89 @@ async def test_an_import_failing_midway_leaves_exact_counters(
     assert summary == {"projects": 1, "tasks": {"open": 25, "in_progress": 0, "done": 0}}
     # the project's own count agrees: it cannot be deleted while tasks remain
     assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+
+
+async def test_an_import_whose_batch_landed_unheard_keeps_counters_equal_to_the_listing(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    # The batch is applied but its answer is lost; every resend is throttled until the
+    # retries give up. The tasks are all stored: read back, the import has succeeded.
+    dynamodb_fault_proxy.lose_answer(operation="BatchWriteItem")
+    dynamodb_fault_proxy.throttle(times=None, operation="BatchWriteItem")
+    tasks = [{"title": f"t{i}"} for i in range(25)]
+    answer = await client.post("/imports/tasks", json={"project_id": project["id"], "tasks": tasks})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"imported": 25}
+    assert dynamodb_fault_proxy.calls_of("BatchGetItem")[0].payload["RequestItems"]
+    dynamodb_fault_proxy.reset()
+
+    assert len(await _all_tasks(client, project["id"])) == 25
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary == {"projects": 1, "tasks": {"open": 25, "in_progress": 0, "done": 0}}
+    assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+
+
+async def test_an_import_that_cannot_read_back_counts_its_unknown_tasks_as_stored(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    dynamodb_fault_proxy.lose_answer(operation="BatchWriteItem")
+    dynamodb_fault_proxy.throttle(times=None, operation="BatchWriteItem")
+    dynamodb_fault_proxy.throttle(times=None, operation="BatchGetItem")
+    tasks = [{"title": f"t{i}"} for i in range(25)]
+    answer = await client.post("/imports/tasks", json={"project_id": project["id"], "tasks": tasks})
+    assert answer.status_code == 503
+    assert (answer.json()["written"], answer.json()["outcome_unknown"]) == (0, 25)
+    assert "25 more may be" in answer.json()["detail"]
+    dynamodb_fault_proxy.reset()
+    # counted as stored (here they are): never fewer than the tasks, so no orphan
+    assert len(await _all_tasks(client, project["id"])) == 25
+    assert (await client.get("/analytics/summary")).json()["tasks"]["open"] == 25
+    assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+
+
+async def test_an_import_failing_in_its_second_status_settles_every_counter(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    # the open tasks' two batches land; the first done batch lands unheard; then throttled
+    dynamodb_fault_proxy.lose_answer(operation="BatchWriteItem", after=2)
+    dynamodb_fault_proxy.throttle(times=None, operation="BatchWriteItem")
+    tasks = [{"title": f"o{i}"} for i in range(30)] + [
+        {"title": f"d{i}", "status": "done"} for i in range(40)
+    ]
+    answer = await client.post("/imports/tasks", json={"project_id": project["id"], "tasks": tasks})
+    assert answer.status_code == 503
+    assert answer.json()["outcome_unknown"] == 0  # read back
+    dynamodb_fault_proxy.reset()
+
+    listed = await _all_tasks(client, project["id"])
+    by_status = {s: sum(t["status"] == s for t in listed) for s in ("open", "in_progress", "done")}
+    # the open tasks all landed, and the lost batch of done tasks too (25 or 15 of them,
+    # whichever of the two done batches went first); the other was never written
+    assert by_status["open"] == 30 and by_status["done"] in (25, 15)
+    assert answer.json()["written"] == len(listed)
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary == {"projects": 1, "tasks": by_status}
+
+
+async def test_a_project_with_a_stored_task_its_count_missed_is_not_deleted(
+    env: dict[str, str], client: httpx.AsyncClient, dynamodb_env: str
+) -> None:
+    # A batch write DynamoDB applies after the import gave up on it (and settled its
+    # counts) leaves a task the project's count does not include: DELETE still sees it.
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    table = DynamoTable(data_table_spec(env["SAAS_TABLE"]), endpoint=dynamodb_env)
+    try:
+        async with table.unit_of_work("acme") as uow:
+            uow.put(task_item(project["id"], "late", "landed late", "open"))
+    finally:
+        await table.close()
+    assert (await client.get(f"/projects/{project['id']}")).status_code == 200
+    refused = await client.delete(f"/projects/{project['id']}")
+    assert refused.status_code == 409
+    assert len(await _all_tasks(client, project["id"])) == 1
 
 
 async def test_an_import_whose_count_claim_meets_a_5xx_is_retried_safely(

@@ -27,6 +27,7 @@ Every write that changes a count changes the counter in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections import Counter
@@ -42,7 +43,7 @@ from examples.saas.settings import Settings
 from examples.saas.setup import data_table_spec
 from lift_asgi import PROBLEM_HANDLERS, SK, Attr, JWTResolver, LiftError, UnitOfWork, get_uow
 from lift_asgi.aws import AuthorizerResolver
-from lift_asgi.errors import Conflict
+from lift_asgi.errors import Conflict, DynamoDBError, DynamoDBUnavailable
 from lift_asgi.observe import configure_logging
 
 Status = Literal["open", "in_progress", "done"]
@@ -52,6 +53,8 @@ Title = Annotated[str, Field(min_length=1, max_length=500)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 ANALYTICS = {"pk": "analytics", "sk": "summary"}
+
+log = logging.getLogger("examples.saas")
 
 
 # -- bodies -------------------------------------------------------------------------
@@ -169,6 +172,56 @@ async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
     return await uow.get_or_404(project_key(project_id), detail="No such project.")
 
 
+def import_failed(failure: LiftError, stored: int, assumed: int, total: int) -> LiftError:
+    """The answer of an import that stopped: the batch write's error, reporting the whole
+    import as it is now counted (``written`` tasks stored, and ``outcome_unknown`` more
+    that could not be read back and are counted as stored), not the last call's view."""
+    detail = f"The import stopped: {stored} of {total} tasks are stored"
+    if assumed:
+        detail += f", {assumed} more may be"
+    detail += "; the project's count and the analytics count them."
+    counts = {"written": stored, "outcome_unknown": assumed}
+    if isinstance(failure, DynamoDBUnavailable):
+        return type(failure)(
+            detail, aws_code=failure.aws_code, retry_after=failure.retry_after, **counts
+        )
+    if isinstance(failure, DynamoDBError):
+        return DynamoDBError(detail, aws_code=failure.aws_code, **counts)
+    failure.extra.update(counts)
+    return failure
+
+
+async def has_tasks(uow: UnitOfWork, project_id: str) -> bool:
+    """Whether any task of the project is stored (one consistent read of one item)."""
+    page = await uow.query(
+        f"project#{project_id}", sk=SK.begins_with("task#"), limit=1, consistent=True
+    )
+    return bool(page.items)
+
+
+async def stored_of(
+    uow: UnitOfWork, items: list[dict[str, Any]], failure: LiftError
+) -> tuple[int, int]:
+    """How many of ``items`` a failed ``bulk_put`` left stored, and how many of those
+    are only assumed stored.
+
+    The items it knows landed (``written``), and, when some calls' outcome is unknown
+    (an answer lost, a call slower than the timeout), those a consistent read of every
+    key finds. If that read fails too they count as stored (and as unknown): the
+    project's count then refuses its deletion rather than letting a task outlive it."""
+    written = int(failure.extra.get("written", 0))
+    unknown = int(failure.extra.get("outcome_unknown", 0))
+    if not unknown:
+        return written, 0
+    keys = [task_key(item["project_id"], item["id"]) for item in items]
+    try:
+        found = await uow.batch_get(keys, consistent=True)
+    except LiftError:
+        log.warning("import: %d task(s) of unknown outcome counted as stored", unknown)
+        return written + unknown, unknown
+    return sum(item is not None for item in found), 0
+
+
 # -- the app ------------------------------------------------------------------------
 
 
@@ -283,7 +336,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.delete("/projects/{project_id}", status_code=204)
     async def delete_project(project_id: str, uow: Uow) -> Response:
         item = await existing_project(uow, project_id)
-        if int(item.get("task_count", 0)):
+        # The count (committed with every task write) guards against concurrent creates;
+        # the read guards against a task that landed uncounted: an import's batch write
+        # DynamoDB applied after the import had given up on it and settled its counts.
+        if int(item.get("task_count", 0)) or await has_tasks(uow, project_id):
             raise Conflict("The project still has tasks.")
         uow.delete(project_key(project_id), condition=Attr("task_count").eq(0))
         uow.update(ANALYTICS, add={"projects": -1})
@@ -365,8 +421,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         The counts (the project's and the analytics) are claimed first, in one
         transaction that is safe to retry and fails with a 409 if the project is gone,
         so a concurrent delete cannot leave imported tasks behind. A successful import
-        then writes nothing more; one that fails midway gives back the counts of what
-        did not land, so the counters are exact once the import has returned.
+        then writes nothing more; one that fails midway settles the counts from what is
+        stored (what the batch writes confirmed, and a consistent read of the tasks whose
+        calls had an unknown outcome) and gives back the rest, so the counters are exact
+        once the import has returned.
         """
         project_id = body.project_id
         await existing_project(uow, project_id)
@@ -380,22 +438,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             by_status.setdefault(task.status, []).append(item)
         written: Counter[str] = Counter()
         failure: LiftError | None = None
+        assumed = 0
         for status, items in by_status.items():
             try:
                 written[status] += (await uow.bulk_put(items)).written
-            except LiftError as exc:  # carries how many of this batch were written
-                written[status] += int(exc.extra.get("written", 0))
+            except LiftError as exc:  # says how many of this batch are known written
+                stored, assumed = await stored_of(uow, items, exc)
+                written[status] += stored
                 failure = exc
                 break
         if failure is not None:
             unwritten = len(body.tasks) - sum(written.values())
-            uow.update(project_key(project_id), add={"task_count": -unwritten})
-            uow.update(
-                ANALYTICS,
-                add={f"tasks_{s}": written[s] - n for s, n in planned.items() if written[s] != n},
-            )
-            await uow.commit()  # before the error response, which would discard it
-            raise failure
+            if not unwritten and not assumed:  # every call unheard had in fact landed
+                log.info("import: the batch writes failed, yet every task is stored")
+                return {"imported": len(body.tasks)}
+            if unwritten:
+                uow.update(project_key(project_id), add={"task_count": -unwritten})
+                uow.update(
+                    ANALYTICS,
+                    add={
+                        f"tasks_{s}": written[s] - n for s, n in planned.items() if written[s] != n
+                    },
+                )
+                await uow.commit()  # before the error response, which would discard it
+            raise import_failed(failure, sum(written.values()) - assumed, assumed, len(body.tasks))
         return {"imported": sum(written.values())}
 
     @app.get("/analytics/summary")
