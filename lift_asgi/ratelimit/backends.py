@@ -15,6 +15,7 @@ failure policy). Three are built in:
 from __future__ import annotations
 
 import math
+import urllib.parse
 from typing import Any, Protocol, runtime_checkable
 
 import limits
@@ -107,7 +108,7 @@ def backend_from(storage: Any) -> Backend:
     if isinstance(storage, str):
         scheme = storage.partition("://")[0]
         if scheme in ("memory", "async+memory"):
-            return MemoryBackend()
+            return _memory_from(storage)
         if scheme == "dynamodb":
             raise ConfigurationError(
                 "storage",
@@ -135,3 +136,17 @@ def backend_from(storage: Any) -> Backend:
     raise ConfigurationError(
         "storage", "a URI (memory://, async+dynamodb://TABLE, ...) or a storage instance"
     )
+
+
+def _memory_from(uri: str) -> MemoryBackend:
+    """``memory://`` with its one option, ``?max_keys=N``; anything else is a mistake."""
+    options = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"max_keys"})
+    if unknown:
+        raise ConfigurationError("storage", f"memory:// takes only max_keys, not {unknown[0]!r}")
+    if "max_keys" not in options:
+        return MemoryBackend()
+    text = options["max_keys"][-1]
+    if not text.isdigit():
+        raise ConfigurationError("storage", f"memory://?max_keys={text}: an integer >= 1")
+    return MemoryBackend(max_keys=int(text))

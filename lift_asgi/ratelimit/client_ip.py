@@ -40,7 +40,11 @@ class ClientIP:
         self, trusted: str | Iterable[str] | TrustedProxies = (), ipv6_prefix: int = 64
     ) -> None:
         self.proxies = trusted if isinstance(trusted, TrustedProxies) else TrustedProxies(trusted)
-        if not isinstance(ipv6_prefix, int) or not 1 <= ipv6_prefix <= 128:
+        if (
+            not isinstance(ipv6_prefix, int)
+            or isinstance(ipv6_prefix, bool)
+            or not 1 <= ipv6_prefix <= 128
+        ):
             raise ConfigurationError("ipv6_prefix", "must be an integer from 1 to 128")
         self.ipv6_prefix = ipv6_prefix
         self.always = self.proxies.always

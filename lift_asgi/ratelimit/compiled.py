@@ -4,6 +4,7 @@ limit sets, cost and failure policy, ready for the request path."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.types import Scope
 
@@ -69,7 +70,7 @@ class CompiledRule:
         else:
             if isinstance(rule.methods, str):
                 raise ConfigurationError("methods", "a list of methods, such as ['POST']")
-            self.methods = frozenset(str(m).upper() for m in rule.methods)
+            self.methods = frozenset(_method(m) for m in rule.methods)
             if not self.methods:
                 raise ConfigurationError("methods", "an empty list would match nothing")
         if rule.routes is None:
@@ -114,3 +115,13 @@ class CompiledRule:
         if self.prefixes and under(path, self.prefixes):
             return True
         return templates is not None and route(scope) in templates
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _method(method: Any) -> str:
+    """An HTTP method name (a token, RFC 9110 section 9.1), upper-cased."""
+    if not isinstance(method, str) or not method or not set(method.upper()) <= _TOKEN:
+        raise ConfigurationError("methods", f"{method!r} is not an HTTP method such as 'POST'")
+    return method.upper()

@@ -9,6 +9,7 @@ a callable ``(scope) -> str | None``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -107,6 +108,9 @@ class LimitSet:
         )
 
 
+_ZERO_WINDOW = re.compile(r"(?:/|\bper)\s*0+\s*(?:second|minute|hour|day|month|year)", re.I)
+
+
 def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit") -> LimitSet:
     if not isinstance(text, str):
         raise ConfigurationError(
@@ -116,6 +120,9 @@ def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit
         items = parse_many(text)
     except ValueError as exc:
         raise ConfigurationError(option, f"cannot parse {text!r}: {exc}") from None
+    if _ZERO_WINDOW.search(text):
+        # limits reads "10 per 0 second" as one second; a window of nothing is a typo
+        raise ConfigurationError(option, f"{text!r} has a window of 0")
     sliding = strategy == "sliding-window-counter"
     by_seconds: dict[int, Window] = {}
     for item in items:

@@ -295,7 +295,9 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self._timeout = float(timeout)
         self._unavailable_retry_after = unavailable_retry_after
         self._warn_interval = float(warn_interval)
-        self._headers = bool(headers)
+        if not isinstance(headers, bool):
+            raise ConfigurationError("headers", "True or False")
+        self._headers = headers
         self._blocked: dict[str, _Blocked] = {}
         self._blocked_size = blocked_cache_size
         self._clock = clock

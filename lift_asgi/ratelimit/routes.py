@@ -16,10 +16,21 @@ from lift_asgi.errors import ConfigurationError
 __all__ = ["RouteTable", "template_of"]
 
 
+# Text outside braces has none; inside, a name and an optional convertor.
+_BRACES = re.compile(r"(?:[^{}]|\{[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_][A-Za-z0-9_]*)?\})*")
+
+
 def template_of(option: str, template: Any) -> str:
     if not isinstance(template, str) or not template.startswith("/"):
         raise ConfigurationError(option, f"{template!r} must be a path starting with '/'")
-    return compile_path(template)[1]
+    if not _BRACES.fullmatch(template):
+        raise ConfigurationError(
+            option, f"{template!r}: a parameter is written {{name}} or {{name:convertor}}"
+        )
+    try:
+        return compile_path(template)[1]
+    except (AssertionError, ValueError) as exc:  # Starlette's own refusal (a bad convertor)
+        raise ConfigurationError(option, f"{template!r}: {exc}") from None
 
 
 class RouteTable:
@@ -27,6 +38,8 @@ class RouteTable:
     (on the first request), then cached per path (at most ``cache_size`` paths)."""
 
     def __init__(self, app: Any, router: Any = None, cache_size: int = 4096) -> None:
+        if router is not None and _routes_of(router) is None:
+            raise ConfigurationError("router", f"{router!r} is not a Starlette app or router")
         self._app = app
         self._router = router
         self._table: list[tuple[re.Pattern[str], str]] | None = None
