@@ -166,9 +166,7 @@ def _with_written(error: LiftError, written: int, unknown: int) -> LiftError:
         )
     counts = {"written": written, "outcome_unknown": unknown}
     if isinstance(error, DynamoDBUnavailable):
-        return type(error)(
-            detail, aws_code=error.aws_code, retry_after=error.retry_after, **counts
-        )
+        return type(error)(detail, aws_code=error.aws_code, retry_after=error.retry_after, **counts)
     if isinstance(error, DynamoDBError):
         return DynamoDBError(detail, aws_code=error.aws_code, **counts)
     return error
