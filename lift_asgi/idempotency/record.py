@@ -11,7 +11,9 @@ and carries the tenant attribute:
                     or release the claim
 ``fingerprint``     SHA-256 of method, path, query string and body bytes
 ``expires_at``      epoch seconds after which an in-progress claim may be retaken
-                    (the Lambda deadline, or ``in_progress_expiry``)
+                    (the Lambda deadline, or ``in_progress_expiry``); named
+                    ``claim_expires_at`` on a table whose TTL attribute is
+                    ``expires_at``, so the two never share an attribute
 TTL attribute       epoch seconds after which the key is forgotten (``retention``)
 ``response_*``      status, the headers that matter, body bytes (once completed)
 ==================  =========================================================
@@ -105,6 +107,11 @@ class RecordPolicy:
     def ttl_name(self, table: TableHandle) -> str:
         return self.ttl_attribute or table.spec.ttl_attribute or "ttl"
 
+    def expiry_name(self, table: TableHandle) -> str:
+        """The in-progress claim's expiry attribute: never the TTL attribute itself (an
+        item expiring at the claim's deadline would forget a completed response)."""
+        return "claim_expires_at" if self.ttl_name(table) == "expires_at" else "expires_at"
+
 
 class IdempotentRecord:
     """One request's record; implements :class:`lift_asgi.stages.IdempotentRequest`."""
@@ -158,13 +165,14 @@ class IdempotentRecord:
         schema = scope.schema
         policy = self.policy
         ttl = policy.ttl_name(table)
+        expiry = policy.expiry_name(table)
         now = policy.clock()
         fields: dict[str, Any] = {
             schema.pk: key[0] if isinstance(key, tuple) else key,
             "state": IN_PROGRESS,
             "token": self.token,
             "fingerprint": self.fingerprint,
-            "expires_at": math.ceil(now + self.expires_in),
+            expiry: math.ceil(now + self.expires_in),
             ttl: math.ceil(now + policy.retention),
         }
         if schema.sk:
@@ -173,7 +181,7 @@ class IdempotentRecord:
         free = (
             Attr(schema.pk).not_exists()
             | Attr(ttl).lt(int(now))
-            | (Attr("state").eq(IN_PROGRESS) & Attr("expires_at").lt(int(now)))
+            | (Attr("state").eq(IN_PROGRESS) & Attr(expiry).lt(int(now)))
         )
         payload: dict[str, Any] = {
             "TableName": table.name,
@@ -281,7 +289,7 @@ class IdempotentRecord:
             uow.update(
                 key,
                 set=values,
-                remove=["expires_at"],
+                remove=[policy.expiry_name(uow.table)],
                 condition=Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS),
             )
         except LiftError as error:  # over 400 KB, or the transaction over 4 MB

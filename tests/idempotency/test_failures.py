@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -327,3 +327,32 @@ async def _warm(app: ASGIApp) -> None:
     """One request without a key, so the table check is done before faults start."""
     async with client_for(app) as client:
         assert (await client.get("/items/none", headers=ACME)).status_code == 404
+
+
+async def test_a_table_whose_ttl_attribute_is_expires_at_keeps_claim_and_record_apart(
+    dynamodb_table_factory: Callable[..., TableSpec],
+    transport: AiodynamoTransport,
+    raw: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+) -> None:
+    """The claim's in-progress expiry is not the table's TTL attribute when that is
+    named ``expires_at``: the claim keeps both deadlines, and the completion (which drops
+    the in-progress one) commits instead of refusing to set and remove one attribute."""
+    spec = dynamodb_table_factory(ttl_attribute="expires_at")
+    app = build(spec, transport, probe, idempotency={"clock": clock})  # type: ignore[arg-type]
+    probe.gate = asyncio.Event()
+    async with client_for(app) as client:
+        first = asyncio.create_task(client.post("/items", json={"id": "t"}, headers=KEYED))
+        await probe.entered.wait()
+        claim = records(await scan(raw, spec.name))["acme#_idempotency#k-1/_"]
+        assert claim["claim_expires_at"] == math.ceil(clock.now + 60)
+        assert claim["expires_at"] == math.ceil(clock.now + 24 * 3600)
+        probe.gate.set()
+        answer = await first
+        assert answer.status_code == 201, answer.text
+        record = records(await scan(raw, spec.name))["acme#_idempotency#k-1/_"]
+        assert record["state"] == "completed" and "claim_expires_at" not in record
+        assert record["expires_at"] == math.ceil(clock.now + 24 * 3600)
+        replay = await client.post("/items", json={"id": "t"}, headers=KEYED)
+        assert replay.headers["idempotent-replayed"] == "true"
