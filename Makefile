@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/cfn-lint examples/saas/template.yaml
 
 typecheck: install
-	$(BIN)/mypy --strict lift_asgi
+	$(BIN)/mypy --strict lift_asgi examples/saas
 
 # The integration tests (every test using the plugin's DynamoDB fixtures) run on the second
 # engine first, then the whole suite on the default engine (its summary last). The

@@ -230,10 +230,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.log_format == "json":
         # one JSON object per line on standard error, uvicorn's own lines included
         configure_logging(json=True)
+    # The API docs only in development: every route but /health needs a token (the
+    # contract), and a browser cannot send one to /docs.
+    dev = settings.env == "dev"
     # problem+json for the suite's errors and for Starlette's (unknown route, 405)
     app = FastAPI(
         title="lift-asgi SaaS example",
         version="1.0",
+        docs_url="/docs" if dev else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if dev else None,
         exception_handlers=PROBLEM_HANDLERS,
         # No trailing-slash redirects: Starlette builds them from the request's Host
         # header, which the client chooses. `/projects/` is a 404 problem, like any
@@ -281,8 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 b"lift-asgi cursors:" + settings.jwt_secret.encode()
             ).digest(),
         },
-        # no tenant, no rate limit: the health check and the API docs
-        exempt=["/health", "/docs", "/openapi.json"],
+        # no tenant, no rate limit: the health check (and the API docs in development)
+        exempt=["/health", *(["/docs", "/openapi.json"] if dev else [])],
     )
 
     @app.get("/health")
@@ -428,7 +434,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         project_id = body.project_id
         await existing_project(uow, project_id)
-        planned = Counter(task.status for task in body.tasks)
+        planned: Counter[str] = Counter(task.status for task in body.tasks)
         claim_project(uow, project_id, len(body.tasks))
         count_tasks(uow, planned)
         await uow.commit()
