@@ -5,13 +5,13 @@
   timeout, dropped connection, lost answer) is retried too when sending the write again
   cannot apply it twice in effect (:attr:`Operation.replayable
   <lift_asgi.dynamo.operations.Operation.replayable>`: puts, deletes, updates that only
-  set and remove, updates that expect a version). A conditional write that meets its own
-  earlier, unheard success then fails its condition; so once an attempt's outcome was
-  unknown, the retries ask for the item as it stood
-  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``, else one consistent GetItem) and the
-  commit succeeds if it is exactly what this write produces (:func:`landed`). When that
-  cannot be decided (an update that adds; the item unreadable), or the retries run out
-  after an unknown outcome, the 503 says the outcome is unknown, not "retry shortly";
+  set and remove, updates that expect a version): a retry that succeeds is the commit.
+  One that fails its condition after an unknown outcome may have met its own earlier,
+  unheard success, or a state another writer made: nothing the item shows tells them
+  apart (the same version from another writer, an item absent all along), so that, an
+  update that adds (never sent twice), and retries running out after an unknown
+  outcome are a 503 saying the outcome is unknown (``"outcome": "unknown"``), not
+  "retry shortly";
 - otherwise: one TransactWriteItems with a fresh ClientRequestToken, reused on every try
   (DynamoDB applies it at most once), retried on throttling, 5xx, timeouts, dropped
   connections and cancellations by transaction conflicts or throttling.
@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lift_asgi.dynamo.codec import decode_item, decode_value
 from lift_asgi.dynamo.operations import Operation, show_key
 from lift_asgi.dynamo.retry import run_with_retries
 from lift_asgi.errors import (
@@ -42,7 +41,7 @@ from lift_asgi.errors import (
 if TYPE_CHECKING:
     from lift_asgi.dynamo.handle import TableHandle
 
-__all__ = ["commit_operations", "conflict", "landed"]
+__all__ = ["commit_operations", "conflict"]
 
 log = logging.getLogger("lift_asgi.dynamo")
 
@@ -93,13 +92,13 @@ async def _commit_conditional(table: TableHandle, op: Operation) -> None:
     unknown = False  # an attempt failed without telling whether it was applied
 
     async def attempt() -> dict[str, Any]:
-        nonlocal request, unknown
+        nonlocal unknown
+        await table.verify()  # the table check's failures are no write of unknown outcome
         try:
             return await table.call(action, request)
         except DynamoDBUnavailable as error:
-            if not unknown and not isinstance(error, DynamoDBThrottled):
+            if not isinstance(error, DynamoDBThrottled):
                 unknown = True  # throttles and write conflicts were not applied
-                request = {**op.request, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
             raise
 
     try:
@@ -109,64 +108,11 @@ async def _commit_conditional(table: TableHandle, op: Operation) -> None:
     except ConditionFailed as failed:
         if not unknown:
             raise conflict([0], [op], table) from None
-        verdict = await landed(table, op, failed.item)
-        if verdict is True:
-            log.info(
-                "the %s of %s met its own earlier attempt (whose answer was lost): committed",
-                op.kind,
-                show_key(table.schema, op.logical),
-            )
-            return
-        if verdict is False:
-            raise conflict([0], [op], table) from None
         raise _outcome_unknown(table, op, failed) from failed
     except DynamoDBUnavailable as error:
         if unknown:
             raise _outcome_unknown(table, op, error) from error
         raise
-
-
-async def landed(table: TableHandle, op: Operation, stored: dict[str, Any] | None) -> bool | None:
-    """Whether the item is exactly what ``op`` produces: ``True`` (it landed), ``False``
-    (it is not: another write's state, or none), ``None`` (cannot tell: an update that
-    adds, whose sum no read can check, or the item could not be read).
-
-    ``stored`` is the item a ConditionalCheckFailed carried (``ALL_OLD``); without one
-    (absent, or a transport that drops it) the item is read with a consistent GetItem.
-    """
-    if stored is None:
-        try:
-            answer = await table.retrying(
-                "GetItem",
-                {"TableName": table.name, "Key": _key_of(table, op), "ConsistentRead": True},
-            )
-        except DynamoDBError:
-            return None
-        stored = answer.get("Item") or None
-    if op.kind == "delete":
-        return stored is None
-    if stored is None:
-        return False
-    if op.kind == "put":
-        return decode_item(stored) == decode_item(op.request["Item"])
-    effects = op.effects
-    if effects is None:  # pragma: no cover - every update has its effects
-        return None
-    for name, value in effects.sets.items():
-        if name not in stored or decode_value(stored[name]) != decode_value(value):
-            return False
-    if any(name in stored for name in effects.removes):
-        return False
-    return None if effects.adds else True
-
-
-def _key_of(table: TableHandle, op: Operation) -> dict[str, Any]:
-    if "Key" in op.request:
-        return dict(op.request["Key"])
-    schema = table.schema
-    item = op.request["Item"]
-    names = (schema.pk, schema.sk) if schema.sk is not None else (schema.pk,)
-    return {name: item[name] for name in names}
 
 
 def _outcome_unknown(table: TableHandle, op: Operation, error: Exception) -> DynamoDBUnavailable:

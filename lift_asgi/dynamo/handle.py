@@ -34,6 +34,10 @@ class TableHandle(Protocol):
         """One call: table check, limits, timeout; no retry."""
         ...
 
+    async def verify(self) -> None:
+        """Check the table once (a no-op once it passed); raise when it is unusable."""
+        ...
+
     async def retrying(
         self, action: str, payload: Mapping[str, Any], *, ambiguous_ok: bool = True
     ) -> dict[str, Any]:

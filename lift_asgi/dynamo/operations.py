@@ -22,7 +22,6 @@ from lift_asgi.errors import InvalidItem
 
 __all__ = [
     "Operation",
-    "UpdateEffects",
     "build_check",
     "build_delete",
     "build_put",
@@ -34,16 +33,6 @@ __all__ = [
 
 #: (table, physical partition key, physical sort key): the same item twice is refused.
 Identity = tuple[str, str, str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateEffects:
-    """What an update leaves on the item: the attributes it sets (as sent, the version
-    and the tenant stamp included), the ones it removes, and whether it adds (ADD)."""
-
-    sets: dict[str, dict[str, Any]]
-    removes: tuple[str, ...]
-    adds: bool
 
 
 @dataclass(slots=True)
@@ -59,8 +48,8 @@ class Operation:
     expected_version: int | None
     size: int
     identity: Identity
-    #: An update's effects, to tell whether a write of unknown outcome landed.
-    effects: UpdateEffects | None = None
+    #: An update with an ADD clause (a second application adds twice).
+    adds: bool = False
 
     @property
     def replayable(self) -> bool:
@@ -68,8 +57,7 @@ class Operation:
         application would: a put or a delete (the same item, or none, again), an update
         that only sets and removes, or one whose expected version excludes a second
         application. Not an update that adds without expecting a version."""
-        effects = self.effects
-        return effects is None or not effects.adds or self.expected_version is not None
+        return not self.adds or self.expected_version is not None
 
 
 def show_key(schema: Schema, logical: tuple[str, str | None]) -> str:
@@ -268,7 +256,6 @@ def build_update(
         return expr.name(name)
 
     sets: list[str] = []
-    effects: dict[str, dict[str, Any]] = {}
     size = 0
     for name, value in (set or {}).items():
         placeholder = claim(name, "set")
@@ -279,12 +266,11 @@ def build_update(
         else:
             encoded = encode_value(value)
         size += item_size({name: encoded})
-        effects[name] = encoded
         sets.append(f"{placeholder} = {expr.encoded(encoded)}")
     if expect_version is not None:
         expect_version = _version(expect_version)
         placeholder = claim(schema.version_attribute, "the version")
-        effects[schema.version_attribute] = version = {"N": str(expect_version + 1)}
+        version = {"N": str(expect_version + 1)}
         sets.append(f"{placeholder} = {expr.encoded(version)}")
     adds: list[str] = []
     for name, value in (add or {}).items():
@@ -302,7 +288,6 @@ def build_update(
         raise ValueError("update needs set=, add=, remove= or expect_version=")
     stamp = scope.stamp()
     if stamp is not None:
-        effects[stamp[0]] = stamp[1]
         sets.append(f"{expr.name(stamp[0])} = {expr.encoded(stamp[1])}")
     if size > MAX_ITEM_BYTES:
         raise InvalidItem(
@@ -339,7 +324,7 @@ def build_update(
         expect_version,
         size,
         _identity(schema, physical),
-        UpdateEffects(effects, tuple(removed), bool(adds)),
+        bool(adds),
     )
 
 

@@ -1,10 +1,11 @@
-"""One conditional write whose answer is lost, or comes after the timeout.
+"""One conditional write whose outcome is unknown: its answer lost, its connection
+dropped, or its answer later than the timeout.
 
-The commit sends it again (with ``ReturnValuesOnConditionCheckFailure=ALL_OLD``); if the
-retry fails its condition because the first attempt landed, the item as it stands is
-exactly what the write produces and the commit succeeds. What cannot be decided (an
-update that adds, retries run out) is a 503 that says the outcome is unknown. Through
-the fault proxy, on both transports.
+The commit sends it again when a second application cannot change the result; a resend
+that succeeds is the commit. A resend that fails its condition may have met the first
+attempt's own unheard success or another writer's state, which nothing in the item tells
+apart: that, an update that adds, and retries running out are a 503 that says the
+outcome is unknown. Through the fault proxy, on both transports.
 """
 
 from __future__ import annotations
@@ -76,56 +77,15 @@ async def landed_late(proxy: FaultProxy) -> None:
     raise AssertionError("a delayed call never reached the server")
 
 
-async def test_a_put_if_absent_whose_answer_was_lost_is_committed(
-    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
-) -> None:
-    dynamodb_fault_proxy.lose_answer(operation="PutItem")
-    async with table.unit_of_work("acme") as uow:
-        uow.put({"pk": "p", "sk": "s", "title": "once"}, if_absent=True)
-    sent = dynamodb_fault_proxy.calls_of("PutItem")
-    assert [call.fault for call in sent] == ["lose", None]
-    assert "ReturnValuesOnConditionCheckFailure" not in sent[0].payload
-    assert sent[1].payload["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
-    assert dynamodb_fault_proxy.calls_of("GetItem") == []  # the refusal carried the item
-    assert await stored(table) == {"pk": "p", "sk": "s", "title": "once"}
-
-
-async def test_an_update_expecting_a_version_whose_answer_was_lost_is_committed(
+async def test_a_resend_after_a_dropped_connection_that_succeeds_is_the_commit(
     table: DynamoTable, dynamodb_fault_proxy: FaultProxy
 ) -> None:
     await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "name": "a", "version": 1})
-    dynamodb_fault_proxy.lose_answer(operation="UpdateItem")
+    dynamodb_fault_proxy.drop(operation="UpdateItem")  # not forwarded: outcome unknown
     async with table.unit_of_work("acme") as uow:
         uow.update(("p", "s"), set={"name": "b"}, remove=["gone"], expect_version=1)
+    assert [c.fault for c in dynamodb_fault_proxy.calls_of("UpdateItem")] == ["drop", None]
     assert await stored(table) == {"pk": "p", "sk": "s", "name": "b", "version": 2}
-    assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) == 2
-    # A write that really is stale is still a 409.
-    with pytest.raises(ConditionFailed):
-        async with table.unit_of_work("acme") as uow:
-            uow.update(("p", "s"), set={"name": "c"}, expect_version=1)
-
-
-async def test_a_put_expecting_a_version_whose_answer_was_lost_is_committed(
-    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
-) -> None:
-    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "name": "a", "version": 1})
-    dynamodb_fault_proxy.lose_answer(operation="PutItem")
-    async with table.unit_of_work("acme") as uow:
-        uow.put({"pk": "p", "sk": "s", "name": "b", "n": [1, {"x"}]}, expect_version=1)
-    assert await stored(table) == {"pk": "p", "sk": "s", "name": "b", "n": [1, {"x"}], "version": 2}
-
-
-async def test_a_delete_expecting_a_version_whose_answer_was_lost_is_committed(
-    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
-) -> None:
-    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "version": 3})
-    dynamodb_fault_proxy.lose_answer(operation="DeleteItem")
-    async with table.unit_of_work("acme") as uow:
-        uow.delete(("p", "s"), expect_version=3)
-    assert await stored(table) is None
-    # the retry's refusal carries no item (there is none): one consistent read decides
-    (read,) = [c for c in dynamodb_fault_proxy.calls_of("GetItem") if c.fault is None][:1]
-    assert read.payload["ConsistentRead"] is True
 
 
 async def test_a_write_slower_than_the_timeout_is_committed_once(
@@ -141,11 +101,62 @@ async def test_a_write_slower_than_the_timeout_is_committed_once(
     assert (late.fault, late.status) == ("delay", 400)  # its condition failed: not applied
 
 
-async def test_a_real_conflict_after_a_lost_answer_is_still_a_409(
+@pytest.mark.parametrize("kind", ["put if_absent", "update expecting a version", "delete"])
+async def test_a_lost_answer_then_a_failed_condition_is_an_unknown_outcome(
+    kind: str, table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    # The first attempt landed; its answer was lost; the resend fails its condition
+    # against that very write. Nothing tells it from another writer's: a 503 saying so.
+    if kind != "put if_absent":
+        await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "version": 1})
+    operation = {"put if_absent": "PutItem", "update expecting a version": "UpdateItem"}
+    dynamodb_fault_proxy.lose_answer(operation=operation.get(kind, "DeleteItem"))
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            if kind == "put if_absent":
+                uow.put({"pk": "p", "sk": "s", "title": "once"}, if_absent=True)
+            elif kind == "delete":
+                uow.delete(("p", "s"), expect_version=1)
+            else:
+                uow.update(("p", "s"), set={"name": "b"}, expect_version=1)
+    assert_unknown(caught.value)
+    expected = {
+        "put if_absent": {"pk": "p", "sk": "s", "title": "once"},
+        "update expecting a version": {"pk": "p", "sk": "s", "name": "b", "version": 2},
+        "delete": None,
+    }
+    assert await stored(table) == expected[kind]  # applied once
+
+
+async def test_another_writers_identical_state_is_never_taken_for_this_commit(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    # Optimistic locking: B moved the item from version 1 with the same change; A's own
+    # attempt was refused (409) but that answer was lost. A must not be told it won.
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "version": 1})
+    async with table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), set={"status": "done"}, expect_version=1)  # writer B
+    dynamodb_fault_proxy.lose_answer(operation="UpdateItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.update(("p", "s"), set={"status": "done"}, expect_version=1)  # writer A
+    assert_unknown(caught.value)
+
+
+async def test_a_delete_of_an_item_that_never_existed_is_not_committed_by_a_lost_answer(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    dynamodb_fault_proxy.lose_answer(operation="DeleteItem")  # the server said 409; unheard
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.delete(("never", "existed"), if_exists=True)
+    assert_unknown(caught.value)
+
+
+async def test_a_conflict_without_an_unknown_outcome_is_a_409(
     table: DynamoTable, dynamodb_fault_proxy: FaultProxy
 ) -> None:
     await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "title": "theirs"})
-    dynamodb_fault_proxy.lose_answer(operation="PutItem")  # the server said 409; unheard
     with pytest.raises(ConditionFailed) as caught:
         async with table.unit_of_work("acme") as uow:
             uow.put({"pk": "p", "sk": "s", "title": "mine"}, if_absent=True)
@@ -153,7 +164,7 @@ async def test_a_real_conflict_after_a_lost_answer_is_still_a_409(
     assert await stored(table) == {"pk": "p", "sk": "s", "title": "theirs"}
 
 
-async def test_an_update_that_adds_cannot_be_settled_and_says_the_outcome_is_unknown(
+async def test_an_update_that_adds_after_a_lost_answer_says_the_outcome_is_unknown(
     table: DynamoTable, dynamodb_fault_proxy: FaultProxy
 ) -> None:
     await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "n": 5, "version": 1})
