@@ -191,8 +191,12 @@ class CounterSteps:
         """One conditional update of ``units`` on every window (with the debt it
         carries); the counts this process knows once it is applied."""
         flight = self._board(key, windows, units, now)
+        unpaid = self._debt.get(key)
+        request = self._update(
+            key, windows, units, now, seen, flight[3], ttl_floor, dict(unpaid) if unpaid else None
+        )
         try:
-            answer = yield self._update(key, windows, units, now, seen, flight[3], ttl_floor)
+            answer = yield request
         except BaseException:  # refused, failed, timed out or abandoned: nothing paid
             self._land(key, flight, False)
             raise
@@ -265,9 +269,16 @@ class CounterSteps:
         seen: Mapping[str, int],
         owed: Mapping[str, int] | None = None,
         ttl_floor: int = 0,
+        unpaid: Mapping[str, int] | None = None,
     ) -> Call:
         """The conditional ``UpdateItem`` adding ``cost`` (and the units ``owed``) to
         every window's counter.
+
+        ``unpaid`` is the key's whole debt: the part of it another update in flight
+        carries is not added here, but it is kept out of this update's room, since this
+        update may be applied first and the other then refused (it would be counted
+        twice when the other lands first: this update is refused while it could have
+        passed, never admitted past the limit).
 
         Counters of other windows stay while any limit may read them (other limit
         strings of the key: a callable limit, a plan change, a rolling deploy): only
@@ -296,6 +307,8 @@ class CounterSteps:
                 adds.append(f"#c{i} :n{i}")
             else:
                 adds.append(f"#c{i} :n")
+            # the key's debt another update in flight carries: kept out of the room
+            reserved = unpaid.get(current, 0) - (owed_now or 0) if unpaid else 0
             base = 0
             if window.sliding:
                 previous = counter_name(seconds, index - 1)
@@ -312,8 +325,10 @@ class CounterSteps:
                     values[f":d{i}"] = {"N": str(owed_before)}
                     adds.append(f"#p{i} :d{i}")
                     guess += owed_before
+                if unpaid:  # and those another update in flight carries
+                    guess += max(0, unpaid.get(previous, 0) - (owed_before or 0))
                 base = math.floor(guess * previous_weight(seconds, now)) if guess else 0
-            values[f":m{i}"] = {"N": str(window.limit - amount - base)}
+            values[f":m{i}"] = {"N": str(window.limit - amount - base - max(0, reserved))}
             conditions.append(f"(attribute_not_exists(#c{i}) OR #c{i} <= :m{i})")
             # Sliding windows read the previous window; one window more covers clock skew.
             ttl = max(ttl, (index + 2) * seconds)
