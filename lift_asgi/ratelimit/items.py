@@ -40,6 +40,7 @@ __all__ = [
     "URI_OPTIONS",
     "Call",
     "Steps",
+    "counter_ended",
     "counter_window",
     "counters",
     "counters_end",
@@ -109,6 +110,14 @@ def counter_window(name: str) -> tuple[int, int]:
     keeps them): its window is ``[index * seconds, (index + 1) * seconds)``."""
     seconds, _, index = name.partition("s")
     return int(seconds), int(index)
+
+
+def counter_ended(name: str, now: float, reach: int) -> bool:
+    """Whether the counter ``name`` is read by no window at ``now``: its window ended
+    ``reach`` windows ago or more (1 when the key's windows slide: a sliding window
+    weighs its previous window)."""
+    seconds, index = counter_window(name)
+    return (index + 1 + reach) * seconds <= now
 
 
 def counters_end(counts: Mapping[str, int]) -> float:
