@@ -274,6 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # cannot answer (slow past `timeout`, throttled, unreachable): then a limited
             # route answers 503 problem+json with Retry-After, not an uncounted 200.
             "on_failure": "refuse",
+            "timeout": settings.rate_timeout,
         },
         # Idempotency-Key on the write routes (POST, PATCH); the unit of work commits
         # each key's record with the request's own writes.

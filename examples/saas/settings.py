@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ class Settings:
     endpoint: str | None = None
     region: str | None = None
     log_format: str = "text"
+    #: Seconds the rate-limit table may take before a limited route answers 503.
+    rate_timeout: float = 1.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -48,6 +51,7 @@ class Settings:
             endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             log_format=_log_format(env.get("SAAS_LOG_FORMAT", "text")),
+            rate_timeout=_seconds("SAAS_RATE_TIMEOUT", env.get("SAAS_RATE_TIMEOUT", "1")),
         )
 
 
@@ -56,3 +60,13 @@ def _log_format(value: str) -> str:
     if fmt not in ("text", "json"):
         raise SettingsError(f"SAAS_LOG_FORMAT must be 'text' or 'json', not {value!r}")
     return fmt
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SettingsError(f"{name} must be a number of seconds > 0, not {value!r}")
+    return seconds

@@ -178,6 +178,10 @@ async def saas_server(dynamodb_endpoint: str) -> AsyncIterator[Server]:
         SAAS_RATE_TABLE=tables[1],
         SAAS_RATE_FREE=f"{FREE_LIMIT}/minute",
         SAAS_LOG_FORMAT="json",  # tests/e2e/test_request_logs.py reads the lines
+        # The local server answers one call at a time: a burst of 50 requests can queue
+        # a rate-limit call past the default 1 s on a loaded machine (a 503 by the
+        # contract's failure rule, which tests/test_example_faults.py tests on its own).
+        SAAS_RATE_TIMEOUT="5",
     )
     await create_tables(Settings.from_env(env))
     server = start_server(env, tables)
