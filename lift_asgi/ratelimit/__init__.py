@@ -6,7 +6,8 @@ from lift_asgi.ratelimit.backends import Backend, LimitsBackend, MemoryBackend
 from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.core import Decision, Window
 from lift_asgi.ratelimit.keys import api_key_digest
-from lift_asgi.ratelimit.middleware import RateLimitMiddleware, RateLimitStats
+from lift_asgi.ratelimit.middleware import RateLimitMiddleware
+from lift_asgi.ratelimit.report import RateLimitStats
 from lift_asgi.ratelimit.rules import Rule
 from lift_asgi.ratelimit.storage import AsyncDynamoDBStorage
 from lift_asgi.ratelimit.sync_storage import DynamoDBStorage

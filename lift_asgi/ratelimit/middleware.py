@@ -26,13 +26,10 @@ limited request a logged 500 naming the option.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from types import MappingProxyType
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,6 +48,7 @@ from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.compiled import CompiledRule
 from lift_asgi.ratelimit.core import Decision
 from lift_asgi.ratelimit.limit_sets import LimitSet
+from lift_asgi.ratelimit.report import RateLimitStats, outcome
 from lift_asgi.ratelimit.routes import RouteTable
 from lift_asgi.ratelimit.rules import (
     LOCAL,
@@ -65,7 +63,7 @@ from lift_asgi.ratelimit.rules import (
 )
 from lift_asgi.stages import RATE_LIMIT, TENANT, enter, fail_startup, missing
 
-__all__ = ["RateLimitMiddleware", "RateLimitStats"]
+__all__ = ["RateLimitMiddleware"]
 
 logger = logging.getLogger("lift_asgi.ratelimit")
 
@@ -78,26 +76,9 @@ def _seconds(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@functools.cache
-def outcome(rule: str, what: str) -> Mapping[str, str]:
-    """The decision the stage reports in ``context(scope).rate_limit`` (request records,
-    spans, metrics): ``{"outcome": what, "rule": rule}``, one shared read-only mapping per
-    pair so reporting costs no allocation per request. ``what`` is ``admitted``,
-    ``degraded`` (counted in this process while the table failed), ``uncounted``
-    (``on_failure="open"``), ``refused``, ``blocked`` or ``unavailable`` (503)."""
-    return MappingProxyType({"outcome": what, "rule": rule})
-
-
-@dataclass(slots=True)
-class RateLimitStats:
-    """Counters the app can read (``middleware.stats``); they only ever grow."""
-
-    admitted: int = 0  # requests that passed at least one rule
-    refused: int = 0  # 429 answers, blocked ones included
-    blocked: int = 0  # 429 answers from the cache of blocked keys: no backend call
-    degraded: int = 0  # backend failed or timed out; decided by counting in this process
-    unavailable: int = 0  # backend failed or timed out; the request got a 503
-    uncounted: int = 0  # backend failed or timed out; admitted uncounted (on_failure="open")
+def _whole(value: Any, least: int) -> bool:
+    """Whether ``value`` is an int (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 class _Blocked:
@@ -220,19 +201,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             raise ConfigurationError("on_failure", f"one of {', '.join(map(repr, ON_FAILURE))}")
         if not _seconds(timeout) or timeout <= 0:
             raise ConfigurationError("timeout", "a finite number of seconds > 0")
-        if (
-            not isinstance(unavailable_retry_after, int)
-            or isinstance(unavailable_retry_after, bool)
-            or unavailable_retry_after < 1
-        ):
+        if not _whole(unavailable_retry_after, 1):
             raise ConfigurationError("unavailable_retry_after", "an integer number of seconds >= 1")
         if not _seconds(warn_interval) or warn_interval < 0:
             raise ConfigurationError("warn_interval", "a finite number of seconds >= 0")
-        if (
-            not isinstance(blocked_cache_size, int)
-            or isinstance(blocked_cache_size, bool)
-            or blocked_cache_size < 0
-        ):
+        if not _whole(blocked_cache_size, 0):
             raise ConfigurationError("blocked_cache_size", "an integer >= 0 (0 disables)")
         if not callable(clock):
             raise ConfigurationError("clock", "a callable returning epoch seconds")
