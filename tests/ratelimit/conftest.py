@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
 from lift_asgi.stages import TENANT, enter
+from lift_asgi.testing.faults import FaultProxy
 
 T0 = 1_800_000_000.0  # a whole hour: every window of a minute or an hour starts here
 
@@ -99,3 +100,13 @@ async def scan(transport: Any, table: str) -> list[dict[str, Any]]:
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
+
+
+@pytest.fixture
+async def proxy_transport(dynamodb_fault_proxy: FaultProxy) -> AsyncIterator[AiodynamoTransport]:
+    """A transport through the plugin's fault proxy (closed after the test)."""
+    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
+    try:
+        yield transport
+    finally:
+        await transport.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -43,15 +42,6 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-@pytest.fixture
-async def proxy_transport(dynamodb_fault_proxy: FaultProxy) -> AsyncIterator[AiodynamoTransport]:
-    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
-    try:
-        yield transport
-    finally:
-        await transport.close()
 
 
 def _break(proxy: FaultProxy, fault: str) -> None:

@@ -9,7 +9,6 @@ the test releases it: an order, never a sleep.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -72,15 +71,6 @@ class HeldCalls:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-@pytest.fixture
-async def proxy_transport(dynamodb_fault_proxy: FaultProxy) -> AsyncIterator[AiodynamoTransport]:
-    transport = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
-    try:
-        yield transport
-    finally:
-        await transport.close()
 
 
 def _limiter(storage: Any, clock: Clock, limit: Any, **options: Any) -> RateLimitMiddleware:
