@@ -8,9 +8,9 @@ a callable ``(scope) -> str | None``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
+from math import ceil
 from typing import Any
 
 from limits import parse_many
@@ -22,25 +22,17 @@ from lift_asgi.ratelimit.keys import tenant_of
 
 __all__ = ["LimitSet", "PlanLimits", "parse_limit"]
 
-_DIGITS_MAX = 4096
-_DIGITS = tuple(b"%d" % n for n in range(_DIGITS_MAX))
-_last_reset: tuple[int, tuple[bytes, bytes]] = (0, (b"x-ratelimit-reset", b"0"))
-
-
-def _number(value: int) -> bytes:
-    return b"%d" % (value if value > 0 else 0)
-
 
 class LimitSet:
     """One parsed limit string for one rule, with its header bytes precomputed."""
 
     __slots__ = (
-        "by_remaining",
         "limit_bytes",
         "limit_headers",
         "policy",
         "policy_header",
         "policy_names",
+        "rate_prefixes",
         "text",
         "windows",
     )
@@ -61,49 +53,27 @@ class LimitSet:
         # Whole header pairs, built once and shared by every response.
         self.limit_headers = tuple((b"x-ratelimit-limit", value) for value in self.limit_bytes)
         self.policy_header = (b"ratelimit-policy", self.policy)
-        # Per window, per remaining count (filled as met, up to 4096 counts): the
-        # X-RateLimit-Remaining pair and the RateLimit value up to its "t=".
-        self.by_remaining: tuple[dict[int, tuple[tuple[bytes, bytes], bytes]], ...] = tuple(
-            {} for _ in windows
-        )
-
-    def remaining_headers(self, index: int, remaining: int) -> tuple[tuple[bytes, bytes], bytes]:
-        """``((b"x-ratelimit-remaining", b"N"), b'"name";r=N;t=')`` for window ``index``."""
-        found = self.by_remaining[index].get(remaining)
-        if found is None:
-            value = b"%d" % remaining
-            found = (
-                (b"x-ratelimit-remaining", value),
-                self.policy_names[index] + b";r=" + value + b";t=",
-            )
-            if 0 <= remaining < 4096:
-                self.by_remaining[index][remaining] = found
-        return found
+        # Per window, the RateLimit value up to its remaining count: b'"name";r='.
+        self.rate_prefixes: tuple[bytes, ...] = tuple(name + b";r=" for name in self.policy_names)
 
     def headers(self, decision: Decision, now: float) -> tuple[tuple[bytes, bytes], ...]:
         """The five headers of ``decision`` (its window's): ``X-RateLimit-Limit``,
-        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Everything
-        but two numbers comes from caches of bytes."""
-        global _last_reset
+        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Three numbers
+        are formatted; the rest are bytes built once. (No cache per count: the count
+        changes on every request, so a cache of them mostly misses.)"""
         index = decision.index
-        remaining = decision.remaining
-        found = self.by_remaining[index].get(remaining)
-        if found is None:
-            found = self.remaining_headers(index, remaining)
-        reset = math.ceil(decision.reset)
-        last = _last_reset  # one tuple: threads never see one epoch with another's bytes
-        if last[0] != reset:
-            last = _last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))
+        remaining = b"%d" % decision.remaining
+        reset = ceil(decision.reset)
         reset_in = reset - int(now)
         return (
             self.limit_headers[index],
-            found[0],
-            last[1],
+            (b"x-ratelimit-remaining", remaining),
+            (b"x-ratelimit-reset", b"%d" % reset),
             self.policy_header,
             (
                 b"ratelimit",
-                found[1]
-                + (_DIGITS[reset_in] if 0 <= reset_in < _DIGITS_MAX else _number(reset_in)),
+                b"%b%b;t=%d"
+                % (self.rate_prefixes[index], remaining, reset_in if reset_in > 0 else 0),
             ),
         )
 
