@@ -32,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,7 +41,13 @@ from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import ConfigurationError, LiftError, send_problem
 from lift_asgi.observe.cost import RequestCost
-from lift_asgi.observe.ids import RequestIds, ids_var, lambda_ids, valid_request_id
+from lift_asgi.observe.ids import (
+    RequestIds,
+    ids_var,
+    lambda_ids,
+    make_ids,
+    valid_request_id,
+)
 from lift_asgi.observe.logs import RECORD_ATTRIBUTE
 from lift_asgi.observe.record import request_fields
 from lift_asgi.stages import OBSERVE, RequestContext, enter
@@ -49,6 +56,18 @@ __all__ = ["RequestObserver"]
 
 _HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 _TRACE_HEADER = b"x-amzn-trace-id"
+_clock = time.perf_counter
+_name = itemgetter(0)
+_lower = methodcaller("lower")
+
+
+def _first_values(headers: Iterable[Any]) -> dict[Any, Any]:
+    """Each header name's first value (headers given as any iterable of pairs)."""
+    found: dict[Any, Any] = {}
+    for key, value in headers:
+        if key not in found:
+            found[key] = value
+    return found
 
 
 class RequestObserver(metaclass=LoudStartup):
@@ -76,7 +95,7 @@ class RequestObserver(metaclass=LoudStartup):
     """
 
     __slots__ = (
-        "_cost",
+        "_counting",
         "_generate",
         "_header",
         "_header_text",
@@ -85,6 +104,7 @@ class RequestObserver(metaclass=LoudStartup):
         "_quiet",
         "_route",
         "_telemetry",
+        "_trace_header",
         "_trust",
         "app",
     )
@@ -115,6 +135,8 @@ class RequestObserver(metaclass=LoudStartup):
             raise ConfigurationError("header", f"{header!r} is not a header name")
         self._header = header.lower().encode("latin-1")
         self._header_text = header
+        # X-Amzn-Trace-Id is read beside the id's header, unless it is the id's header
+        self._trace_header = _TRACE_HEADER if self._header != _TRACE_HEADER else None
         for option, value in (
             ("trust_header", trust_header),
             ("log_requests", log_requests),
@@ -145,7 +167,6 @@ class RequestObserver(metaclass=LoudStartup):
         self._logger = logger
         self._log = log_requests
         self._quiet = compile_prefixes("quiet", quiet)
-        self._cost = dynamodb_cost
         self._telemetry: Any = None
         if otel:
             from lift_asgi.observe.otel import Telemetry
@@ -160,6 +181,7 @@ class RequestObserver(metaclass=LoudStartup):
         from lift_asgi.ratelimit.routes import RouteTable
 
         self._route = RouteTable(app, router)
+        self._counting = dynamodb_cost or self._telemetry is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,14 +192,10 @@ class RequestObserver(metaclass=LoudStartup):
                 enter(scope, OBSERVE)
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
+        start = _clock()
         ctx = enter(scope, OBSERVE)
-        telemetry = self._telemetry
-        counting = self._cost or telemetry is not None
-        ids = self._ids(scope, ctx, counting)
-        request_id = ids.request_id
-        name = self._header
-        echoed = (name, request_id.encode("ascii"))
+        ids = self._ids(scope, ctx, self._counting)
+        echoed = (self._header, ids.request_id.encode("ascii"))
         status: int | None = None
 
         def send_with_id(message: Message) -> Awaitable[None]:
@@ -186,19 +204,27 @@ class RequestObserver(metaclass=LoudStartup):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
-                for key, _ in headers:
-                    if key.lower() == name:  # the app set its own: ours replaces it
-                        headers = [h for h in headers if h[0].lower() != name]
-                        break
+                # One scan of the names in C; the list is rebuilt without them only when
+                # the app set its own id (ours replaces it).
+                if echoed[0] in map(_lower, map(_name, headers)):
+                    headers = [h for h in headers if h[0].lower() != echoed[0]]
                 message["headers"] = [*headers, echoed]
             return send(message)
 
-        # ERROR: a logger set to WARNING still gets the records of 5xx answers.
-        log = self._log and self._logger.isEnabledFor(logging.ERROR)
+        log = self._log
         if log and self._quiet and under(route_path(scope), self._quiet):
             log = False
-        route = self._route(scope) if log or telemetry is not None else None
-        span = telemetry.request_started(scope, route) if telemetry is not None else None
+        telemetry = self._telemetry
+        route: str | None = None
+        span: Any = None
+        seen: Scope | None = None
+        if telemetry is not None:
+            route = self._route(scope)
+            span = telemetry.request_started(scope, route)
+        elif log:
+            # The route is matched only when a record is written, on the scope as the app
+            # got it (a Mount inside rewrites root_path): a copy, made in C.
+            seen = dict(scope)
         ids_token = ids_var.set(ids)
         error: BaseException | None = None
         try:
@@ -212,58 +238,78 @@ class RequestObserver(metaclass=LoudStartup):
             raise
         finally:
             ids_var.reset(ids_token)
-            if log and not (status is None or status >= 500):
-                log = self._logger.isEnabledFor(logging.INFO)
-            if log or span is not None:
-                seconds = time.perf_counter() - start
-                cost: RequestCost | None = ctx.cost
-                if cost is None and counting:  # no DynamoDB call: a record of zeros
-                    cost = ctx.cost = RequestCost(telemetry=telemetry)
-                fields = request_fields(
-                    ids,
-                    scope["method"],
-                    route,
-                    status,
-                    seconds,
-                    ctx.rate_limit,
-                    ctx.commit,
-                    cost,
-                    error,
+            # One level check, at the record's own level: INFO, or ERROR for a 5xx and
+            # for no answer at all (a logger set to WARNING still gets those).
+            if log:
+                log = self._logger.isEnabledFor(
+                    logging.INFO if status is not None and status < 500 else logging.ERROR
                 )
-                if span is not None:
-                    telemetry.request_ended(span, ids, fields, cost)
-                if log:
-                    self._record(ids, fields)
+            if log or span is not None:
+                if route is None and seen is not None:
+                    route = self._route(seen)
+                self._finish(scope, ids, ctx, route, status, start, error, span, log)
+
+    def _finish(
+        self,
+        scope: Scope,
+        ids: RequestIds,
+        ctx: RequestContext,
+        route: str | None,
+        status: int | None,
+        start: float,
+        error: BaseException | None,
+        span: Any,
+        log: bool,
+    ) -> None:
+        """The request's record (when ``log``) and the end of its span (when one)."""
+        seconds = _clock() - start
+        telemetry = self._telemetry
+        cost: RequestCost | None = ctx.cost
+        if cost is None and self._counting:  # no DynamoDB call: a record of zeros
+            cost = ctx.cost = RequestCost(telemetry=telemetry)
+        fields = request_fields(
+            ids,
+            scope["method"],
+            route,
+            status,
+            seconds,
+            ctx.rate_limit,
+            ctx.commit,
+            cost,
+            error,
+        )
+        if span is not None:
+            telemetry.request_ended(span, ids, fields, cost)
+        if log:
+            self._record(ids, fields)
 
     def _ids(self, scope: Scope, ctx: RequestContext, counting: bool) -> RequestIds:
         """The request's ids (step 1 of the module docs), put where handlers find them."""
-        name = self._header
-        incoming: bytes | None = None
-        trace: bytes | None = None
         # The first of repeated headers, as the tenant resolvers read theirs: a proxy
-        # that appends its own X-Request-ID after the client's does not replace it.
-        for key, value in scope["headers"]:
-            if key == name:
-                if incoming is None:
-                    incoming = value
-            elif key == _TRACE_HEADER and trace is None:
-                trace = value
+        # that appends its own X-Request-ID after the client's does not replace it. A
+        # dict of the reversed list keeps each name's first value, built in C.
+        try:
+            found = dict(reversed(scope["headers"]))
+        except TypeError:  # headers given as an iterable that is no sequence
+            found = _first_values(scope["headers"])
         request_id: str | None = None
-        if incoming is not None and self._trust:
-            text = incoming.decode("latin-1")
-            if valid_request_id(text):
-                request_id = text
+        if self._trust:
+            incoming: bytes | None = found.get(self._header)
+            if incoming is not None:
+                text = incoming.decode("latin-1")
+                if valid_request_id(text):
+                    request_id = text
         lambda_id = trace_id = None
-        if trace is not None or "aws.context" in scope:
-            lambda_id, trace_id = lambda_ids(scope, trace)
+        trace_header = self._trace_header
+        if trace_header in found or "aws.context" in scope:
+            lambda_id, trace_id = lambda_ids(scope, found.get(trace_header))
         if request_id is None:
             request_id = lambda_id or self._generate()
         ctx.request_id = request_id
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state["request_id"] = request_id
-        return RequestIds(request_id, lambda_id, trace_id, ctx, counting, self._telemetry)
+        scope.setdefault("state", {})["request_id"] = request_id  # as Request.state does
+        return make_ids(
+            RequestIds, (request_id, lambda_id, trace_id, ctx, counting, self._telemetry)
+        )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket gets its id as a request does: in the handshake's answer (the
@@ -298,9 +344,7 @@ class RequestObserver(metaclass=LoudStartup):
     def _record(self, ids: RequestIds, fields: dict[str, Any]) -> None:
         status = fields["status"]
         level = logging.ERROR if status is None or status >= 500 else logging.INFO
-        logger = self._logger
-        if not logger.isEnabledFor(level):
-            return
+        logger = self._logger  # enabled for ``level``: __call__ checked just before
         # makeRecord + handle is what logger.log does, without walking the stack for the
         # caller's file and line: always this line, so not worth a third of the cost.
         record = logger.makeRecord(

@@ -1,0 +1,145 @@
+"""What the observer's per-request fast path must keep: the route of a record read from
+the scope as the app got it, the level read when the record is due, the app's own id
+header replaced whatever its case, the first of repeated headers whatever the headers'
+container, and the trace header never taken from the id's own header."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from lift_asgi.observe import RequestObserver, current_ids
+from tests.observe.conftest import Records, client
+
+
+async def _item(request: Any) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def test_the_record_has_the_route_of_the_scope_the_app_got_not_the_one_it_left(
+    records: Records,
+) -> None:
+    # A Mount rewrites root_path in the scope it is given: matched after the app, the
+    # path would no longer match the full template.
+    app = Starlette(routes=[Mount("/api", routes=[Route("/items/{item_id}", _item)])])
+    async with client(RequestObserver(app)) as http:
+        response = await http.get("/api/items/7")
+    assert response.status_code == 200
+    assert [line["route"] for line in records.requests()] == ["/api/items/{item_id}"]
+
+
+async def test_a_level_changed_between_requests_is_seen_on_the_next_one(
+    records: Records,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        status = 503 if scope["path"] == "/fail" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    request_log = logging.getLogger("lift_asgi.request")
+    observer = RequestObserver(app)
+    try:
+        async with client(observer) as http:
+            request_log.setLevel(logging.WARNING)
+            await http.get("/ok")  # below the level: no record
+            await http.get("/fail")  # ERROR: written
+            request_log.setLevel(logging.INFO)
+            await http.get("/ok")  # written now
+            request_log.disabled = True
+            await http.get("/fail")  # a disabled logger writes nothing
+    finally:
+        request_log.setLevel(logging.NOTSET)
+        request_log.disabled = False
+    assert [(line["status"], line["level"]) for line in records.requests()] == [
+        (503, "ERROR"),
+        (200, "INFO"),
+    ]
+
+
+async def test_the_apps_own_header_is_replaced_whatever_its_case() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Request-Id", b"from-the-app"), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with client(RequestObserver(app)) as http:
+        response = await http.get("/", headers={"x-request-id": "abc"})
+    assert response.headers.get_list("x-request-id") == ["abc"]
+    assert response.headers["content-length"] == "0"
+
+
+def _scope(headers: Any) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+async def _run(observer: RequestObserver, scope: Scope) -> list[Message]:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await observer(scope, receive, send)
+    return sent
+
+
+async def test_the_first_of_repeated_headers_whatever_holds_the_headers() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        ids = current_ids()
+        assert ids is not None
+        seen.append((ids.request_id, ids.trace_id))
+        await send({"type": "http.response.start", "status": 204})
+        await send({"type": "http.response.body", "body": b""})
+
+    pairs = [
+        (b"x-request-id", b"first"),
+        (b"x-amzn-trace-id", b"Root=1-a"),
+        (b"x-request-id", b"second"),
+        (b"x-amzn-trace-id", b"Root=1-b"),
+    ]
+
+    def generated() -> Iterator[tuple[bytes, bytes]]:
+        yield from pairs
+
+    observer = RequestObserver(app)
+    for headers in (pairs, tuple(pairs), [list(pair) for pair in pairs], generated()):
+        sent = await _run(observer, _scope(headers))
+        assert sent[0]["headers"] == [(b"x-request-id", b"first")]
+    assert seen == [("first", "Root=1-a")] * 4
+
+
+async def test_the_ids_own_header_is_not_also_read_as_the_trace_header() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        ids = current_ids()
+        assert ids is not None
+        seen.append((ids.request_id, ids.trace_id))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    observer = RequestObserver(app, header="X-Amzn-Trace-Id")
+    sent = await _run(observer, _scope([(b"x-amzn-trace-id", b"abc-1")]))
+    assert seen == [("abc-1", None)]
+    assert sent[0]["headers"] == [(b"x-amzn-trace-id", b"abc-1")]
