@@ -61,44 +61,38 @@ _NAMES: Final = {
 }
 
 
-@dataclass(slots=True, eq=False, init=False)
+@dataclass(eq=False, init=False)
 class RequestContext:
     """What the suite's stages know of one request (or of the lifespan).
 
-    Created once per request by the outermost stage (:func:`enter`), so its constructor
-    is written out: the generated one, with its default factories, cost twice as much.
+    Created once per request by the outermost stage (:func:`enter`), so it is cheap to
+    make: every field but ``stages`` is a class-level default that a stage shadows when it
+    sets it, and :func:`enter` skips ``__init__`` (a Python ``__init__`` called from the
+    class costs more than the rest of ``enter``).
     """
 
     stages: list[str]
     """The stages this scope passed through, outermost first."""
-    tenant: Tenant | None
+    tenant: Tenant | None = None
     """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
-    uow: Any
+    uow: Any = None
     """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
-    request_id: str | None
+    request_id: str | None = None
     """The request id the observing stage accepted or generated."""
-    rate_limit: Any
+    rate_limit: Any = None
     """The rate-limit stage's decision (for request records and spans)."""
-    commit: str | None
+    commit: str | None = None
     """The unit of work's commit outcome: ``"none"``, ``"committed"``, ``"discarded"``,
     ``"conflict"``, ``"failed"``."""
-    cost: Any
+    cost: Any = None
     """The request's DynamoDB cost accounting (calls, capacity, latency), when observed."""
-    idempotency: IdempotentRequest | None
+    idempotency: IdempotentRequest | None = None
     """The idempotency stage's handle on a request carrying a key; the unit of work claims,
     completes and releases it (see :class:`IdempotentRequest`)."""
-    _extra: dict[str, Any] | None
+    _extra: dict[str, Any] | None = None
 
     def __init__(self, stages: list[str] | None = None) -> None:
         self.stages = [] if stages is None else stages
-        self.tenant = None
-        self.uow = None
-        self.request_id = None
-        self.rate_limit = None
-        self.commit = None
-        self.cost = None
-        self.idempotency = None
-        self._extra = None
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -150,13 +144,18 @@ def context(scope: Scope) -> RequestContext:
     return ctx
 
 
+_new = object.__new__
+
+
 def enter(scope: Scope, stage: str) -> RequestContext:
     """Record that ``stage`` handles ``scope``; returns the scope's context."""
     ctx: RequestContext | None = scope.get(SCOPE_KEY)
-    if ctx is None:
-        ctx = scope[SCOPE_KEY] = RequestContext(stages=[stage])
-    else:
+    if ctx is not None:
         ctx.stages.append(stage)
+        return ctx
+    # RequestContext([stage]) without its __init__ frame: the other fields are defaults
+    ctx = scope[SCOPE_KEY] = _new(RequestContext)
+    ctx.stages = [stage]
     return ctx
 
 
