@@ -260,17 +260,21 @@ class UnitOfWork(_View):
     :meth:`unscoped` reaches the table then.
     """
 
-    __slots__ = ("_bytes", "_closed", "_ops", "_scope_cache", "_seen", "table", "tenant_id")
+    # The buffer's state starts as class-level defaults, shadowed on first write: one
+    # request in most makes a unit of work it never writes to (no __slots__ for that).
+    table: TableHandle
+    tenant_id: str | None
+    _scope_cache: TenantScope | None = None
+    _ops: list[Operation] | None = None
+    #: identity -> position in _ops: the same item twice is refused when added (made
+    #: with _ops, by the first write after a discard)
+    _seen: dict[tuple[str, str, str | None], int] | None = None
+    _bytes = 0
+    _closed = False
 
     def __init__(self, table: TableHandle, tenant_id: str | None) -> None:
         self.table = table
         self.tenant_id = tenant_id
-        self._scope_cache: TenantScope | None = None
-        self._ops: list[Operation] | None = None
-        #: identity -> position in _ops: the same item twice is refused when added
-        self._seen: dict[tuple[str, str, str | None], int] = {}
-        self._bytes = 0
-        self._closed = False
 
     def __repr__(self) -> str:
         return (
@@ -335,12 +339,13 @@ class UnitOfWork(_View):
 
     def _add(self, operation: Operation) -> None:
         ops = self._ops
-        if ops is None:
+        seen = self._seen
+        if ops is None or seen is None:  # the first write (since a discard) makes both
             ops = self._ops = []
+            seen = self._seen = {}
         count = len(ops)
         if count >= MAX_TRANSACTION_ITEMS:
             self._refuse_too_many(operation)
-        seen = self._seen
         identity = operation.identity
         if identity in seen:
             self._refuse_duplicate(operation, seen[identity])
@@ -386,7 +391,7 @@ class UnitOfWork(_View):
         """Drop every buffered operation; returns how many there were."""
         count = len(self._ops) if self._ops else 0
         self._ops = None
-        self._seen = {}
+        self._seen = None
         self._bytes = 0
         return count
 
