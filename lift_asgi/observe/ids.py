@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -92,14 +92,22 @@ def valid_request_id(value: str) -> bool:
     return _SAFE.fullmatch(value) is not None
 
 
+def _formatted(prefix: str, start: int) -> Iterator[str]:
+    """``prefix`` then a 64-bit counter from ``start`` in 16 hex digits, wrapping at
+    2**64 (ranges, not a mask per id): one ``next()`` in C per id."""
+    counter = itertools.chain(
+        range(start, _WRAP), itertools.chain.from_iterable(itertools.repeat(range(_WRAP)))
+    )
+    return map(f"{prefix}{{:016x}}".format, counter)
+
+
 def _seed() -> None:
-    global _prefix, _counter
-    _prefix = os.urandom(8).hex()
-    _counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+    global _ids
+    _ids = _formatted(os.urandom(8).hex(), int.from_bytes(os.urandom(4), "big"))
 
 
-_prefix = ""
-_counter = itertools.count()
+_WRAP: Final = 1 << 64
+_ids: Iterator[str] = iter(())
 _seed()
 os.register_at_fork(after_in_child=_seed)  # a forked worker must not repeat its parent's ids
 
@@ -108,7 +116,7 @@ def new_request_id() -> str:
     """32 hex digits: 64 random bits drawn once per process (again after a fork), then a
     64-bit counter. Unique like a UUID4 without a system call per request; an id is
     not a secret, so it need not be unpredictable."""
-    return f"{_prefix}{next(_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+    return next(_ids)
 
 
 def current_ids() -> RequestIds | None:

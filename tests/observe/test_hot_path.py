@@ -1,20 +1,26 @@
 """What the observer's per-request fast path must keep: the route of a record read from
 the scope as the app got it, the level read when the record is due, the app's own id
 header replaced whatever its case, the first of repeated headers whatever the headers'
-container, and the trace header never taken from the id's own header."""
+container, the trace header never taken from the id's own header, and generated ids
+that count on, wrap, and change prefix in a forked child."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from lift_asgi.observe import RequestObserver, current_ids
+from lift_asgi.observe.ids import _formatted, new_request_id
 from tests.observe.conftest import Records, client
 
 
@@ -143,3 +149,31 @@ async def test_the_ids_own_header_is_not_also_read_as_the_trace_header() -> None
     sent = await _run(observer, _scope([(b"x-amzn-trace-id", b"abc-1")]))
     assert seen == [("abc-1", None)]
     assert sent[0]["headers"] == [(b"x-amzn-trace-id", b"abc-1")]
+
+
+def test_generated_ids_count_on_in_hex_and_wrap_at_two_to_the_64() -> None:
+    ids = _formatted("p" * 16, (1 << 64) - 2)
+    assert list(itertools.islice(ids, 3)) == [
+        "p" * 16 + "fffffffffffffffe",
+        "p" * 16 + "ffffffffffffffff",
+        "p" * 16 + "0000000000000000",
+    ]
+    first, second = new_request_id(), new_request_id()
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first[:16] == second[:16]
+    assert int(second[16:], 16) == int(first[16:], 16) + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_draws_a_new_prefix() -> None:
+    before = new_request_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first id and leave at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(r"[0-9a-f]{32}", child)
+    assert child[:16] != before[:16]
