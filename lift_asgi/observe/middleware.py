@@ -57,6 +57,10 @@ __all__ = ["RequestObserver"]
 _HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 _TRACE_HEADER = b"x-amzn-trace-id"
 _clock = time.perf_counter
+_set_ids = ids_var.set
+_reset_ids = ids_var.reset
+_INFO = logging.INFO
+_ERROR = logging.ERROR
 _name = itemgetter(0)
 _lower = methodcaller("lower")
 
@@ -99,13 +103,13 @@ class RequestObserver(metaclass=LoudStartup):
         "_generate",
         "_header",
         "_header_text",
+        "_incoming",
         "_log",
         "_logger",
         "_quiet",
         "_route",
         "_telemetry",
         "_trace_header",
-        "_trust",
         "app",
     )
 
@@ -146,7 +150,8 @@ class RequestObserver(metaclass=LoudStartup):
         ):
             if not isinstance(value, bool):
                 raise ConfigurationError(option, "True or False")
-        self._trust = trust_header
+        # the header a client's id is taken from: none when it is not trusted
+        self._incoming = self._header if trust_header else None
         if generate is None:
             from lift_asgi.observe.ids import new_request_id
 
@@ -214,18 +219,12 @@ class RequestObserver(metaclass=LoudStartup):
         log = self._log
         if log and self._quiet and under(route_path(scope), self._quiet):
             log = False
-        telemetry = self._telemetry
-        route: str | None = None
-        span: Any = None
-        seen: Scope | None = None
-        if telemetry is not None:
-            route = self._route(scope)
-            span = telemetry.request_started(scope, route)
-        elif log:
-            # The route is matched only when a record is written, on the scope as the app
-            # got it (a Mount inside rewrites root_path): a copy, made in C.
-            seen = dict(scope)
-        ids_token = ids_var.set(ids)
+        # The route is matched only when a record is written, on the scope as the app
+        # got it (a Mount inside rewrites root_path): a copy, made in C.
+        seen = dict(scope) if log else None
+        # None without OpenTelemetry (a Telemetry is always true)
+        span = self._telemetry and self._telemetry.request_started(scope, self._route(scope))
+        ids_token = _set_ids(ids)
         error: BaseException | None = None
         try:
             await self.app(scope, receive, send_with_id)
@@ -237,31 +236,29 @@ class RequestObserver(metaclass=LoudStartup):
                     await send_problem(send_with_id, LiftError())
             raise
         finally:
-            ids_var.reset(ids_token)
+            _reset_ids(ids_token)
             # One level check, at the record's own level: INFO, or ERROR for a 5xx and
             # for no answer at all (a logger set to WARNING still gets those).
             if log:
                 log = self._logger.isEnabledFor(
-                    logging.INFO if status is not None and status < 500 else logging.ERROR
+                    _INFO if status is not None and status < 500 else _ERROR
                 )
-            if log or span is not None:
-                if route is None and seen is not None:
-                    route = self._route(seen)
-                self._finish(scope, ids, ctx, route, status, start, error, span, log)
+            if log or span:
+                self._finish(scope, ids, ctx, seen if log else None, status, start, error, span)
 
     def _finish(
         self,
         scope: Scope,
         ids: RequestIds,
         ctx: RequestContext,
-        route: str | None,
+        seen: Scope | None,
         status: int | None,
         start: float,
         error: BaseException | None,
         span: Any,
-        log: bool,
     ) -> None:
-        """The request's record (when ``log``) and the end of its span (when one)."""
+        """The request's record (when ``seen``, the scope as the app got it, is given)
+        and the end of its span (when one)."""
         seconds = _clock() - start
         telemetry = self._telemetry
         cost: RequestCost | None = ctx.cost
@@ -270,7 +267,7 @@ class RequestObserver(metaclass=LoudStartup):
         fields = request_fields(
             ids,
             scope["method"],
-            route,
+            self._route(seen) if seen is not None else None,  # a span has its own
             status,
             seconds,
             ctx.rate_limit,
@@ -280,7 +277,7 @@ class RequestObserver(metaclass=LoudStartup):
         )
         if span is not None:
             telemetry.request_ended(span, ids, fields, cost)
-        if log:
+        if seen is not None:
             self._record(ids, fields)
 
     def _ids(self, scope: Scope, ctx: RequestContext, counting: bool) -> RequestIds:
@@ -293,16 +290,14 @@ class RequestObserver(metaclass=LoudStartup):
         except TypeError:  # headers given as an iterable that is no sequence
             found = _first_values(scope["headers"])
         request_id: str | None = None
-        if self._trust:
-            incoming: bytes | None = found.get(self._header)
-            if incoming is not None:
-                text = incoming.decode("latin-1")
-                if valid_request_id(text):
-                    request_id = text
+        incoming: bytes | None = found.get(self._incoming)
+        if incoming is not None:
+            text = incoming.decode("latin-1")
+            if valid_request_id(text):
+                request_id = text
         lambda_id = trace_id = None
-        trace_header = self._trace_header
-        if trace_header in found or "aws.context" in scope:
-            lambda_id, trace_id = lambda_ids(scope, found.get(trace_header))
+        if self._trace_header in found or "aws.context" in scope:
+            lambda_id, trace_id = lambda_ids(scope, found.get(self._trace_header))
         if request_id is None:
             request_id = lambda_id or self._generate()
         ctx.request_id = request_id

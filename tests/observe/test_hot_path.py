@@ -177,3 +177,19 @@ def test_a_forked_child_draws_a_new_prefix() -> None:
     os.waitpid(pid, 0)
     assert re.fullmatch(r"[0-9a-f]{32}", child)
     assert child[:16] != before[:16]
+
+
+async def test_with_opentelemetry_the_record_and_the_span_have_the_same_route(
+    records: Records,
+) -> None:
+    from tests.observe.test_otel import Telemetry
+
+    otel = Telemetry()
+    app = Starlette(routes=[Mount("/api", routes=[Route("/items/{item_id}", _item)])])
+    async with client(RequestObserver(app, **otel.options())) as http:
+        response = await http.get("/api/items/7")
+    (server,) = otel.server()
+    assert dict(server.attributes or {})["http.route"] == "/api/items/{item_id}"
+    (line,) = records.requests()
+    assert (line["route"], line["status"]) == ("/api/items/{item_id}", 200)
+    assert line["request_id"] == response.headers["x-request-id"]
