@@ -81,6 +81,8 @@ __all__ = ["UnitOfWorkMiddleware", "current_uow", "get_uow", "uow_var"]
 
 log = logging.getLogger("lift_asgi.dynamo")
 
+_new = object.__new__
+
 TenantGetter = Callable[[Scope], "str | None"]
 
 #: The unit of work of the request being handled (``current_uow()``); set and reset by
@@ -173,8 +175,11 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
             tenant_id = tenant.id if tenant is not None else None
         else:
             tenant_id = tenant_from(scope)
-        uow = UnitOfWork(self.table, tenant_id)
-        ctx.uow = uow
+        # UnitOfWork(self.table, tenant_id) without its __init__ frame (~800 instructions):
+        # __init__ sets these two, the rest are class-level defaults (a test keeps them equal)
+        uow = ctx.uow = _new(UnitOfWork)
+        uow.table = self.table
+        uow.tenant_id = tenant_id
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

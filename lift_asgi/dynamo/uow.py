@@ -273,6 +273,8 @@ class UnitOfWork(_View):
     _closed = False
 
     def __init__(self, table: TableHandle, tenant_id: str | None) -> None:
+        # UnitOfWorkMiddleware makes its units without this frame (object.__new__ and the
+        # same two attributes): what one sets, the other must (tests/dynamo/test_hot_path.py)
         self.table = table
         self.tenant_id = tenant_id
 
