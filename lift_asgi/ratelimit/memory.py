@@ -26,7 +26,14 @@ import heapq
 from typing import Any
 
 from lift_asgi.errors import ConfigurationError, ServiceUnavailable
-from lift_asgi.ratelimit.core import Decision, Windows, decide, decide_fixed
+from lift_asgi.ratelimit.core import (
+    Decision,
+    Window,
+    Windows,
+    decide,
+    decide_fixed,
+    new_decision,
+)
 
 __all__ = ["MemoryBackend", "MemoryFull"]
 
@@ -70,25 +77,29 @@ class MemoryBackend:
     def acquire_now(self, key: str, windows: Windows, cost: int, now: float) -> Decision:
         """:meth:`acquire` without a coroutine (the middleware calls this one)."""
         if len(windows) == 1 and not windows[0].sliding:
-            # One fixed window: [index, count, seconds, end], core.decide_fixed's arithmetic.
-            window = windows[0]
-            seconds = window.seconds
-            index = int(now // seconds)
-            state = self._counts.get(key)
-            if state is None or state[0] != index or state[2] != seconds:
-                state = self._fixed(key, state, seconds, index, now)
-            if state is not None:
-                current = state[1] + cost
-                if current <= window.limit:
-                    state[1] = current
-                    remaining = window.limit - current
-                    end = state[3]
-                    return Decision(True, 0, remaining, end, 0.0, end if remaining < 1 else 0.0)
-                return decide_fixed(window, state[1], cost, now, False)
+            return self.acquire_fixed(key, windows[0], cost, now)
         return self._acquire_names(key, windows, cost, now)
 
+    def acquire_fixed(self, key: str, window: Window, cost: int, now: float) -> Decision:
+        """:meth:`acquire_now` for a limit of one fixed window (the common case, which the
+        middleware calls directly): ``[index, count, seconds, end]``, decided inline with
+        :func:`~lift_asgi.ratelimit.core.decide_fixed`'s arithmetic."""
+        seconds = window.seconds
+        index = now // seconds  # a float for a float clock: int() is only needed for names
+        state = self._counts.get(key)
+        if state is None or state[0] != index or state[2] != seconds:
+            state = self._fixed(key, state, seconds, index, now)
+            if state is None:  # the key holds other limits' counters too
+                return self._acquire_names(key, (window,), cost, now)
+        current = state[1] + cost
+        if current <= window.limit:
+            state[1] = current
+            remaining = window.limit - current  # >= 0: blocked from the end when 0
+            return new_decision((True, 0, remaining, state[3], 0.0, 0.0 if remaining else state[3]))
+        return decide_fixed(window, state[1], cost, now, False)
+
     def _fixed(
-        self, key: str, state: list[Any] | None, seconds: int, index: int, now: float
+        self, key: str, state: list[Any] | None, seconds: int, index: float, now: float
     ) -> list[Any] | None:
         """The single-window state of ``key`` in window ``index``: new, or rolled over
         from the same window's last one; ``None`` when the key holds other counters
@@ -112,7 +123,7 @@ class MemoryBackend:
 
     def _by_name(self, key: str, state: list[Any], now: float) -> list[Any]:
         """Turn a single fixed window's state into one counter per name."""
-        names = {} if state[3] <= now else {f"{state[2]}s{state[0]}": state[1]}
+        names = {} if state[3] <= now else {f"{state[2]}s{int(state[0])}": state[1]}
         state = self._counts[key] = [names, state[3]]
         return state
 
