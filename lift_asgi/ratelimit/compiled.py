@@ -13,6 +13,7 @@ from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.keys import compile_key, uses_tenant
 from lift_asgi.ratelimit.limit_sets import PlanLimits
+from lift_asgi.ratelimit.report import Outcomes
 from lift_asgi.ratelimit.routes import template_of
 from lift_asgi.ratelimit.rules import (
     ON_FAILURE,
@@ -37,6 +38,7 @@ class CompiledRule:
         "name",
         "needs_tenant",
         "on_failure",
+        "outcomes",
         "prefixes",
         "static",
         "templates",
@@ -55,6 +57,7 @@ class CompiledRule:
     ) -> None:
         self.name = name
         self.key_prefix = name + "#"
+        self.outcomes = Outcomes(name)
         if strategy not in STRATEGIES:
             raise ConfigurationError(
                 "strategy",

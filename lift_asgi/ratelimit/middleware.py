@@ -48,7 +48,7 @@ from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.compiled import CompiledRule
 from lift_asgi.ratelimit.core import Decision
 from lift_asgi.ratelimit.limit_sets import LimitSet
-from lift_asgi.ratelimit.report import RateLimitStats, outcome
+from lift_asgi.ratelimit.report import RateLimitStats
 from lift_asgi.ratelimit.routes import RouteTable
 from lift_asgi.ratelimit.rules import (
     LOCAL,
@@ -61,7 +61,7 @@ from lift_asgi.ratelimit.rules import (
     removed_fail_open,
     rule_name,
 )
-from lift_asgi.stages import RATE_LIMIT, TENANT, enter, fail_startup, missing
+from lift_asgi.stages import RATE_LIMIT, TENANT, RequestContext, enter, fail_startup, missing
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -79,6 +79,10 @@ def _seconds(value: Any) -> bool:
 def _whole(value: Any, least: int) -> bool:
     """Whether ``value`` is an int (not a bool) of at least ``least``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _no_acquire(key: str, windows: Any, cost: int, now: float) -> Decision:
+    raise AssertionError("no path for the common configuration")  # never called
 
 
 class _Blocked:
@@ -131,11 +135,16 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_checked",
         "_clock",
         "_exempt",
+        "_fast",
+        "_fast_acquire",
+        "_fast_set",
+        "_fast_windows",
         "_headers",
         "_io",
         "_local",
         "_need_path",
         "_next_warning",
+        "_one",
         "_route",
         "_spend",
         "_suppressed",
@@ -265,6 +274,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self._tenant_option = next((r.needs_tenant for r in compiled if r.needs_tenant), None)
         self._checked = self._tenant_option is None
         self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
+        self._fast_path(compiled)
         self._timeout = float(timeout)
         self._unavailable_retry_after = unavailable_retry_after
         self._warn_interval = float(warn_interval)
@@ -281,6 +291,66 @@ class RateLimitMiddleware(metaclass=LoudStartup):
     # -- the request path -------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rule = self._one
+        if rule is None or scope["type"] != "http":
+            await self._limit(scope, receive, send)
+            return
+        # The common configuration (one rule that applies everywhere, a fixed limit and
+        # cost, a backend that answers without I/O, no exempt paths, the tenant stage
+        # checked): _limit's steps for it, without its loop, matching, limit and cost
+        # calls or timeout, none of which can change its decision.
+        ctx = enter(scope, RATE_LIMIT)
+        now = self._clock()
+        key = rule.key(scope)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        full_key = rule.key_prefix + key
+        if len(full_key) > 512:
+            full_key = bounded_key(full_key)
+        limit_set = self._fast_set
+        if self._blocked:
+            refusal = self._cached_refusal(full_key, limit_set, now)
+            if refusal is not None:
+                ctx.rate_limit = rule.outcomes.blocked
+                await self._refuse(send, limit_set, refusal, now)
+                return
+        reported = rule.outcomes.admitted
+        try:
+            decision = self._fast_acquire(full_key, self._fast_windows, rule.cost, now)
+        except Exception as exc:  # the store failed
+            failed = await self._failed(ctx, send, rule, exc, full_key, limit_set, rule.cost, now)
+            if failed is True:
+                await self.app(scope, receive, send)  # admitted uncounted (on_failure="open")
+                return
+            if failed is False:
+                return
+            decision = failed
+            reported = rule.outcomes.degraded
+        if decision.blocked_until > now and self._blocked_size:
+            self._block(full_key, limit_set, decision)
+        if not decision.allowed:
+            self.stats.refused += 1
+            ctx.rate_limit = rule.outcomes.refused
+            await self._refuse(send, limit_set, decision, now)
+            return
+        self.stats.admitted += 1
+        ctx.rate_limit = reported
+        if not self._headers:
+            await self.app(scope, receive, send)
+            return
+        extra = limit_set.headers(decision, now)
+
+        def send_with_headers(message: Message) -> Awaitable[None]:
+            # as in _limit: one http.response.start, send's own awaitable handed back
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            return send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every scope, every configuration (:meth:`__call__` has the common one's path)."""
         scope_type = scope["type"]
         if scope_type != "http":
             if scope_type == "lifespan":
@@ -321,17 +391,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             if len(full_key) > 512:
                 full_key = bounded_key(full_key)
             if blocked_keys:
-                blocked = blocked_keys.get(full_key)
-                if blocked is not None:
-                    if blocked.until > now and blocked.limits is limit_set:
-                        self.stats.blocked += 1
-                        self.stats.refused += 1
-                        until = blocked.until
-                        decision = Decision(False, blocked.index, 0, until, until - now, until)
-                        ctx.rate_limit = outcome(rule.name, "blocked")
-                        await self._refuse(send, limit_set, decision, now)
-                        return
-                    del blocked_keys[full_key]
+                refusal = self._cached_refusal(full_key, limit_set, now)
+                if refusal is not None:
+                    ctx.rate_limit = rule.outcomes.blocked
+                    await self._refuse(send, limit_set, refusal, now)
+                    return
             try:
                 if self._acquire_now is not None:
                     decision = self._acquire_now(full_key, limit_set.windows, cost, now)
@@ -347,33 +411,19 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 else:
                     decision = await self.backend.acquire(full_key, limit_set.windows, cost, now)
             except Exception as exc:  # the store failed, or was too slow
-                policy = rule.on_failure
-                if policy is OPEN:
-                    self.stats.uncounted += 1
-                    ctx.rate_limit = outcome(rule.name, "uncounted")
-                    self._log_failure(rule, exc, "admitted uncounted (on_failure='open')")
-                    continue
-                local = self._local if policy is LOCAL else None
-                fallback = None
-                if local is not None:
-                    try:
-                        fallback = local(full_key, limit_set.windows, cost, now)
-                    except Exception:
-                        logger.exception("counting rate limit rule %r locally failed", rule.name)
-                if fallback is None:
-                    ctx.rate_limit = outcome(rule.name, "unavailable")
-                    await self._unavailable(send, rule, exc)
+                failed = await self._failed(ctx, send, rule, exc, full_key, limit_set, cost, now)
+                if failed is True:
+                    continue  # admitted uncounted (on_failure="open")
+                if failed is False:
                     return
-                decision = fallback
+                decision = failed
                 degraded = True
-                self.stats.degraded += 1
-                self._log_failure(rule, exc, "counted in this process (on_failure='local')")
             if decision.blocked_until > now and self._blocked_size:
                 # Refused, or this hit took the last unit: ask nobody until it can pass.
                 self._block(full_key, limit_set, decision)
             if not decision.allowed:
                 self.stats.refused += 1
-                ctx.rate_limit = outcome(rule.name, "refused")
+                ctx.rate_limit = rule.outcomes.refused
                 await self._refuse(send, limit_set, decision, now)
                 return
             if report is None or decision.remaining < report.remaining:
@@ -382,7 +432,8 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             await self.app(scope, receive, send)
             return
         self.stats.admitted += 1
-        ctx.rate_limit = outcome(report_rule.name, "degraded" if degraded else "admitted")
+        outcomes = report_rule.outcomes
+        ctx.rate_limit = outcomes.degraded if degraded else outcomes.admitted
         if not self._headers:
             await self.app(scope, receive, send)
             return
@@ -397,6 +448,82 @@ class RateLimitMiddleware(metaclass=LoudStartup):
 
         await self.app(scope, receive, send_with_headers)
 
+    def _cached_refusal(self, full_key: str, limit_set: LimitSet, now: float) -> Decision | None:
+        """The refusal of a key the cache holds as blocked (counted in ``stats``), or
+        ``None`` when it is not (an entry that expired, or of another limit, goes)."""
+        blocked = self._blocked.get(full_key)
+        if blocked is None:
+            return None
+        if blocked.until > now and blocked.limits is limit_set:
+            self.stats.blocked += 1
+            self.stats.refused += 1
+            until = blocked.until
+            return Decision(False, blocked.index, 0, until, until - now, until)
+        del self._blocked[full_key]
+        return None
+
+    async def _failed(
+        self,
+        ctx: RequestContext,
+        send: Send,
+        rule: CompiledRule,
+        exc: Exception,
+        full_key: str,
+        limit_set: LimitSet,
+        cost: int,
+        now: float,
+    ) -> Decision | bool:
+        """The rule's failure policy, once the store failed: ``True`` when the request is
+        admitted uncounted (``"open"``), ``False`` when a 503 was answered, else the
+        decision counted in this process (``"local"``)."""
+        policy = rule.on_failure
+        if policy is OPEN:
+            self.stats.uncounted += 1
+            ctx.rate_limit = rule.outcomes.uncounted
+            self._log_failure(rule, exc, "admitted uncounted (on_failure='open')")
+            return True
+        local = self._local if policy is LOCAL else None
+        fallback = None
+        if local is not None:
+            try:
+                fallback = local(full_key, limit_set.windows, cost, now)
+            except Exception:
+                logger.exception("counting rate limit rule %r locally failed", rule.name)
+        if fallback is None:
+            ctx.rate_limit = rule.outcomes.unavailable
+            await self._unavailable(send, rule, exc)
+            return False
+        self.stats.degraded += 1
+        self._log_failure(rule, exc, "counted in this process (on_failure='local')")
+        return fallback
+
+    def _fast_path(self, compiled: list[CompiledRule]) -> None:
+        """Whether :meth:`__call__`'s path for the common configuration serves this one
+        (``_fast``, the rule; ``_one`` once the tenant stage was checked), and with what."""
+        rule = compiled[0]
+        static = rule.static
+        self._fast: CompiledRule | None = None
+        self._fast_set: LimitSet = static or LimitSet("", (), "")
+        self._fast_windows: Any = None
+        self._fast_acquire: Callable[[str, Any, int, float], Decision] = _no_acquire
+        if (
+            len(compiled) == 1
+            and rule.everywhere
+            and static is not None
+            and rule.cost_fn is None
+            and self._acquire_now is not None
+            and not self._need_path
+        ):
+            self._fast = rule
+            windows = static.windows
+            fixed = getattr(self.backend, "acquire_fixed", None)
+            if fixed is not None and len(windows) == 1 and not windows[0].sliding:
+                # the backend's own entry for one fixed window, its acquire_now's first step
+                self._fast_acquire, self._fast_windows = fixed, windows[0]
+            else:
+                self._fast_acquire, self._fast_windows = self._acquire_now, windows
+        self._one = self._fast if self._checked else None
+
     # -- helpers ------------------------------------------------------------------------
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -409,6 +536,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 await fail_startup(receive, send, error)
                 return
             self._checked = True
+            self._one = self._fast
         await self.app(scope, receive, send)
 
     async def _check(self, scope: Scope, send: Send) -> bool:
@@ -416,6 +544,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         error = missing(scope, TENANT, by=RATE_LIMIT, option=self._tenant_option or "key")
         if error is None:
             self._checked = True
+            self._one = self._fast
             return True
         # A ConfigurationError is no LiftError (it is the operator's mistake, not the
         # client's): answer it deliberately as a 500 problem naming the option.

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["RateLimitStats", "outcome"]
+__all__ = ["Outcomes", "RateLimitStats", "outcome"]
 
 
 @functools.cache
@@ -31,3 +31,17 @@ class RateLimitStats:
     degraded: int = 0  # backend failed or timed out; decided by counting in this process
     unavailable: int = 0  # backend failed or timed out; the request got a 503
     uncounted: int = 0  # backend failed or timed out; admitted uncounted (on_failure="open")
+
+
+class Outcomes:
+    """One rule's :func:`outcome` mappings, looked up once (no call per request)."""
+
+    __slots__ = ("admitted", "blocked", "degraded", "refused", "unavailable", "uncounted")
+
+    def __init__(self, rule: str) -> None:
+        self.admitted = outcome(rule, "admitted")
+        self.blocked = outcome(rule, "blocked")
+        self.degraded = outcome(rule, "degraded")
+        self.refused = outcome(rule, "refused")
+        self.unavailable = outcome(rule, "unavailable")
+        self.uncounted = outcome(rule, "uncounted")
