@@ -145,10 +145,50 @@ class TenantMiddleware(metaclass=LoudStartup):
         self._default_plan = default_plan
         # id(resolver's tenant) -> (that tenant, the accepted one): resolvers hand out the
         # same object for a hot token or header, so it is validated once, not per request.
-        # Holding the first element keeps its id from being reused while remembered.
+        # Holding the first element keeps its id from being reused while remembered, so
+        # an entry found under id(tenant) is that tenant's: no identity check is needed.
         self._accepted: dict[int, tuple[Tenant, Tenant]] = {}
+        # The common configuration (one resolver, no exempt path, first answer wins) has
+        # a short path in __call__; any other runs the general one, _handle.
+        self._one: ResolveFunc | None = None
+        if len(self._resolve_funcs) == 1 and not self._exempt and not require_consistent:
+            self._one = self._resolve_funcs[0]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resolve = self._one
+        if resolve is None or scope["type"] != "http":
+            await self._handle(scope, receive, send)
+            return
+        # HTTP with one resolver, no exempt path, first answer wins: _handle's steps
+        # without the scope-type branches, the exempt check and the resolver loop,
+        # none of which could change the outcome here.
+        ctx = enter(scope, TENANT)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        try:
+            found = await resolve(scope)
+            if found is None:
+                raise Unauthorized("No tenant could be determined for this request.")
+            accepted = self._accepted.get(id(found))
+            tenant = accepted[1] if accepted is not None else self._accept(found)
+        except LiftError as error:
+            logger.debug("tenant refused (%s): %s", error.status, error.detail)
+            await send_problem(send, error)
+            return
+        except Exception:
+            logger.exception("a tenant resolver raised; the request is refused with a 401")
+            await send_problem(send, _UNIDENTIFIED)
+            return
+        state["tenant"] = ctx.tenant = tenant
+        reset = tenant_var.set(tenant)
+        try:
+            await call_with_problems(self.app, scope, receive, send)
+        finally:
+            tenant_var.reset(reset)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request path for every configuration and scope type."""
         scope_type = scope["type"]
         if scope_type != "http" and scope_type != "websocket":
             if scope_type == "lifespan":
@@ -180,7 +220,7 @@ class TenantMiddleware(metaclass=LoudStartup):
                 else:
                     raise Unauthorized("No tenant could be determined for this request.")
                 accepted = self._accepted.get(id(found))
-                tenant = accepted[1] if accepted and accepted[0] is found else self._accept(found)
+                tenant = accepted[1] if accepted is not None else self._accept(found)
         except LiftError as error:
             logger.debug("tenant refused (%s): %s", error.status, error.detail)
             await self._refuse(scope_type, receive, send, error)
