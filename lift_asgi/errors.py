@@ -439,10 +439,14 @@ async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send:
 
     def tracking_send(message: Message) -> Awaitable[None]:
         # A plain function handing back send's own awaitable: no coroutine per message.
+        # Once started, a message is a body (a second start is refused by the server):
+        # it is passed on unread.
         nonlocal started
+        if started:
+            return send(message)
         if message["type"] == "http.response.start":
             started = True
-            if 300 <= message["status"] < 400:
+            if message["status"] // 100 == 3:  # 300 <= status < 400
                 origin = _request_origin(scope)
                 if origin is not None:
                     message = relative_location(message, origin)

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from lift_asgi.errors import Conflict
 from lift_asgi.stages import SCOPE_KEY
 from lift_asgi.tenancy import HeaderResolver, JWTResolver, Tenant, TenantMiddleware
 from lift_asgi.tenancy.tenant import current_tenant
@@ -197,3 +198,32 @@ async def test_websocket_and_lifespan_take_the_general_path() -> None:
     scope = http_scope(f"Bearer {token()}".encode())
     await call(middleware, {**scope, "type": "websocket"})
     assert calls == ["lifespan", "websocket"]
+
+
+@pytest.mark.parametrize(
+    ("status", "rewritten"), [(299, False), (300, True), (308, True), (399, True), (400, False)]
+)
+async def test_the_send_wrapper_rewrites_redirects_only(status: int, rewritten: bool) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        location = (b"location", b"http://api.example.com/next")
+        await send({"type": "http.response.start", "status": status, "headers": [location]})
+        for chunk in (b"a", b"b"):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = TenantMiddleware(app, resolvers=[JWTResolver(key=SECRET)])
+    sent = await call(middleware, {**http_scope(f"Bearer {token()}".encode()), "scheme": "http"})
+    location = dict(sent[0]["headers"])[b"location"]
+    assert location == (b"/next" if rewritten else b"http://api.example.com/next")
+    assert [m.get("body") for m in sent[1:]] == [b"a", b"b", b""]
+
+
+async def test_a_lift_error_after_the_start_propagates() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Conflict("too late")
+
+    middleware = TenantMiddleware(app, resolvers=[JWTResolver(key=SECRET)])
+    with pytest.raises(Conflict):
+        await call(middleware, http_scope(f"Bearer {token()}".encode()))
+    assert current_tenant() is None
