@@ -23,10 +23,20 @@ from lift_asgi.ratelimit.keys import tenant_of
 __all__ = ["LimitSet", "PlanLimits", "parse_limit"]
 
 
+_DIGITS_MAX = 4096
+_DIGITS = tuple(b"%d" % n for n in range(_DIGITS_MAX))
+_DIGITS_T = tuple(b";t=" + digits for digits in _DIGITS)  # RateLimit's last part
+
+
+def _seconds(value: int) -> bytes:
+    return b";t=%d" % (value if value > 0 else 0)
+
+
 class LimitSet:
     """One parsed limit string for one rule, with its header bytes precomputed."""
 
     __slots__ = (
+        "last_reset",
         "limit_bytes",
         "limit_headers",
         "policy",
@@ -55,25 +65,34 @@ class LimitSet:
         self.policy_header = (b"ratelimit-policy", self.policy)
         # Per window, the RateLimit value up to its remaining count: b'"name";r='.
         self.rate_prefixes: tuple[bytes, ...] = tuple(name + b";r=" for name in self.policy_names)
+        # The last X-RateLimit-Reset pair, with its epoch: one tuple, so threads never see
+        # one epoch with another's bytes. Most responses of a window share it.
+        self.last_reset: tuple[int, tuple[bytes, bytes]] = (0, (b"x-ratelimit-reset", b"0"))
 
     def headers(self, decision: Decision, now: float) -> tuple[tuple[bytes, bytes], ...]:
         """The five headers of ``decision`` (its window's): ``X-RateLimit-Limit``,
-        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Three numbers
-        are formatted; the rest are bytes built once. (No cache per count: the count
-        changes on every request, so a cache of them mostly misses.)"""
+        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Formatting an
+        int is the dear part (about 1,000 instructions), so small counts come from a table
+        and the reset epoch is formatted once per window: most responses format at most
+        one number (a remaining count of 4,096 or more)."""
         index = decision.index
-        remaining = b"%d" % decision.remaining
+        remaining = decision.remaining
+        value = _DIGITS[remaining] if 0 <= remaining < _DIGITS_MAX else b"%d" % remaining
         reset = ceil(decision.reset)
+        last = self.last_reset
+        if last[0] != reset:
+            last = self.last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))
         reset_in = reset - int(now)
         return (
             self.limit_headers[index],
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", b"%d" % reset),
+            (b"x-ratelimit-remaining", value),
+            last[1],
             self.policy_header,
             (
                 b"ratelimit",
-                b"%b%b;t=%d"
-                % (self.rate_prefixes[index], remaining, reset_in if reset_in > 0 else 0),
+                self.rate_prefixes[index]
+                + value
+                + (_DIGITS_T[reset_in] if 0 <= reset_in < _DIGITS_MAX else _seconds(reset_in)),
             ),
         )
 
