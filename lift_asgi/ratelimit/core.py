@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import NamedTuple
 
 __all__ = [
     "COUNTER_NAME",
@@ -40,7 +38,6 @@ __all__ = [
     "counter_name",
     "decide",
     "decide_fixed",
-    "new_decision",
     "previous_weight",
 ]
 
@@ -69,7 +66,7 @@ def previous_weight(seconds: int, now: float) -> float:
     return ((now // seconds + 1) * seconds - now) / seconds
 
 
-class Decision(NamedTuple):
+class Decision:
     """What a backend decided for one request.
 
     ``index`` is the position of the window the headers should describe (the tightest
@@ -77,17 +74,25 @@ class Decision(NamedTuple):
     time: the end of that window, or on a refusal the moment a retry can succeed.
     ``blocked_until`` is the time before which *any* request on this key is certainly
     refused (0 when it is not blocked); it lets a caller refuse without asking the store.
-
-    A named tuple: on the request path it is made with :func:`new_decision`, which runs
-    no Python code (a class with an ``__init__`` cost 20 bytecodes per request).
     """
 
-    allowed: bool
-    index: int  # type: ignore[assignment]  # (tuple.index, shadowed on purpose)
-    remaining: int
-    reset: float
-    retry_after: float = 0.0
-    blocked_until: float = 0.0
+    __slots__ = ("allowed", "blocked_until", "index", "remaining", "reset", "retry_after")
+
+    def __init__(
+        self,
+        allowed: bool,
+        index: int,
+        remaining: int,
+        reset: float,
+        retry_after: float = 0.0,
+        blocked_until: float = 0.0,
+    ) -> None:
+        self.allowed = allowed
+        self.index = index
+        self.remaining = remaining
+        self.reset = reset
+        self.retry_after = retry_after
+        self.blocked_until = blocked_until
 
     def __repr__(self) -> str:
         return (
@@ -95,13 +100,6 @@ class Decision(NamedTuple):
             f"reset={self.reset:.3f}, retry_after={self.retry_after:.3f}, "
             f"blocked_until={self.blocked_until:.3f})"
         )
-
-
-#: ``new_decision((allowed, index, remaining, reset, retry_after, blocked_until))``: a
-#: :class:`Decision` from its six fields, without the generated ``__new__``'s Python frame.
-new_decision: Callable[[tuple[bool, int, int, float, float, float]], Decision] = partial(
-    tuple.__new__, Decision
-)
 
 
 def _earliest(

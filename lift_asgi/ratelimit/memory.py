@@ -32,7 +32,6 @@ from lift_asgi.ratelimit.core import (
     Windows,
     decide,
     decide_fixed,
-    new_decision,
 )
 
 __all__ = ["MemoryBackend", "MemoryFull"]
@@ -95,7 +94,7 @@ class MemoryBackend:
         if current <= window.limit:
             state[1] = current
             remaining = window.limit - current  # >= 0: blocked from the end when 0
-            return new_decision((True, 0, remaining, state[3], 0.0, 0.0 if remaining else state[3]))
+            return Decision(True, 0, remaining, state[3], 0.0, 0.0 if remaining else state[3])
         return decide_fixed(window, state[1], cost, now, False)
 
     def _fixed(
