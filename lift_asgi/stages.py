@@ -148,7 +148,12 @@ _new = object.__new__
 
 
 def enter(scope: Scope, stage: str) -> RequestContext:
-    """Record that ``stage`` handles ``scope``; returns the scope's context."""
+    """Record that ``stage`` handles ``scope``; returns the scope's context.
+
+    A stage on the per-request path may append its name itself when
+    ``scope[SCOPE_KEY]`` is already there (a call costs more than the append); making
+    the context is left to this function.
+    """
     ctx: RequestContext | None = scope.get(SCOPE_KEY)
     if ctx is not None:
         ctx.stages.append(stage)

@@ -67,6 +67,7 @@ from lift_asgi.errors import (
     send_problem,
 )
 from lift_asgi.stages import (
+    SCOPE_KEY,
     TENANT,
     UNIT_OF_WORK,
     IdempotentRequest,
@@ -158,7 +159,11 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
             else:
                 await self.app(scope, receive, send)
             return
-        ctx = enter(scope, UNIT_OF_WORK)
+        ctx: RequestContext | None = scope.get(SCOPE_KEY)
+        if ctx is None:
+            ctx = enter(scope, UNIT_OF_WORK)
+        else:  # enter(scope, UNIT_OF_WORK) without its call (~450 instructions)
+            ctx.stages.append(UNIT_OF_WORK)
         tenant_from = self._tenant_from
         if tenant_from is None:
             if not self._checked:
@@ -182,8 +187,9 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
         uow.tenant_id = tenant_id
         state = scope.get("state")
         if state is None:
-            state = scope["state"] = {}
-        state["uow"] = uow
+            scope["state"] = {"uow": uow}
+        else:
+            state["uow"] = uow
         reset = uow_var.set(uow)
         try:
             request = ctx.idempotency
