@@ -98,7 +98,8 @@ def _formatted(prefix: str, start: int) -> Iterator[str]:
     counter = itertools.chain(
         range(start, _WRAP), itertools.chain.from_iterable(itertools.repeat(range(_WRAP)))
     )
-    return map(f"{prefix}{{:016x}}".format, counter)
+    # printf-style: str.format would parse its template again on every call
+    return map((prefix.replace("%", "%%") + "%016x").__mod__, counter)
 
 
 def _seed() -> None:

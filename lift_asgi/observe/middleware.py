@@ -31,8 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from operator import itemgetter, methodcaller
+from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,17 +60,47 @@ _set_ids = ids_var.set
 _reset_ids = ids_var.reset
 _INFO = logging.INFO
 _ERROR = logging.ERROR
-_name = itemgetter(0)
-_lower = methodcaller("lower")
+_MAX_SPELLINGS = 1 << 10  # X-Request-ID has 10 letters: 1024 spellings, ~80 kB
 
 
-def _first_values(headers: Iterable[Any]) -> dict[Any, Any]:
-    """Each header name's first value (headers given as any iterable of pairs)."""
-    found: dict[Any, Any] = {}
+class _AnyCase:
+    """``key in`` it: whether ``key`` is ``name`` in any case, for a name with more
+    spellings than are worth listing."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+
+    def __contains__(self, key: object) -> bool:
+        lower = getattr(key, "lower", None)
+        return lower is not None and lower() == self.name
+
+
+def _spellings(name: bytes) -> Container[object]:
+    """Every spelling of the (lower-case) header ``name`` in upper and lower case, so
+    that a response's header names are matched by one set lookup each, without making
+    a lower-case copy of each."""
+    spellings = [b""]
+    for char in name:
+        cases = {bytes([char]), bytes([char]).upper()}
+        if len(spellings) * len(cases) > _MAX_SPELLINGS:
+            return _AnyCase(name)
+        spellings = [start + case for start in spellings for case in cases]
+    return frozenset(spellings)
+
+
+def _first_values(headers: Iterable[Any], name: bytes, trace_name: bytes) -> tuple[Any, Any]:
+    """The first values of headers ``name`` and ``trace_name``, compared one by one
+    (for header names that cannot be hashed, which no server sends)."""
+    incoming = trace = None
     for key, value in headers:
-        if key not in found:
-            found[key] = value
-    return found
+        if key == name:
+            if incoming is None:
+                incoming = value
+        elif key == trace_name and trace is None:
+            trace = value
+    return incoming, trace
 
 
 class RequestObserver(metaclass=LoudStartup):
@@ -108,8 +137,9 @@ class RequestObserver(metaclass=LoudStartup):
         "_logger",
         "_quiet",
         "_route",
+        "_spellings",
         "_telemetry",
-        "_trace_header",
+        "_wanted",
         "app",
     )
 
@@ -139,8 +169,7 @@ class RequestObserver(metaclass=LoudStartup):
             raise ConfigurationError("header", f"{header!r} is not a header name")
         self._header = header.lower().encode("latin-1")
         self._header_text = header
-        # X-Amzn-Trace-Id is read beside the id's header, unless it is the id's header
-        self._trace_header = _TRACE_HEADER if self._header != _TRACE_HEADER else None
+        self._spellings = _spellings(self._header)
         for option, value in (
             ("trust_header", trust_header),
             ("log_requests", log_requests),
@@ -152,6 +181,12 @@ class RequestObserver(metaclass=LoudStartup):
                 raise ConfigurationError(option, "True or False")
         # the header a client's id is taken from: none when it is not trusted
         self._incoming = self._header if trust_header else None
+        # the headers read from a request: that one, and X-Amzn-Trace-Id unless it is
+        # the id's own header (read as the id's, then, never as the trace's)
+        wanted = {self._header} if trust_header else set()
+        if self._header != _TRACE_HEADER:
+            wanted.add(_TRACE_HEADER)
+        self._wanted = frozenset(wanted)
         if generate is None:
             from lift_asgi.observe.ids import new_request_id
 
@@ -201,6 +236,7 @@ class RequestObserver(metaclass=LoudStartup):
         ctx = enter(scope, OBSERVE)
         ids = self._ids(scope, ctx, self._counting)
         echoed = (self._header, ids.request_id.encode("ascii"))
+        spellings = self._spellings
         status: int | None = None
 
         def send_with_id(message: Message) -> Awaitable[None]:
@@ -209,9 +245,12 @@ class RequestObserver(metaclass=LoudStartup):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
-                # One scan of the names in C; the list is rebuilt without them only when
-                # the app set its own id (ours replaces it).
-                if echoed[0] in map(_lower, map(_name, headers)):
+                try:
+                    for key, _ in headers:
+                        if key in spellings:  # the app set its own id: ours replaces it
+                            headers = [h for h in headers if h[0].lower() != echoed[0]]
+                            break
+                except TypeError:  # a name that cannot be hashed: compared one by one
                     headers = [h for h in headers if h[0].lower() != echoed[0]]
                 message["headers"] = [*headers, echoed]
             return send(message)
@@ -283,21 +322,31 @@ class RequestObserver(metaclass=LoudStartup):
     def _ids(self, scope: Scope, ctx: RequestContext, counting: bool) -> RequestIds:
         """The request's ids (step 1 of the module docs), put where handlers find them."""
         # The first of repeated headers, as the tenant resolvers read theirs: a proxy
-        # that appends its own X-Request-ID after the client's does not replace it. A
-        # dict of the reversed list keeps each name's first value, built in C.
+        # that appends its own X-Request-ID after the client's does not replace it.
+        # One set lookup per header finds either of the two read here.
+        wanted = self._wanted
+        incoming: bytes | None = None
+        trace: bytes | None = None
         try:
-            found = dict(reversed(scope["headers"]))
-        except TypeError:  # headers given as an iterable that is no sequence
-            found = _first_values(scope["headers"])
+            for key, value in scope["headers"]:
+                if key in wanted:
+                    if key == self._incoming:
+                        if incoming is None:
+                            incoming = value
+                    elif trace is None:
+                        trace = value
+        except TypeError:  # a name that cannot be hashed: compared one by one
+            incoming, trace = _first_values(scope["headers"], self._header, _TRACE_HEADER)
+            if self._incoming is None:  # not trusted
+                incoming = None
         request_id: str | None = None
-        incoming: bytes | None = found.get(self._incoming)
         if incoming is not None:
             text = incoming.decode("latin-1")
             if valid_request_id(text):
                 request_id = text
         lambda_id = trace_id = None
-        if self._trace_header in found or "aws.context" in scope:
-            lambda_id, trace_id = lambda_ids(scope, found.get(self._trace_header))
+        if trace is not None or "aws.context" in scope:
+            lambda_id, trace_id = lambda_ids(scope, trace)
         if request_id is None:
             request_id = lambda_id or self._generate()
         ctx.request_id = request_id

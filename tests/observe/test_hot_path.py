@@ -193,3 +193,41 @@ async def test_with_opentelemetry_the_record_and_the_span_have_the_same_route(
     (line,) = records.requests()
     assert (line["route"], line["status"]) == ("/api/items/{item_id}", 200)
     assert line["request_id"] == response.headers["x-request-id"]
+
+
+async def test_header_names_that_cannot_be_hashed_are_still_read_and_replaced() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        ids = current_ids()
+        assert ids is not None
+        seen.append((ids.request_id, ids.trace_id))
+        headers = [(bytearray(b"X-Request-ID"), b"from-the-app"), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    request = [
+        (bytearray(b"x-amzn-trace-id"), b"Root=1-a"),
+        (bytearray(b"x-request-id"), b"first"),
+        (b"x-request-id", b"second"),
+    ]
+    sent = await _run(RequestObserver(app), _scope(request))
+    assert seen == [("first", "Root=1-a")]
+    assert sent[0]["headers"] == [(b"content-length", b"0"), (b"x-request-id", b"first")]
+    untrusted = await _run(RequestObserver(app, trust_header=False), _scope(request))
+    assert seen[1][0] != "first" and seen[1][1] == "Root=1-a"
+    assert untrusted[0]["headers"][-1] == (b"x-request-id", seen[1][0].encode())
+
+
+async def test_a_long_header_name_is_replaced_whatever_its_case() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Correlation-Request-Id", b"from-the-app"), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    observer = RequestObserver(app, header="X-Correlation-Request-ID")
+    sent = await _run(observer, _scope([(b"x-correlation-request-id", b"abc")]))
+    assert sent[0]["headers"] == [
+        (b"content-length", b"0"),
+        (b"x-correlation-request-id", b"abc"),
+    ]
