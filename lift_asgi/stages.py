@@ -68,7 +68,7 @@ class RequestContext:
     Created once per request by the outermost stage (:func:`enter`), so it is cheap to
     make: every field but ``stages`` is a class-level default that a stage shadows when it
     sets it, and :func:`enter` skips ``__init__`` (a Python ``__init__`` called from the
-    class costs more than the rest of ``enter``).
+    class costs more than the rest of ``enter``) and sets ``stages`` and ``idempotency``.
     """
 
     stages: list[str]
@@ -158,9 +158,12 @@ def enter(scope: Scope, stage: str) -> RequestContext:
     if ctx is not None:
         ctx.stages.append(stage)
         return ctx
-    # RequestContext([stage]) without its __init__ frame: the other fields are defaults
+    # RequestContext([stage]) without its __init__ frame: the other fields are defaults,
+    # but idempotency, which the unit of work reads on every request, is set (an instance
+    # attribute reads faster than a class default)
     ctx = scope[SCOPE_KEY] = _new(RequestContext)
     ctx.stages = [stage]
+    ctx.idempotency = None
     return ctx
 
 

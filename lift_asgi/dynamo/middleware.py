@@ -181,10 +181,11 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
         else:
             tenant_id = tenant_from(scope)
         # UnitOfWork(self.table, tenant_id) without its __init__ frame (~800 instructions):
-        # __init__ sets these two, the rest are class-level defaults (a test keeps them equal)
+        # __init__ sets these three, the rest are class-level defaults (a test keeps them equal)
         uow = ctx.uow = _new(UnitOfWork)
         uow.table = self.table
         uow.tenant_id = tenant_id
+        uow._ops = None
         state = scope.get("state")
         if state is None:
             scope["state"] = {"uow": uow}

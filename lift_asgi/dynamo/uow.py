@@ -262,6 +262,8 @@ class UnitOfWork(_View):
 
     # The buffer's state starts as class-level defaults, shadowed on first write: one
     # request in most makes a unit of work it never writes to (no __slots__ for that).
+    # _ops is set in __init__ all the same: it is read on every request, and an instance
+    # attribute reads faster than a class default.
     table: TableHandle
     tenant_id: str | None
     _scope_cache: TenantScope | None = None
@@ -274,9 +276,10 @@ class UnitOfWork(_View):
 
     def __init__(self, table: TableHandle, tenant_id: str | None) -> None:
         # UnitOfWorkMiddleware makes its units without this frame (object.__new__ and the
-        # same two attributes): what one sets, the other must (tests/dynamo/test_hot_path.py)
+        # same three attributes): what one sets, the other must (tests/dynamo/test_hot_path.py)
         self.table = table
         self.tenant_id = tenant_id
+        self._ops = None
 
     def __repr__(self) -> str:
         return (

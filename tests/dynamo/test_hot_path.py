@@ -61,7 +61,7 @@ async def test_the_unit_the_app_gets_is_what_the_constructor_makes(
     assert seen["same"] is True
     assert type(seen["uow"]) is UnitOfWork
     ours, theirs = seen["fields"]
-    assert ours == theirs and list(ours) == ["table", "tenant_id"]
+    assert ours == theirs and list(ours) == ["table", "tenant_id", "_ops"]
     assert seen["pending"] == (0, 0)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1]["body"] == b"ok"
