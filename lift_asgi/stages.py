@@ -89,6 +89,12 @@ class RequestContext:
     idempotency: IdempotentRequest | None = None
     """The idempotency stage's handle on a request carrying a key; the unit of work claims,
     completes and releases it (see :class:`IdempotentRequest`)."""
+    response_headers: list[tuple[bytes, bytes]] | None = None
+    """Headers an inner stage asks an outer one to add to the response's start: a stage
+    that wraps ``send`` anyway (the tenant stage) offers a list here before calling the
+    app and adds its contents to the ``http.response.start`` it passes on; an inner stage
+    with headers (the rate limiter) extends it instead of wrapping ``send`` itself.
+    ``None`` when no outer stage offers one."""
     _extra: dict[str, Any] | None = None
 
     def __init__(self, stages: list[str] | None = None) -> None:
