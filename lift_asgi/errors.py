@@ -427,13 +427,23 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def call_with_problems(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     """Run an HTTP ``app``; a :class:`LiftError` it raises before its response started
     (``get_tenant`` on an exempt path, ``get_or_404``, ...) becomes its problem response
     instead of Starlette's plain-text 500. After the start, it propagates as usual.
 
     The same (single) send wrapper keeps redirects from pointing at a host the client
-    chose: see :func:`relative_location`.
+    chose (see :func:`relative_location`), and adds ``headers`` (the request context's
+    ``response_headers``: what inner stages such as the rate limiter put there while the
+    app ran) to the app's ``http.response.start``, so they need no send wrapper of their
+    own. A problem answered here for a raised error gets none of them: no inner stage
+    answered it.
     """
     started = False
 
@@ -446,6 +456,8 @@ async def call_with_problems(app: ASGIApp, scope: Scope, receive: Receive, send:
             return send(message)
         if message["type"] == "http.response.start":
             started = True
+            if headers:
+                message["headers"] = [*message.get("headers", ()), *headers]
             if message["status"] // 100 == 3:  # 300 <= status < 400
                 origin = _request_origin(scope)
                 if origin is not None:
