@@ -187,7 +187,10 @@ class TenantMiddleware(metaclass=LoudStartup):
         state["tenant"] = ctx.tenant = tenant
         reset = _set_tenant(tenant)
         try:
-            await call_with_problems(self.app, scope, receive, send)
+            # the rate limiter inside puts its headers here, for tracking_send to add
+            headers: list[tuple[bytes, bytes]] = []
+            ctx.response_headers = headers
+            await call_with_problems(self.app, scope, receive, send, headers)
         finally:
             _reset_tenant(reset)
 
@@ -209,7 +212,9 @@ class TenantMiddleware(metaclass=LoudStartup):
             if under(path, exempt):
                 state["tenant"] = None
                 if scope_type == "http":
-                    await call_with_problems(self.app, scope, receive, send)
+                    headers: list[tuple[bytes, bytes]] = []
+                    ctx.response_headers = headers
+                    await call_with_problems(self.app, scope, receive, send, headers)
                 else:
                     await self.app(scope, receive, send)
                 return
@@ -239,7 +244,9 @@ class TenantMiddleware(metaclass=LoudStartup):
         reset = _set_tenant(tenant)
         try:
             if scope_type == "http":
-                await call_with_problems(self.app, scope, receive, send)
+                headers = []
+                ctx.response_headers = headers
+                await call_with_problems(self.app, scope, receive, send, headers)
             else:
                 await self.app(scope, receive, send)
         finally:
