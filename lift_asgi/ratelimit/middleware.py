@@ -63,7 +63,15 @@ from lift_asgi.ratelimit.rules import (
     removed_fail_open,
     rule_name,
 )
-from lift_asgi.stages import RATE_LIMIT, TENANT, RequestContext, enter, fail_startup, missing
+from lift_asgi.stages import (
+    RATE_LIMIT,
+    SCOPE_KEY,
+    TENANT,
+    RequestContext,
+    enter,
+    fail_startup,
+    missing,
+)
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -301,7 +309,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         # cost, a backend that answers without I/O, no exempt paths, the tenant stage
         # checked): _limit's steps for it, without its loop, matching, limit and cost
         # calls or timeout, none of which can change its decision.
-        ctx = enter(scope, RATE_LIMIT)
+        ctx: RequestContext | None = scope.get(SCOPE_KEY)
+        if ctx is None:
+            ctx = enter(scope, RATE_LIMIT)
+        else:
+            ctx.stages.append(RATE_LIMIT)  # enter's own step for an existing context
         now = self._clock()
         key = rule.key(scope)
         if key is None:
@@ -369,7 +381,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             else:
                 await self.app(scope, receive, send)
             return
-        ctx = enter(scope, RATE_LIMIT)
+        ctx: RequestContext | None = scope.get(SCOPE_KEY)
+        if ctx is None:
+            ctx = enter(scope, RATE_LIMIT)
+        else:
+            ctx.stages.append(RATE_LIMIT)  # enter's step for an existing context, uncalled
         path = ""
         if self._need_path:
             path = route_path(scope)

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
 from lift_asgi.ratelimit import RateLimitMiddleware, Rule
-from lift_asgi.stages import RATE_LIMIT, context
+from lift_asgi.stages import RATE_LIMIT, TENANT, context
 
 from .conftest import client_for, with_tenant
 
@@ -118,6 +118,23 @@ async def test_keys_that_need_no_tenant_need_no_tenant_stage() -> None:
     async with client_for(limiter) as http:
         assert (await http.get("/a")).status_code == 200
     assert seen == [[RATE_LIMIT]]
+
+
+@pytest.mark.parametrize("exempt", [(), ("/health",)])  # the fast path, the general loop
+@pytest.mark.parametrize("outer", [False, True])
+async def test_the_limiter_adds_its_name_to_the_stages(exempt: Any, outer: bool) -> None:
+    """To the context a stage outside made, or to a new one when it is the first."""
+    seen: list[list[str]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(list(context(scope).stages))
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    limiter = RateLimitMiddleware(inner, limit="2/minute", key="ip", exempt=exempt)
+    assert (limiter._fast is None) is bool(exempt)
+    async with client_for(with_tenant(limiter) if outer else limiter) as http:
+        assert (await http.get("/a", headers={"x-tenant": "acme"})).status_code == 200
+    assert seen == [[TENANT, RATE_LIMIT] if outer else [RATE_LIMIT]]
 
 
 async def test_the_decision_is_reported_in_the_stage_contract() -> None:
