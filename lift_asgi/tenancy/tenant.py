@@ -1,17 +1,17 @@
 """The :class:`Tenant` value, where a request's tenant is found, and what a resolver is.
 
-:class:`~lift_asgi.tenancy.TenantMiddleware` sets the tenant of each request in three
+:class:`~lift_asgi.tenancy.TenantMiddleware` sets the tenant of each request in two
 places, for three kinds of reader: ``scope["state"]["tenant"]`` (``request.state.tenant``
-and the FastAPI dependency :func:`get_tenant`), the stage contract
-(``scope["lift_asgi"].tenant``, for the other stages) and the ContextVar
-:data:`tenant_var` behind :func:`current_tenant` (code far from the request), reset
-when the request ends. The ContextVar lives here, with the value it holds.
+and the FastAPI dependency :func:`get_tenant`) and the stage contract
+(``scope["lift_asgi"].tenant``), which the other stages read in the scope and
+:func:`current_tenant` (code far from the request) through the request's ContextVar
+(:data:`lift_asgi.stages.context_var`, the one the suite sets per request, reset when
+the request ends).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeAlias
@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from lift_asgi.errors import Unauthorized
+from lift_asgi.stages import current_context as _current_context
 
 __all__ = [
     "DEFAULT_TENANT_ID_PATTERN",
@@ -32,7 +33,6 @@ __all__ = [
     "get_tenant",
     "require_tenant",
     "tenant_from_scope",
-    "tenant_var",
 ]
 
 #: Letters, digits, ``_ . -``; starts with a letter or digit; 1 to 64 characters.
@@ -62,18 +62,17 @@ class Tenant:
             object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
 
 
-tenant_var: ContextVar[Tenant | None] = ContextVar("lift_asgi.tenant", default=None)
-"""The tenant of the request being handled (set and reset by TenantMiddleware only)."""
-
-
 def current_tenant() -> Tenant | None:
     """The tenant of the request being handled, or ``None`` (exempt path, no request)."""
-    return tenant_var.get()
+    ctx = _current_context()
+    tenant: Tenant | None = ctx.tenant if ctx is not None else None
+    return tenant
 
 
 def require_tenant() -> Tenant:
     """The tenant of the request being handled; :class:`Unauthorized` when there is none."""
-    tenant = tenant_var.get()
+    ctx = _current_context()
+    tenant: Tenant | None = ctx.tenant if ctx is not None else None
     if tenant is None:
         raise Unauthorized("This request has no tenant.")
     return tenant
