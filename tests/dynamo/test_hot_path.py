@@ -13,11 +13,10 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from lift_asgi.dynamo import UnitOfWork, UnitOfWorkMiddleware, current_uow
-from lift_asgi.dynamo.middleware import uow_var
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
 from lift_asgi.errors import DuplicateItem, NotFound
-from lift_asgi.stages import UNIT_OF_WORK, context
+from lift_asgi.stages import UNIT_OF_WORK, context, current_context
 
 pytestmark = pytest.mark.dynamodb
 
@@ -67,7 +66,9 @@ async def test_the_unit_the_app_gets_is_what_the_constructor_makes(
     assert sent[1]["body"] == b"ok"
     ctx = context(scope)
     assert ctx.commit == "none" and ctx.stages == [UNIT_OF_WORK]
-    assert uow_var.get() is None
+    assert current_context() is None
+    with pytest.raises(RuntimeError, match="no unit of work"):
+        current_uow()
     with pytest.raises(RuntimeError, match="has ended"):
         seen["uow"].put({"pk": "late", "sk": "1"})
 
