@@ -172,8 +172,8 @@ class CallRow:
 async def _calls(endpoint: str, calls: int, rounds: int) -> list[CallRow]:
     """CPU per GetItem: the transport's send without the hook, the hook with nothing to
     report to (every call outside an observed request), and with the request's cost."""
-    from lift_asgi.observe.ids import RequestIds, ids_var
-    from lift_asgi.stages import RequestContext
+    from lift_asgi.observe.ids import RequestIds
+    from lift_asgi.stages import RequestContext, context_var
 
     transport = AiodynamoTransport.static(endpoint)
     payload = {"TableName": TABLE, "Key": {"pk": {"S": "x"}, "sk": {"S": "p1"}}}
@@ -181,12 +181,14 @@ async def _calls(endpoint: str, calls: int, rounds: int) -> list[CallRow]:
 
     async def observed() -> None:
         # what RequestObserver sets: the cost is made on the first call
-        token = ids_var.set(RequestIds("r1", context=RequestContext(), count_cost=True))
+        context = RequestContext()
+        context.ids = RequestIds("r1", context=context, count_cost=True)
+        token = context_var.set(context)
         try:
             for _ in range(calls):
                 await transport.request("GetItem", payload)
         finally:
-            ids_var.reset(token)
+            context_var.reset(token)
 
     async def plain(send: Any) -> None:
         for _ in range(calls):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from lift_asgi.errors import DynamoDBThrottled, DynamoDBUnavailable, TransactionCancelled
-from lift_asgi.observe.ids import ids_var
+from lift_asgi.stages import current_context
 
 __all__ = [
     "CAPACITY_ACTIONS",
@@ -238,12 +238,13 @@ def current_cost() -> RequestCost | None:
     request record has the final figures.
 
     The accounting lives in the request's stage contract (``context(scope).cost``),
-    reached through the request's ids, the one context variable the observer sets."""
-    ids = ids_var.get()
-    if ids is None or not ids.count_cost:
-        return None
-    context = ids.context
+    reached through the suite's one context variable (:data:`lift_asgi.stages.context_var`);
+    the observer's ids there (``context(scope).ids``) say whether it is counted."""
+    context = current_context()
     if context is None:
+        return None
+    ids = context.ids
+    if ids is None or not ids.count_cost:
         return None
     cost: RequestCost | None = context.cost
     if cost is None:

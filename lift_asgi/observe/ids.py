@@ -17,10 +17,11 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from starlette.types import Scope
+
+from lift_asgi.stages import current_context
 
 if TYPE_CHECKING:
     from lift_asgi.stages import RequestContext
@@ -30,10 +31,10 @@ __all__ = [
     "RequestIds",
     "current_ids",
     "current_request_id",
-    "ids_var",
     "make_ids",
     "new_request_id",
     "valid_request_id",
+    "with_context",
 ]
 
 MAX_REQUEST_ID: Final = 128
@@ -82,11 +83,6 @@ class RequestIds(NamedTuple):
 make_ids: Final[Callable[[type[RequestIds], tuple[Any, ...]], RequestIds]] = tuple.__new__
 
 
-#: The ids of the request being handled; set and reset by
-#: :class:`~lift_asgi.observe.RequestObserver` only.
-ids_var: ContextVar[RequestIds | None] = ContextVar("lift_asgi.request_ids", default=None)
-
-
 def valid_request_id(value: str) -> bool:
     """Whether a client's value is accepted as the request id as it is."""
     return _SAFE.fullmatch(value) is not None
@@ -120,14 +116,29 @@ def new_request_id() -> str:
     return next(_ids)
 
 
+def with_context(ids: RequestIds, context: RequestContext) -> RequestIds:
+    """``ids`` with ``context`` in their ``context`` field (made in C)."""
+    return make_ids(RequestIds, (ids[0], ids[1], ids[2], context, ids[4], ids[5]))
+
+
 def current_ids() -> RequestIds | None:
-    """The ids of the request being handled, ``None`` outside one."""
-    return ids_var.get()
+    """The ids of the request being handled, ``None`` outside one (or when no
+    :class:`~lift_asgi.observe.RequestObserver` observes it).
+
+    The observer keeps them in the request's context (``context(scope).ids``, without
+    that context: see :attr:`~lift_asgi.stages.RequestContext.ids`), which the suite's one
+    ContextVar (:data:`lift_asgi.stages.context_var`) holds for the request; they are
+    returned with it."""
+    ctx = current_context()
+    if ctx is None:
+        return None
+    ids: RequestIds | None = ctx.ids
+    return with_context(ids, ctx) if ids is not None else None
 
 
 def current_request_id() -> str | None:
     """The request id of the request being handled, ``None`` outside one."""
-    ids = ids_var.get()
+    ids = current_ids()
     return ids.request_id if ids is not None else None
 
 

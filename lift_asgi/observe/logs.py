@@ -28,7 +28,7 @@ import sys
 import time
 from typing import IO, Any, Final
 
-from lift_asgi.observe.ids import ids_var
+from lift_asgi.observe.ids import current_ids
 
 __all__ = [
     "RECORD_ATTRIBUTE",
@@ -50,7 +50,7 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            ids = ids_var.get()
+            ids = current_ids()
             record.request_id = ids.request_id if ids is not None else None
             record.tenant = ids.tenant if ids is not None else None
         elif not hasattr(record, "tenant"):

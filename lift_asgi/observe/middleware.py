@@ -42,22 +42,24 @@ from lift_asgi.errors import ConfigurationError, LiftError, send_problem
 from lift_asgi.observe.cost import RequestCost
 from lift_asgi.observe.ids import (
     RequestIds,
-    ids_var,
     lambda_ids,
     make_ids,
     valid_request_id,
+    with_context,
 )
 from lift_asgi.observe.logs import RECORD_ATTRIBUTE
 from lift_asgi.observe.record import request_fields
-from lift_asgi.stages import OBSERVE, RequestContext, enter
+from lift_asgi.stages import OBSERVE, SCOPE_KEY, RequestContext, context_var, enter
 
 __all__ = ["RequestObserver"]
 
 _HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 _TRACE_HEADER = b"x-amzn-trace-id"
 _clock = time.perf_counter
-_set_ids = ids_var.set
-_reset_ids = ids_var.reset
+# the request context's ContextVar (where current_ids() finds ctx.ids), methods bound once
+_get_context = context_var.get
+_set_context = context_var.set
+_reset_context = context_var.reset
 _INFO = logging.INFO
 _ERROR = logging.ERROR
 _MAX_SPELLINGS = 1 << 10  # X-Request-ID has 10 letters: 1024 spellings, ~80 kB
@@ -233,7 +235,13 @@ class RequestObserver(metaclass=LoudStartup):
             await self.app(scope, receive, send)
             return
         start = _clock()
-        ctx = enter(scope, OBSERVE)
+        ctx: RequestContext | None = scope.get(SCOPE_KEY)
+        if ctx is None:
+            ctx = enter(scope, OBSERVE)
+            exposed = False  # a new context: no outer stage can have exposed it
+        else:  # enter(scope, OBSERVE) without its call (~450 instructions)
+            ctx.stages.append(OBSERVE)
+            exposed = _get_context() is ctx
         ids = self._ids(scope, ctx, self._counting)
         echoed = (self._header, ids.request_id.encode("ascii"))
         spellings = self._spellings
@@ -263,7 +271,7 @@ class RequestObserver(metaclass=LoudStartup):
         seen = dict(scope) if log else None
         # None without OpenTelemetry (a Telemetry is always true)
         span = self._telemetry and self._telemetry.request_started(scope, self._route(scope))
-        ids_token = _set_ids(ids)
+        token = None if exposed else _set_context(ctx)  # None: an outer stage did
         error: BaseException | None = None
         try:
             await self.app(scope, receive, send_with_id)
@@ -275,7 +283,8 @@ class RequestObserver(metaclass=LoudStartup):
                     await send_problem(send_with_id, LiftError())
             raise
         finally:
-            _reset_ids(ids_token)
+            if token is not None:
+                _reset_context(token)
             # One level check, at the record's own level: INFO, or ERROR for a 5xx and
             # for no answer at all (a logger set to WARNING still gets those).
             if log:
@@ -300,6 +309,7 @@ class RequestObserver(metaclass=LoudStartup):
         and the end of its span (when one)."""
         seconds = _clock() - start
         telemetry = self._telemetry
+        ids = with_context(ids, ctx)  # for the tenant (ctx.ids has no context: no cycle)
         cost: RequestCost | None = ctx.cost
         if cost is None and self._counting:  # no DynamoDB call: a record of zeros
             cost = ctx.cost = RequestCost(telemetry=telemetry)
@@ -351,9 +361,11 @@ class RequestObserver(metaclass=LoudStartup):
             request_id = lambda_id or self._generate()
         ctx.request_id = request_id
         scope.setdefault("state", {})["request_id"] = request_id  # as Request.state does
-        return make_ids(
-            RequestIds, (request_id, lambda_id, trace_id, ctx, counting, self._telemetry)
+        # without the context, which holds them (see RequestContext.ids)
+        ids = ctx.ids = make_ids(
+            RequestIds, (request_id, lambda_id, trace_id, None, counting, self._telemetry)
         )
+        return ids
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket gets its id as a request does: in the handshake's answer (the
@@ -379,11 +391,12 @@ class RequestObserver(metaclass=LoudStartup):
                 message["headers"] = [*headers, echoed]
             return send(message)
 
-        token = ids_var.set(ids)
+        token = _set_context(ctx) if _get_context() is not ctx else None
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            ids_var.reset(token)
+            if token is not None:
+                _reset_context(token)
 
     def _record(self, ids: RequestIds, fields: dict[str, Any]) -> None:
         status = fields["status"]

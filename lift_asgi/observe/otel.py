@@ -46,7 +46,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import Scope
 
 from lift_asgi.observe.cost import RequestCost, capacity, table_names
-from lift_asgi.observe.ids import RequestIds, ids_var
+from lift_asgi.observe.ids import RequestIds, current_ids
 
 __all__ = ["Telemetry"]
 
@@ -146,7 +146,7 @@ class Telemetry:
         retry: bool,
     ) -> None:
         span = handle
-        ids = ids_var.get() if self.tenant_in_metrics else None
+        ids = current_ids() if self.tenant_in_metrics else None
         tenant = ids.tenant if ids is not None else None
         operation = self._with_tenant({"db.operation.name": action}, tenant)
         duration: dict[str, Any] = {"db.system.name": _SYSTEM, **operation}

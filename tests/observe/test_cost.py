@@ -15,8 +15,8 @@ from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import Aioboto3Transport, AiodynamoTransport, DynamoTransport
 from lift_asgi.errors import DynamoDBThrottled, TransactionCancelled
 from lift_asgi.observe.cost import RequestCost, capacity, current_cost, table_names
-from lift_asgi.observe.ids import RequestIds, ids_var
-from lift_asgi.stages import RequestContext
+from lift_asgi.observe.ids import RequestIds
+from lift_asgi.stages import RequestContext, context_var
 from lift_asgi.testing import FaultProxy
 from tests.observe.conftest import Records, bearer, client
 
@@ -109,11 +109,12 @@ async def both(dynamodb_endpoint: str) -> AsyncIterator[list[DynamoTransport]]:
     await aiodynamo.close()
 
 
-def _observed(cost: RequestCost) -> RequestIds:
-    """The ids RequestObserver sets for a request whose calls are counted in ``cost``."""
+def _observed(cost: RequestCost) -> RequestContext:
+    """The context RequestObserver exposes for a request whose calls are counted in ``cost``."""
     context = RequestContext()
     context.cost = cost
-    return RequestIds("r1", context=context, count_cost=True)
+    context.ids = RequestIds("r1", context=context, count_cost=True)
+    return context
 
 
 async def test_both_transports_report_to_the_observed_request(
@@ -122,14 +123,14 @@ async def test_both_transports_report_to_the_observed_request(
     item = {"pk": {"S": "a"}, "sk": {"S": "b"}}
     for transport in both:
         cost = RequestCost()
-        token = ids_var.set(_observed(cost))
+        token = context_var.set(_observed(cost))
         try:
             await transport.request("PutItem", {"TableName": dynamodb_table.name, "Item": item})
             got = await transport.request(
                 "GetItem", {"TableName": dynamodb_table.name, "Key": item}
             )
         finally:
-            ids_var.reset(token)
+            context_var.reset(token)
         assert got["Item"] == item
         assert cost.calls == 2, transport
         assert cost.read_units > 0 and cost.write_units > 0, (transport, cost)
@@ -160,11 +161,11 @@ async def test_the_handler_reads_its_cost_and_concurrent_calls_add_up(
     assert response.json()["calls_so_far"] == 1  # the rate limiter's one call
 
     cost = RequestCost()
-    token = ids_var.set(_observed(cost))
+    token = context_var.set(_observed(cost))
     try:
         key = {"pk": {"S": "x"}, "sk": {"S": "y"}}
         payload = {"TableName": dynamodb_table.name, "Key": key}
         await asyncio.gather(*(transport.request("GetItem", payload) for _ in range(3)))
     finally:
-        ids_var.reset(token)
+        context_var.reset(token)
     assert cost.calls == 3
