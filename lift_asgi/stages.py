@@ -28,11 +28,14 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.types import Receive, Scope, Send
 
 from lift_asgi.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lift_asgi.tenancy.tenant import Tenant
 
 __all__ = [
     "IDEMPOTENCY",
@@ -80,11 +83,8 @@ class RequestContext:
 
     stages: list[str]
     """The stages this scope passed through, outermost first."""
-    tenant: Any = None
-    """The :class:`~lift_asgi.tenancy.Tenant` the tenant stage resolved; ``None`` on an
-    exempt path or without one. Typed ``Any``: :mod:`lift_asgi.tenancy.tenant` reads the
-    request's context (:func:`~lift_asgi.tenancy.current_tenant`), so this module cannot
-    import its type back (the package has no import cycle, ``TYPE_CHECKING`` included)."""
+    tenant: Tenant | None = None
+    """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
     uow: Any = None
     """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
     request_id: str | None = None

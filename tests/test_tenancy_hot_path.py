@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from lift_asgi.errors import Conflict
 from lift_asgi.stages import SCOPE_KEY
 from lift_asgi.tenancy import HeaderResolver, JWTResolver, Tenant, TenantMiddleware
-from lift_asgi.tenancy.tenant import current_tenant
+from lift_asgi.tenancy.current import current_tenant
 
 SECRET = "test-only-hs256-secret-0123456789abcdef"
 

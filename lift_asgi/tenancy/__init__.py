@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from lift_asgi.tenancy.current import current_tenant, require_tenant
 from lift_asgi.tenancy.middleware import TenantMiddleware
 from lift_asgi.tenancy.resolvers import HeaderResolver, PathResolver, SubdomainResolver
 from lift_asgi.tenancy.tenant import (
@@ -30,9 +31,7 @@ from lift_asgi.tenancy.tenant import (
     ResolveFunc,
     Resolver,
     Tenant,
-    current_tenant,
     get_tenant,
-    require_tenant,
     tenant_from_scope,
 )
 

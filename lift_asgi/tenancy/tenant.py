@@ -4,9 +4,8 @@
 places, for three kinds of reader: ``scope["state"]["tenant"]`` (``request.state.tenant``
 and the FastAPI dependency :func:`get_tenant`) and the stage contract
 (``scope["lift_asgi"].tenant``), which the other stages read in the scope and
-:func:`current_tenant` (code far from the request) through the request's ContextVar
-(:data:`lift_asgi.stages.context_var`, the one the suite sets per request, reset when
-the request ends).
+:func:`~lift_asgi.tenancy.current_tenant` (code far from the request, in
+:mod:`lift_asgi.tenancy.current`) through the request's ContextVar.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from lift_asgi.errors import Unauthorized
-from lift_asgi.stages import current_context as _current_context
 
 __all__ = [
     "DEFAULT_TENANT_ID_PATTERN",
@@ -29,9 +27,7 @@ __all__ = [
     "Resolver",
     "Tenant",
     "as_text",
-    "current_tenant",
     "get_tenant",
-    "require_tenant",
     "tenant_from_scope",
 ]
 
@@ -60,22 +56,6 @@ class Tenant:
     def __post_init__(self) -> None:
         if type(self.claims) is not MappingProxyType:
             object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
-
-
-def current_tenant() -> Tenant | None:
-    """The tenant of the request being handled, or ``None`` (exempt path, no request)."""
-    ctx = _current_context()
-    tenant: Tenant | None = ctx.tenant if ctx is not None else None
-    return tenant
-
-
-def require_tenant() -> Tenant:
-    """The tenant of the request being handled; :class:`Unauthorized` when there is none."""
-    ctx = _current_context()
-    tenant: Tenant | None = ctx.tenant if ctx is not None else None
-    if tenant is None:
-        raise Unauthorized("This request has no tenant.")
-    return tenant
 
 
 def tenant_from_scope(scope: Scope) -> Tenant | None:
