@@ -15,7 +15,17 @@ from lift_asgi.stages import (
     enter,
 )
 
-FIELDS = ("tenant", "uow", "request_id", "rate_limit", "commit", "cost", "idempotency")
+FIELDS = (
+    "tenant",
+    "uow",
+    "request_id",
+    "rate_limit",
+    "commit",
+    "cost",
+    "ids",
+    "idempotency",
+    "response_headers",
+)
 
 
 def _values(ctx: RequestContext) -> dict[str, Any]:
