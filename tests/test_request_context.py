@@ -164,6 +164,8 @@ async def test_current_uow_ends_with_its_stage(
     async def between(scope: Scope, receive: Receive, send: Send) -> None:
         await inner(scope, receive, send)
         seen["after"] = _seen()
+        with pytest.raises(RuntimeError, match="has ended"):  # not "is it installed?"
+            current_uow()
 
     stack = TenantMiddleware(between, resolvers=[HeaderResolver(name="x-tenant")])
 

@@ -446,8 +446,13 @@ def current_uow() -> UnitOfWork:
     """
     ctx = current_context()
     uow: UnitOfWork | None = ctx.uow if ctx is not None else None
-    if uow is None or uow._closed:
+    if uow is None:
         raise RuntimeError("no unit of work: is UnitOfWorkMiddleware installed on this app?")
+    if uow._closed:
+        raise RuntimeError(
+            "this request's unit of work has ended (the request is over): a task that "
+            "outlives it needs a unit of work of its own (table.unit_of_work(tenant_id))"
+        )
     return uow
 
 
