@@ -71,14 +71,19 @@ class LimitSet:
 
     def headers(self, decision: Decision, now: float) -> tuple[tuple[bytes, bytes], ...]:
         """The five headers of ``decision`` (its window's): ``X-RateLimit-Limit``,
-        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``. Formatting an
-        int is the dear part (about 1,000 instructions), so small counts come from a table
-        and the reset epoch is formatted once per window: most responses format at most
-        one number (a remaining count of 4,096 or more)."""
-        index = decision.index
-        remaining = decision.remaining
+        ``-Remaining``, ``-Reset``, ``RateLimit-Policy`` and ``RateLimit``."""
+        return self.headers_of(decision.index, decision.remaining, decision.reset, now)
+
+    def headers_of(
+        self, index: int, remaining: int, reset_at: float, now: float
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """:meth:`headers` from a decision's fields (window ``index``, ``remaining``
+        units, its reset epoch ``reset_at``), for a caller that made no Decision.
+        Formatting an int is the dear part (about 1,000 instructions), so small counts
+        come from a table and the reset epoch is formatted once per window: most
+        responses format at most one number (a remaining count of 4,096 or more)."""
         value = _DIGITS[remaining] if 0 <= remaining < _DIGITS_MAX else b"%d" % remaining
-        reset = ceil(decision.reset)
+        reset = ceil(reset_at)
         last = self.last_reset
         if last[0] != reset:
             last = self.last_reset = (reset, (b"x-ratelimit-reset", b"%d" % reset))

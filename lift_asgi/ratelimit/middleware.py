@@ -147,6 +147,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_exempt",
         "_fast",
         "_fast_acquire",
+        "_fast_seconds",
         "_fast_set",
         "_fast_windows",
         "_headers",
@@ -330,8 +331,9 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 await self._refuse(send, limit_set, refusal, now)
                 return
         reported = rule.outcomes.admitted
+        taken: int | Decision
         try:
-            decision = self._fast_acquire(full_key, self._fast_windows, rule.cost, now)
+            taken = self._fast_acquire(full_key, self._fast_windows, rule.cost, now)
         except Exception as exc:  # the store failed
             failed = await self._failed(ctx, send, rule, exc, full_key, limit_set, rule.cost, now)
             if failed is True:
@@ -339,21 +341,29 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 return
             if failed is False:
                 return
-            decision = failed
+            taken = failed
             reported = rule.outcomes.degraded
-        if decision.blocked_until > now and self._blocked_size:
-            self._block(full_key, limit_set, decision)
-        if not decision.allowed:
-            self.stats.refused += 1
-            ctx.rate_limit = rule.outcomes.refused
-            await self._refuse(send, limit_set, decision, now)
-            return
+        if isinstance(taken, int):
+            # a plain admission (units left: not blocked) is the count left, no Decision
+            # made (the memory backend's take_fixed); its window's end is the reset
+            index, remaining = 0, taken
+            seconds = self._fast_seconds
+            reset = (now // seconds + 1) * seconds
+        else:
+            if taken.blocked_until > now and self._blocked_size:
+                self._block(full_key, limit_set, taken)
+            if not taken.allowed:
+                self.stats.refused += 1
+                ctx.rate_limit = rule.outcomes.refused
+                await self._refuse(send, limit_set, taken, now)
+                return
+            index, remaining, reset = taken.index, taken.remaining, taken.reset
         self.stats.admitted += 1
         ctx.rate_limit = reported
         if not self._headers:
             await self.app(scope, receive, send)
             return
-        extra = limit_set.headers(decision, now)
+        extra = limit_set.headers_of(index, remaining, reset, now)
         offered = ctx.response_headers
         if offered is not None:
             # as in _limit: an outer stage's send wrapper adds them, ours goes unmade
@@ -464,7 +474,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         if not self._headers:
             await self.app(scope, receive, send)
             return
-        extra = report_set.headers(report, now)
+        extra = report_set.headers_of(report.index, report.remaining, report.reset, now)
         offered = ctx.response_headers
         if offered is not None:
             # An outer stage (the tenant stage) wraps send anyway and adds this list to the
@@ -545,7 +555,8 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self._fast: CompiledRule | None = None
         self._fast_set: LimitSet = static or LimitSet("", (), "")
         self._fast_windows: Any = None
-        self._fast_acquire: Callable[[str, Any, int, float], Decision] = _no_acquire
+        self._fast_acquire: Callable[[str, Any, int, float], int | Decision] = _no_acquire
+        self._fast_seconds = 1  # the window of a backend's take_fixed
         if (
             len(compiled) == 1
             and rule.everywhere
@@ -556,10 +567,12 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         ):
             self._fast = rule
             windows = static.windows
-            fixed = getattr(self.backend, "acquire_fixed", None)
+            fixed = getattr(self.backend, "take_fixed", None)
             if fixed is not None and len(windows) == 1 and not windows[0].sliding:
-                # the backend's own entry for one fixed window, its acquire_now's first step
+                # the backend's own entry for one fixed window (its acquire_now's first
+                # step), which answers a plain admission with the count left
                 self._fast_acquire, self._fast_windows = fixed, windows[0]
+                self._fast_seconds = windows[0].seconds
             else:
                 self._fast_acquire, self._fast_windows = self._acquire_now, windows
         self._one = self._fast if self._checked else None

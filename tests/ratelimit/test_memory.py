@@ -93,3 +93,24 @@ async def test_a_full_memory_store_meets_the_failure_policy(clock: Clock) -> Non
                 statuses.append((await http.get("/")).status_code)
         assert statuses == [200, 200, third]
     assert safe.stats.unavailable == 1 and open_.stats.uncounted == 1
+
+
+@pytest.mark.parametrize("now", [T0 + 1.5, int(T0) + 1])  # a float clock, an int one
+def test_take_fixed_answers_a_plain_admission_with_the_count_left(now: float) -> None:
+    """Only the hit that takes the last unit and a refusal get a Decision; acquire_now
+    makes the plain admissions' Decision exactly as decide_fixed does."""
+    from lift_asgi.ratelimit.core import decide_fixed
+
+    window = Window(3, 60)
+    taker, acquirer = MemoryBackend(), MemoryBackend()
+    answers = [taker.take_fixed("k", window, 1, now) for _ in range(4)]
+    assert answers[:2] == [2, 1]
+    last, refused = answers[2:]
+    assert not isinstance(last, int) and not isinstance(refused, int)
+    assert (last.allowed, last.remaining, last.blocked_until) == (True, 0, T0 + 60)
+    assert (refused.allowed, refused.retry_after) == (False, T0 + 60 - now)
+    for count in range(4):
+        got = acquirer.acquire_now("k", (window,), 1, now)
+        want = decide_fixed(window, count, 1, now, False)
+        assert repr(got) == repr(want)
+    assert taker.take_fixed("k", window, 1, now + 60) == 2  # the next window
