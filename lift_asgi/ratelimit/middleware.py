@@ -366,7 +366,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         extra = limit_set.headers_of(index, remaining, reset, now)
         offered = ctx.response_headers
         if offered is not None:
-            # as in _limit: an outer stage's send wrapper adds them, ours goes unmade
+            # as in _limit: the outer stage's send wrapper adds them, no wrapper of ours
             if offered:
                 offered[:0] = extra
             else:
