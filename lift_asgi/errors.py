@@ -49,6 +49,7 @@ __all__ = [
     "InvalidTenant",
     "LiftError",
     "NotFound",
+    "ResponseTracker",
     "ServiceUnavailable",
     "TableMisconfigured",
     "TableNotFound",
@@ -445,31 +446,51 @@ async def call_with_problems(
     own. A problem answered here for a raised error gets none of them: no inner stage
     answered it.
     """
-    started = False
+    tracker = ResponseTracker(scope, send, headers)
+    try:
+        await app(scope, receive, tracker.send)
+    except LiftError as error:
+        if tracker.started:
+            raise
+        await send_problem(send, error)
 
-    def tracking_send(message: Message) -> Awaitable[None]:
-        # A plain function handing back send's own awaitable: no coroutine per message.
+
+class ResponseTracker:
+    """The send wrapper of :func:`call_with_problems`: it notes whether the response
+    started (after that, an error cannot become a problem response) and edits the
+    ``http.response.start`` on its way out (``headers`` added, redirects made relative).
+
+    An object with a bound :meth:`send`, not a closure: a stage that inlines
+    :func:`call_with_problems` (the tenant stage's fast path) builds it for less than a
+    closure's cells and a coroutine frame cost.
+    """
+
+    __slots__ = ("_headers", "_scope", "_send", "started")
+
+    def __init__(
+        self, scope: Scope, send: Send, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self._scope = scope
+        self._send = send
+        self._headers = headers
+        self.started = False
+
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain method handing back send's own awaitable: no coroutine per message.
         # Once started, a message is a body (a second start is refused by the server):
         # it is passed on unread.
-        nonlocal started
-        if started:
-            return send(message)
+        if self.started:
+            return self._send(message)
         if message["type"] == "http.response.start":
-            started = True
+            self.started = True
+            headers = self._headers
             if headers:
                 message["headers"] = [*message.get("headers", ()), *headers]
             if message["status"] // 100 == 3:  # 300 <= status < 400
-                origin = _request_origin(scope)
+                origin = _request_origin(self._scope)
                 if origin is not None:
                     message = relative_location(message, origin)
-        return send(message)
-
-    try:
-        await app(scope, receive, tracking_send)
-    except LiftError as error:
-        if started:
-            raise
-        await send_problem(send, error)
+        return self._send(message)
 
 
 def _request_origin(scope: Scope) -> bytes | None:

@@ -227,3 +227,79 @@ async def test_a_lift_error_after_the_start_propagates() -> None:
     with pytest.raises(Conflict):
         await call(middleware, http_scope(f"Bearer {token()}".encode()))
     assert current_tenant() is None
+
+
+async def test_the_middleware_asks_cached_tenant_first_and_resolve_on_a_miss() -> None:
+    """One resolver with ``cached_tenant``: a hit skips ``resolve`` (no coroutine), a
+    ``None`` falls through to it, and either answer is validated alike."""
+    calls: list[str] = []
+
+    class Remembering:
+        name = "remembering"
+
+        def __init__(self) -> None:
+            self.memory: dict[bytes, Tenant] = {}
+
+        def cached_tenant(self, scope: Scope) -> Tenant | None:
+            calls.append("cached")
+            return self.memory.get(dict(scope["headers"]).get(b"x-tenant", b""))
+
+        async def resolve(self, scope: Scope) -> Tenant | None:
+            calls.append("resolve")
+            raw = dict(scope["headers"]).get(b"x-tenant")
+            if raw is None:
+                return None
+            tenant = self.memory[raw] = Tenant(id=raw.decode(), source=self.name)
+            return tenant
+
+    seen = Seen()
+    resolver = Remembering()
+    app = TenantMiddleware(seen, resolvers=[resolver])
+    scope = http_scope()
+    scope["headers"].append((b"x-tenant", b"acme"))
+    first = await call(app, dict(scope, headers=list(scope["headers"])))
+    second = await call(app, dict(scope, headers=list(scope["headers"])))
+    assert calls == ["cached", "resolve", "cached"]
+    assert first[0]["status"] == second[0]["status"] == 200
+    assert seen.tenants[0][1] is seen.tenants[1][1]
+    assert seen.tenants[1][1].id == "acme"
+
+    bad = http_scope()
+    bad["headers"].append((b"x-tenant", b"a#b"))  # malformed: refused from memory too
+    resolver.memory[b"a#b"] = Tenant(id="a#b", source="remembering")
+    refused = await call(app, bad)
+    assert refused[0]["status"] == 400
+    assert calls[-1] == "cached"  # answered from memory, still validated
+
+
+def test_an_async_cached_tenant_is_refused_where_it_is_configured() -> None:
+    from lift_asgi.errors import ConfigurationError
+
+    class Wrong:
+        name = "wrong"
+
+        async def cached_tenant(self, scope: Scope) -> Tenant | None:
+            return None
+
+        async def resolve(self, scope: Scope) -> Tenant | None:
+            return None
+
+    with pytest.raises(ConfigurationError, match=r"resolvers.*cached_tenant"):
+        TenantMiddleware(Seen(), resolvers=[Wrong()])
+
+
+async def test_jwt_cached_tenant_answers_only_live_cached_tokens() -> None:
+    resolver = JWTResolver(key=SECRET)
+    credentials = f"Bearer {token()}".encode()
+    scope = http_scope(credentials)
+    assert resolver.cached_tenant(scope) is None  # not verified yet
+    tenant = await resolver.resolve(scope)
+    assert resolver.cached_tenant(scope) is tenant
+    assert resolver.cached_tenant(http_scope()) is None  # no header
+    assert JWTResolver(key=SECRET, cache_size=0).cached_tenant(scope) is None
+    # an entry past its exp is dropped, and resolve then refuses the token
+    assert resolver._entries is not None
+    (key,) = resolver._entries
+    resolver._entries[key] = (0.0, time.time() - 1, tenant)
+    assert resolver.cached_tenant(scope) is None
+    assert not resolver._entries

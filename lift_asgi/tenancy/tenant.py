@@ -91,6 +91,11 @@ class Resolver(Protocol):
 
         Raise a :class:`~lift_asgi.errors.LiftError` when the source is present but not
         acceptable. The returned id is validated by the middleware, not here.
+
+        A resolver may also define a plain (not async) ``cached_tenant(scope)`` that
+        answers from memory: the tenant, or ``None`` to have ``resolve`` asked. When
+        it is the only resolver, the middleware asks that first, so a hit costs no
+        coroutine (:class:`JWTResolver` does this for its verified-token cache).
         """
         ...
 
