@@ -75,6 +75,10 @@ from lift_asgi.stages import (
 
 __all__ = ["RateLimitMiddleware"]
 
+#: the fast path's memo of stored keys: entries before it is cleared, longest key kept
+_KEY_MEMO_SIZE = 4096
+_KEY_MEMO_MAX_LEN = 256
+
 logger = logging.getLogger("lift_asgi.ratelimit")
 
 _HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
@@ -147,6 +151,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_exempt",
         "_fast",
         "_fast_acquire",
+        "_fast_keys",
         "_fast_seconds",
         "_fast_set",
         "_fast_windows",
@@ -320,9 +325,10 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         if key is None:
             await self.app(scope, receive, send)
             return
-        full_key = rule.key_prefix + key
-        if len(full_key) > 512:
-            full_key = bounded_key(full_key)
+        # the stored key of a hot key from a memo: no new string to build and hash
+        full_key = self._fast_keys.get(key)
+        if full_key is None:
+            full_key = self._stored_key(rule, key)
         limit_set = self._fast_set
         if self._blocked:
             refusal = self._cached_refusal(full_key, limit_set, now)
@@ -554,6 +560,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         static = rule.static
         self._fast: CompiledRule | None = None
         self._fast_set: LimitSet = static or LimitSet("", (), "")
+        self._fast_keys: dict[str, str] = {}  # key -> stored key (see __call__)
         self._fast_windows: Any = None
         self._fast_acquire: Callable[[str, Any, int, float], int | Decision] = _no_acquire
         self._fast_seconds = 1  # the window of a backend's take_fixed
@@ -578,6 +585,19 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self._one = self._fast if self._checked else None
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _stored_key(self, rule: CompiledRule, key: str) -> str:
+        """The fast path's stored key for ``key``, remembered in a small memo (cleared
+        when full; a key too long to be a hot one is not kept, so junk cannot fill it)."""
+        full_key = rule.key_prefix + key
+        if len(full_key) > 512:
+            full_key = bounded_key(full_key)
+        memo = self._fast_keys
+        if len(key) <= _KEY_MEMO_MAX_LEN:
+            if len(memo) >= _KEY_MEMO_SIZE:
+                memo.clear()
+            memo[key] = full_key
+        return full_key
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         enter(scope, RATE_LIMIT)

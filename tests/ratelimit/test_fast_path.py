@@ -110,3 +110,29 @@ async def test_open_and_refuse_on_the_fast_path(on_failure: str) -> None:
     assert await _run(fast, clock) == expected
     stats = expected[-1]
     assert (stats.uncounted if on_failure == "open" else stats.unavailable) > 0
+
+
+async def test_the_stored_key_memo_counts_as_the_general_path_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path remembers each key's stored key: the backend sees the same keys as
+    the general loop's, the memo is cleared when full, and a long key is not kept."""
+    from lift_asgi.ratelimit import middleware as module
+
+    monkeypatch.setattr(module, "_KEY_MEMO_SIZE", 2)
+    clock = Clock()
+    fast, general = _pair(clock)
+    expected = await _run(general, clock)
+    assert await _run(fast, clock) == expected
+    assert set(fast.backend._counts) == set(general.backend._counts)  # type: ignore[attr-defined]
+    assert set(fast._fast_keys) <= {"a", "b"} and fast._fast_keys
+    rule = fast._fast
+    assert rule is not None
+    long_key = "x" * (module._KEY_MEMO_MAX_LEN + 1)
+    assert fast._stored_key(rule, long_key) == rule.key_prefix + long_key
+    assert long_key not in fast._fast_keys
+    for key in ("k1", "k2", "k3"):
+        assert fast._stored_key(rule, key) == rule.key_prefix + key
+    assert len(fast._fast_keys) <= 2  # cleared when full, then filled again
+    huge = "y" * 600  # past 512: the bounded form, as the general path stores it
+    assert fast._stored_key(rule, huge) == module.bounded_key(rule.key_prefix + huge)
