@@ -42,6 +42,7 @@ from lift_asgi.tenancy.tenant import (
 
 __all__ = ["TenantMiddleware"]
 
+_new = object.__new__
 logger = logging.getLogger("lift_asgi.tenancy")
 
 # The request context's ContextVar, its methods bound once: looked up on the ContextVar on
@@ -175,10 +176,12 @@ class TenantMiddleware(metaclass=LoudStartup):
         # without the scope-type branches, the exempt check and the resolver loop,
         # none of which could change the outcome here.
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
-        if ctx is None:
-            ctx = enter(scope, TENANT)
+        if ctx is None:  # enter(scope, TENANT) without its call (~450 instructions)
+            ctx = scope[SCOPE_KEY] = _new(RequestContext)
+            ctx.stages = [TENANT]
+            ctx.idempotency = None  # as enter() sets it
             exposed = False  # a new context: no outer stage can have exposed it
-        else:  # enter(scope, TENANT) without its call (~450 instructions)
+        else:  # enter's step for an existing context, uncalled
             ctx.stages.append(TENANT)
             exposed = _get_context() is ctx  # by an outer stage (the observer)
         state = scope.get("state")
