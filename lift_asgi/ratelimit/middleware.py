@@ -41,21 +41,21 @@ from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
-    ServiceUnavailable,
     TooManyRequests,
     send_problem,
 )
 from lift_asgi.ratelimit.backends import Backend, backend_from
+from lift_asgi.ratelimit.blocked import BlockedKeys
 from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.compiled import CompiledRule
 from lift_asgi.ratelimit.core import Decision
+from lift_asgi.ratelimit.failures import StoreFailures
 from lift_asgi.ratelimit.limit_sets import LimitSet
 from lift_asgi.ratelimit.report import RateLimitStats
 from lift_asgi.ratelimit.routes import RouteTable
 from lift_asgi.ratelimit.rules import (
     LOCAL,
     ON_FAILURE,
-    OPEN,
     KeySpec,
     LimitSpec,
     Rule,
@@ -99,15 +99,6 @@ def _no_acquire(key: str, windows: Any, cost: int, now: float) -> Decision:
     raise AssertionError("no path for the common configuration")  # never called
 
 
-class _Blocked:
-    __slots__ = ("index", "limits", "until")
-
-    def __init__(self, until: float, limits: LimitSet, index: int) -> None:
-        self.until = until
-        self.limits = limits
-        self.index = index
-
-
 class RateLimitMiddleware(metaclass=LoudStartup):
     """Limit HTTP requests per tenant, user, client address, API key or route.
 
@@ -145,10 +136,11 @@ class RateLimitMiddleware(metaclass=LoudStartup):
     __slots__ = (
         "_acquire_now",
         "_blocked",
-        "_blocked_size",
+        "_blocked_keys",
         "_checked",
         "_clock",
         "_exempt",
+        "_failures",
         "_fast",
         "_fast_acquire",
         "_fast_keys",
@@ -157,17 +149,12 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_fast_windows",
         "_headers",
         "_io",
-        "_local",
         "_need_path",
-        "_next_warning",
         "_one",
         "_route",
         "_spend",
-        "_suppressed",
         "_tenant_option",
         "_timeout",
-        "_unavailable_retry_after",
-        "_warn_interval",
         "app",
         "backend",
         "rules",
@@ -255,10 +242,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             if leases is not None and getattr(self.backend, "_leasing", False)
             else None
         )
-        # Counting in this process while the store cannot answer (on_failure="local").
-        self._local: Callable[[str, Any, int, float], Decision | None] | None = getattr(
-            self.backend, "acquire_local", None
-        )
         self._exempt = compile_prefixes("exempt", exempt)
         self._route = RouteTable(app, router)
         client_ip = ClientIP(trusted_proxies, ipv6_prefix)
@@ -292,17 +275,21 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
         self._fast_path(compiled)
         self._timeout = float(timeout)
-        self._unavailable_retry_after = unavailable_retry_after
-        self._warn_interval = float(warn_interval)
         if not isinstance(headers, bool):
             raise ConfigurationError("headers", "True or False")
         self._headers = headers
-        self._blocked: dict[str, _Blocked] = {}
-        self._blocked_size = blocked_cache_size
         self._clock = clock
-        self._next_warning = -math.inf
-        self._suppressed = 0
         self.stats = RateLimitStats()
+        self._blocked_keys = BlockedKeys(blocked_cache_size, self.stats)
+        self._blocked = self._blocked_keys.entries  # tested inline on every request
+        # when the store fails: counting in this process needs the backend's acquire_local
+        self._failures = StoreFailures(
+            self.stats,
+            getattr(self.backend, "acquire_local", None),
+            timeout=self._timeout,
+            retry_after=unavailable_retry_after,
+            warn_interval=float(warn_interval),
+        )
 
     # -- the request path -------------------------------------------------------------
 
@@ -331,7 +318,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             full_key = self._stored_key(rule, key)
         limit_set = self._fast_set
         if self._blocked:
-            refusal = self._cached_refusal(full_key, limit_set, now)
+            refusal = self._blocked_keys.refusal(full_key, limit_set, now)
             if refusal is not None:
                 ctx.rate_limit = rule.outcomes.blocked
                 await self._refuse(send, limit_set, refusal, now)
@@ -341,7 +328,9 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         try:
             taken = self._fast_acquire(full_key, self._fast_windows, rule.cost, now)
         except Exception as exc:  # the store failed
-            failed = await self._failed(ctx, send, rule, exc, full_key, limit_set, rule.cost, now)
+            failed = await self._failures.handle(
+                ctx, send, rule, exc, full_key, limit_set, rule.cost, now
+            )
             if failed is True:
                 await self.app(scope, receive, send)  # admitted uncounted (on_failure="open")
                 return
@@ -356,8 +345,8 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             seconds = self._fast_seconds
             reset = (now // seconds + 1) * seconds
         else:
-            if taken.blocked_until > now and self._blocked_size:
-                self._block(full_key, limit_set, taken)
+            if taken.blocked_until > now and self._blocked_keys.size:
+                self._blocked_keys.block(full_key, limit_set, taken)
             if not taken.allowed:
                 self.stats.refused += 1
                 ctx.rate_limit = rule.outcomes.refused
@@ -434,7 +423,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             if len(full_key) > 512:
                 full_key = bounded_key(full_key)
             if blocked_keys:
-                refusal = self._cached_refusal(full_key, limit_set, now)
+                refusal = self._blocked_keys.refusal(full_key, limit_set, now)
                 if refusal is not None:
                     ctx.rate_limit = rule.outcomes.blocked
                     await self._refuse(send, limit_set, refusal, now)
@@ -454,16 +443,18 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 else:
                     decision = await self.backend.acquire(full_key, limit_set.windows, cost, now)
             except Exception as exc:  # the store failed, or was too slow
-                failed = await self._failed(ctx, send, rule, exc, full_key, limit_set, cost, now)
+                failed = await self._failures.handle(
+                    ctx, send, rule, exc, full_key, limit_set, cost, now
+                )
                 if failed is True:
                     continue  # admitted uncounted (on_failure="open")
                 if failed is False:
                     return
                 decision = failed
                 degraded = True
-            if decision.blocked_until > now and self._blocked_size:
+            if decision.blocked_until > now and self._blocked_keys.size:
                 # Refused, or this hit took the last unit: ask nobody until it can pass.
-                self._block(full_key, limit_set, decision)
+                self._blocked_keys.block(full_key, limit_set, decision)
             if not decision.allowed:
                 self.stats.refused += 1
                 ctx.rate_limit = rule.outcomes.refused
@@ -503,55 +494,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             return send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    def _cached_refusal(self, full_key: str, limit_set: LimitSet, now: float) -> Decision | None:
-        """The refusal of a key the cache holds as blocked (counted in ``stats``), or
-        ``None`` when it is not (an entry that expired, or of another limit, goes)."""
-        blocked = self._blocked.get(full_key)
-        if blocked is None:
-            return None
-        if blocked.until > now and blocked.limits is limit_set:
-            self.stats.blocked += 1
-            self.stats.refused += 1
-            until = blocked.until
-            return Decision(False, blocked.index, 0, until, until - now, until)
-        del self._blocked[full_key]
-        return None
-
-    async def _failed(
-        self,
-        ctx: RequestContext,
-        send: Send,
-        rule: CompiledRule,
-        exc: Exception,
-        full_key: str,
-        limit_set: LimitSet,
-        cost: int,
-        now: float,
-    ) -> Decision | bool:
-        """The rule's failure policy, once the store failed: ``True`` when the request is
-        admitted uncounted (``"open"``), ``False`` when a 503 was answered, else the
-        decision counted in this process (``"local"``)."""
-        policy = rule.on_failure
-        if policy is OPEN:
-            self.stats.uncounted += 1
-            ctx.rate_limit = rule.outcomes.uncounted
-            self._log_failure(rule, exc, "admitted uncounted (on_failure='open')")
-            return True
-        local = self._local if policy is LOCAL else None
-        fallback = None
-        if local is not None:
-            try:
-                fallback = local(full_key, limit_set.windows, cost, now)
-            except Exception:
-                logger.exception("counting rate limit rule %r locally failed", rule.name)
-        if fallback is None:
-            ctx.rate_limit = rule.outcomes.unavailable
-            await self._unavailable(send, rule, exc)
-            return False
-        self.stats.degraded += 1
-        self._log_failure(rule, exc, "counted in this process (on_failure='local')")
-        return fallback
 
     def _fast_path(self, compiled: list[CompiledRule]) -> None:
         """Whether :meth:`__call__`'s path for the common configuration serves this one
@@ -627,17 +569,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         )
         return False
 
-    async def _unavailable(self, send: Send, rule: CompiledRule, exc: Exception) -> None:
-        self.stats.unavailable += 1
-        self._log_failure(rule, exc, "refused with 503")
-        await send_problem(
-            send,
-            ServiceUnavailable(
-                "Rate limiting is unavailable; retry shortly.",
-                retry_after=self._unavailable_retry_after,
-            ),
-        )
-
     async def _refuse(
         self, send: Send, limit_set: LimitSet, decision: Decision, now: float
     ) -> None:
@@ -651,36 +582,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             headers=headers,
         )
 
-    def _block(self, key: str, limit_set: LimitSet, decision: Decision) -> None:
-        blocked = self._blocked
-        if key in blocked:
-            del blocked[key]  # re-inserted last: the oldest entries stay first
-        elif len(blocked) >= self._blocked_size:
-            del blocked[next(iter(blocked))]  # the oldest; expired ones go when looked up
-        blocked[key] = _Blocked(decision.blocked_until, limit_set, decision.index)
-
-    def _log_failure(self, rule: CompiledRule, exc: Exception, outcome: str) -> None:
-        moment = time.monotonic()
-        if moment < self._next_warning:
-            self._suppressed += 1
-            return
-        reason = type(exc).__name__
-        aws_code = getattr(exc, "aws_code", "")
-        if aws_code:
-            reason += f" ({aws_code})"
-        elif isinstance(exc, TimeoutError):
-            reason = f"no answer within {self._timeout:g}s"
-        logger.warning(
-            "rate limit store failed for rule %r (%s): %s; %d more failures since the last warning",
-            rule.name,
-            reason,
-            outcome,
-            self._suppressed,
-            exc_info=not isinstance(exc, LiftError | TimeoutError),
-        )
-        self._suppressed = 0
-        self._next_warning = moment + self._warn_interval
-
     def blocked_keys(self) -> int:
         """How many keys the in-process cache holds as blocked (for metrics)."""
-        return len(self._blocked)
+        return len(self._blocked_keys)
