@@ -22,6 +22,7 @@ from lift_asgi.errors import InvalidItem
 
 __all__ = [
     "Operation",
+    "PutOperation",
     "build_check",
     "build_delete",
     "build_put",
@@ -58,6 +59,35 @@ class Operation:
         that only sets and removes, or one whose expected version excludes a second
         application. Not an update that adds without expecting a version."""
         return not self.adds or self.expected_version is not None
+
+
+class PutOperation(Operation):
+    """An unconditional put (the hot path of a handler that writes): checked, encoded and
+    sized when added, like every operation; what is the same for every such put is a
+    class-level constant, and the request and the logical key are assembled when read (by
+    the commit: one small dict, no checks), so adding one makes no dict or tuple for them."""
+
+    __slots__ = ("_pk", "item")
+    kind = "put"
+    idempotent = True
+    expected_version = None
+    adds = False
+    #: The item as stored (encoded, prefixed, stamped).
+    item: dict[str, Any]
+    #: The partition key as the handler gave it.
+    _pk: str
+
+    # read-only here (the override mypy flags): a put's request is its table and item
+    @property
+    def request(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"TableName": self.identity[0], "Item": self.item}
+
+    @property
+    def logical(self) -> tuple[str, str | None]:  # type: ignore[override]
+        return (self._pk, self.identity[2])
+
+
+_new = object.__new__
 
 
 def show_key(schema: Schema, logical: tuple[str, str | None]) -> str:
@@ -154,12 +184,15 @@ def build_put(
     """The PutItem of ``item`` (see :meth:`UnitOfWork.put <lift_asgi.dynamo.UnitOfWork.put>`)."""
     if if_absent or condition is not None or expect_version is not None:
         return _conditional_put(scope, item, if_absent, condition, expect_version)
-    # The hot path: an unconditional put (one walk in stored_sized, then lookups only).
+    return plain_put(scope, item)
+
+
+def plain_put(scope: Scope, item: Mapping[str, Any]) -> PutOperation:
+    """The unconditional PutItem of ``item``: one walk in stored_sized, then lookups only."""
     if type(item) is not dict and not isinstance(item, Mapping):
         raise TypeError(f"an item is a mapping, not {type(item).__name__}")
     encoded, size = scope.stored_sized(item)
     schema = scope.schema
-    table = schema.table
     try:
         pk_text = encoded[schema.pk]["S"]
         sk_name = schema.sk
@@ -168,15 +201,13 @@ def build_put(
         raise InvalidItem(f"The item has no '{missing.args[0]}' attribute.") from None
     if size > MAX_ITEM_BYTES:
         check_size(size)
-    return Operation(
-        "put",
-        (item[schema.pk], sk_text),
-        {"TableName": table, "Item": encoded},
-        True,
-        None,
-        size,
-        (table, pk_text, sk_text),
-    )
+    # object.__new__ and four slots: the other fields are PutOperation's constants
+    op = _new(PutOperation)
+    op.item = encoded
+    op.size = size
+    op.identity = (schema.table, pk_text, sk_text)
+    op._pk = item[schema.pk]
+    return op
 
 
 def _conditional_put(
