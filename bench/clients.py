@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 TABLE = "bench"
+TARGET_RATIO = 1.2  # issue 10: AiodynamoTransport per GetItem, against raw aiohttp
+OURS = "lift-asgi AiodynamoTransport"
 KEY = {"pk": {"S": "tenant#projects"}, "sk": {"S": "p1"}}
 ITEM = {
     "pk": {"S": "tenant#projects"},

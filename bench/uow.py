@@ -58,6 +58,8 @@ class Tenant:
 
 
 ROUTES = ("read-only", "one get", "one write", "five writes")
+PUTS_TARGET = 2.0  # issue 10: 100 puts, against building the requests by hand
+QUERY_TARGET = 1.5  # issue 10: a 1000-item page, against the raw Query plus decoding
 _PATHS = {"read-only": "/read", "one get": "/get", "one write": "/write1", "five writes": "/write5"}
 
 
