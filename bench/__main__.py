@@ -410,7 +410,8 @@ def _how(name: str, params: dict[str, Any]) -> str:
             "through `lift_asgi.install`: RequestObserver (records on, logger below INFO) → "
             "TenantMiddleware (HS256 JWT, cached) → RateLimitMiddleware (memory, per "
             "tenant) → IdempotencyMiddleware (GET: passed) → UnitOfWorkMiddleware "
-            "(AiodynamoTransport, instant endpoint in a child process); the `install(...)` "
+            '(AiodynamoTransport, instant endpoint in a child process), `exempt=["/health"]` '
+            "as in the quick start; the `install(...)` "
             "rows grow the stack stage by stage; slowapi with `memory://`, limit never "
             "reached."
         ),

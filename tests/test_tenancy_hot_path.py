@@ -1,8 +1,9 @@
 """The tenant stage's per-request path for a cached bearer token, and what it skips.
 
 JWTResolver checks the scheme only when a token is not in its cache, and keys the cache
-by a BLAKE2b digest; TenantMiddleware has a short path for one resolver, no exempt path
-and first-answer-wins. Each test holds a behaviour those shortcuts must keep.
+by a BLAKE2b digest; TenantMiddleware has a short path for one resolver and
+first-answer-wins (an exempt request leaves it for the general one). Each test holds a
+behaviour those shortcuts must keep.
 """
 
 from __future__ import annotations
@@ -109,11 +110,12 @@ async def test_the_first_authorization_header_counts() -> None:
 
 
 def _middlewares(app: Any, **options: Any) -> dict[str, TenantMiddleware]:
-    """The same configuration on the short path and on the general one (an exempt path
-    the requests never take sends them through the general one)."""
+    """The same configuration on the short path and on the general one (with no short
+    path set, __call__ sends every request to _handle)."""
     short = TenantMiddleware(app, **options)
-    general = TenantMiddleware(app, exempt=["/elsewhere"], **options)
-    assert short._one is not None and general._one is None
+    general = TenantMiddleware(app, **options)
+    general._one = None
+    assert short._one is not None
     return {"short": short, "general": general}
 
 
@@ -183,7 +185,53 @@ def test_the_short_path_is_only_for_its_configuration() -> None:
     assert TenantMiddleware(Seen(), resolvers=[jwt_resolver])._one is not None
     assert TenantMiddleware(Seen(), resolvers=[jwt_resolver, header])._one is None
     assert TenantMiddleware(Seen(), resolvers=[header], require_consistent=True)._one is None
-    assert TenantMiddleware(Seen(), resolvers=[header], exempt=["/health"])._one is None
+    # exempt paths keep it: the short path sends only an exempt request to _handle
+    assert TenantMiddleware(Seen(), resolvers=[header], exempt=["/health"])._one is not None
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "exempt"),
+    [
+        ("", "/health", True),
+        ("", "/health/db", True),
+        ("", "/healthz", False),
+        ("", "/projects", False),
+        ("", "/", False),
+        ("/v1", "/v1/health", True),
+        ("/v1", "/v1/healthz", False),
+        ("/v1", "/v1/projects", False),
+        ("/v1", "/health", True),  # a path outside its root_path is taken as it is
+    ],
+)
+@pytest.mark.parametrize("with_token", [True, False])
+async def test_exempt_paths_on_the_short_path_as_on_the_general_one(
+    root_path: str, path: str, exempt: bool, with_token: bool
+) -> None:
+    """With exempt paths the short path still serves: an exempt request (segment
+    boundaries, relative to root_path) gets no tenant and no 401, any other is
+    resolved, exactly as _handle does it."""
+    answers = []
+    for name, middleware in _middlewares(
+        Seen(), resolvers=[JWTResolver(key=SECRET)], exempt=["/health"]
+    ).items():
+        scope = http_scope(f"Bearer {token()}".encode() if with_token else None, path)
+        scope["root_path"] = root_path
+        app = middleware.app
+        assert isinstance(app, Seen)
+        before = len(app.tenants)  # both middlewares wrap the same app
+        sent = await call(middleware, scope)
+        seen = app.tenants[before:]
+        tenants = [(t.id if t else None, c.id if c else None) for t, c, _ in seen]
+        answers.append((sent[0]["status"], tenants, scope[SCOPE_KEY].stages))
+        assert name in ("short", "general")
+    assert answers[0] == answers[1]
+    status, tenants, _ = answers[0]
+    if exempt:
+        assert (status, tenants) == (200, [(None, None)])
+    elif with_token:
+        assert (status, tenants) == (200, [("acme", "acme")])
+    else:
+        assert status == 401 and tenants == []
 
 
 async def test_websocket_and_lifespan_take_the_general_path() -> None:

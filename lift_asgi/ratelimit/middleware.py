@@ -299,14 +299,24 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             await self._limit(scope, receive, send)
             return
         # The common configuration (one rule that applies everywhere, a fixed limit and
-        # cost, a backend that answers without I/O, no exempt paths, the tenant stage
-        # checked): _limit's steps for it, without its loop, matching, limit and cost
-        # calls or timeout, none of which can change its decision.
+        # cost, a backend that answers without I/O, the tenant stage checked): _limit's
+        # steps for it, without its loop, matching, limit and cost calls or timeout,
+        # none of which can change its decision.
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
         if ctx is None:
             ctx = enter(scope, RATE_LIMIT)
         else:
             ctx.stages.append(RATE_LIMIT)  # enter's own step for an existing context
+        # as _limit's exempt check; a path that starts with no prefix (most) is decided
+        # by two C calls, without building the route path
+        exempt = self._exempt
+        if (
+            exempt
+            and (scope.get("root_path") or scope["path"].startswith(exempt))
+            and under(route_path(scope), exempt)
+        ):
+            await self.app(scope, receive, send)
+            return
         now = self._clock()
         key = rule.key(scope)
         if key is None:
@@ -511,8 +521,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             and rule.everywhere
             and static is not None
             and rule.cost_fn is None
-            and self._acquire_now is not None
-            and not self._need_path
+            and self._acquire_now is not None  # (everywhere: the rule has no paths)
         ):
             self._fast = rule
             windows = static.windows

@@ -153,12 +153,13 @@ class TenantMiddleware(metaclass=LoudStartup):
         # Holding the first element keeps its id from being reused while remembered, so
         # an entry found under id(tenant) is that tenant's: no identity check is needed.
         self._accepted: dict[int, tuple[Tenant, Tenant]] = {}
-        # The common configuration (one resolver, no exempt path, first answer wins) has
-        # a short path in __call__; any other runs the general one, _handle.
+        # The common configuration (one resolver, first answer wins) has a short path in
+        # __call__ (an exempt path leaves it for the general one); any other runs the
+        # general one, _handle.
         self._one: ResolveFunc | None = None
         # its resolver's answer from memory, when it has one (see Resolver.resolve)
         self._cached: Callable[[Scope], Tenant | None] | None = None
-        if len(self._resolve_funcs) == 1 and not self._exempt and not require_consistent:
+        if len(self._resolve_funcs) == 1 and not require_consistent:
             self._one = self._resolve_funcs[0]
             cached = getattr(getattr(self._one, "__self__", None), "cached_tenant", None)
             if cached is not None and (not callable(cached) or inspect.iscoroutinefunction(cached)):
@@ -172,7 +173,18 @@ class TenantMiddleware(metaclass=LoudStartup):
         if resolve is None or scope["type"] != "http":
             await self._handle(scope, receive, send)
             return
-        # HTTP with one resolver, no exempt path, first answer wins: _handle's steps
+        # A path that does not start with a prefix cannot be under one: two C calls
+        # decide most requests; the rest, and any app under a root_path, are checked
+        # exactly, and an exempt one is _handle's (it skips the tenant there).
+        exempt = self._exempt
+        if (
+            exempt
+            and (scope.get("root_path") or scope["path"].startswith(exempt))
+            and under(route_path(scope), exempt)
+        ):
+            await self._handle(scope, receive, send)
+            return
+        # HTTP with one resolver, first answer wins, a path not exempt: _handle's steps
         # without the scope-type branches, the exempt check and the resolver loop,
         # none of which could change the outcome here.
         ctx: RequestContext | None = scope.get(SCOPE_KEY)

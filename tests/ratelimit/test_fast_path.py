@@ -74,10 +74,64 @@ def _pair(
 ) -> tuple[RateLimitMiddleware, RateLimitMiddleware]:
     options = {"limit": "3/minute", "key": "tenant", "clock": clock, **options}
     fast = RateLimitMiddleware(_app, storage=storage(), **options)
-    # exempt paths make the general loop serve the same rule (path matching on)
-    general = RateLimitMiddleware(_app, storage=storage(), exempt="/elsewhere", **options)
-    assert fast._fast is not None and general._fast is None
+    # the same rule with no fast path: the general loop serves it
+    general = RateLimitMiddleware(_app, storage=storage(), **options)
+    general._fast = general._one = None
+    assert fast._fast is not None
     return fast, general
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "exempt"),
+    [
+        ("", "/health", True),
+        ("", "/health/db", True),
+        ("", "/healthz", False),
+        ("", "/projects", False),
+        ("/v1", "/v1/health", True),
+        ("/v1", "/v1/healthz", False),
+        ("/v1", "/v1/projects", False),
+    ],
+)
+async def test_exempt_paths_keep_the_fast_path_and_are_never_counted(
+    root_path: str, path: str, exempt: bool
+) -> None:
+    """An exempt list leaves the fast path in place: an exempt request passes uncounted
+    and without headers, any other is limited, as the general loop does."""
+    clock = Clock()
+    fast, general = _pair(clock, exempt=["/health"])
+    answers = []
+    for limiter in (fast, general):
+        stack = with_tenant(limiter)
+        statuses = []
+        for _ in range(4):  # the limit is 3/minute
+            sent: list[Message] = []
+
+            async def send(message: Message, sent: list[Message] = sent) -> None:
+                sent.append(message)
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b""}
+
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": path,
+                "root_path": root_path,
+                "headers": [(b"x-tenant", b"a")],
+            }
+            await stack(scope, receive, send)
+            statuses.append((sent[0]["status"], sorted(sent[0]["headers"])))
+        answers.append((statuses, limiter.stats))
+    assert answers[0] == answers[1]
+    statuses, stats = answers[0]
+    if exempt:
+        assert [status for status, _ in statuses] == [200] * 4
+        assert (stats.admitted, stats.refused) == (0, 0)
+        assert statuses[0][1] == [(b"x-app", b"1")]  # no rate-limit headers
+    else:
+        assert [status for status, _ in statuses] == [200, 200, 200, 429]
+        assert (stats.admitted, stats.refused) == (3, 1)
 
 
 @pytest.mark.parametrize(("headers", "cache"), [(True, 10), (False, 10), (True, 0)])

@@ -61,10 +61,10 @@ def _tenant(app: ASGIApp) -> TenantMiddleware:
 
 def _limiter(app: ASGIApp, clock: Clock, general: bool, **options: Any) -> RateLimitMiddleware:
     options = {"limit": "2/minute", "key": "tenant", "clock": clock, **options}
-    if general:
-        options["exempt"] = "/elsewhere"  # path matching on: the general loop serves it
     limiter = RateLimitMiddleware(app, **options)
-    assert (limiter._fast is None) is general
+    assert limiter._fast is not None
+    if general:  # no fast path: the general loop serves the same rule
+        limiter._fast = None
     limiter._checked, limiter._one = True, limiter._fast  # as after a lifespan startup
     return limiter
 
