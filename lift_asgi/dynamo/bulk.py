@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lift_asgi.dynamo.keys import KeyLike, Scope
 from lift_asgi.dynamo.limits import MAX_BATCH_GET, MAX_BATCH_WRITE
-from lift_asgi.dynamo.retry import run_with_retries
+from lift_asgi.dynamo.retry import any_unavailable, run_with_retries
 from lift_asgi.errors import (
     DuplicateItem,
     DynamoDBError,
@@ -137,7 +137,7 @@ async def bulk_write(
                 raise DynamoDBThrottled(aws_code="UnprocessedItems")
 
         try:
-            await run_with_retries(attempt, table.retry, _unavailable)
+            await run_with_retries(attempt, table.retry, any_unavailable)
         finally:
             progress.unknown += len(uncertain)
 
@@ -149,10 +149,6 @@ async def bulk_write(
     except LiftError as error:
         raise _with_written(error, progress.written, progress.unknown) from error
     return BulkResult(progress.written, progress.retried, progress.calls)
-
-
-def _unavailable(error: Exception) -> bool:
-    return isinstance(error, DynamoDBUnavailable)
 
 
 def _with_written(error: LiftError, written: int, unknown: int) -> LiftError:
@@ -225,7 +221,7 @@ async def batch_get(
                 pending = unprocessed
                 raise DynamoDBThrottled(aws_code="UnprocessedKeys")
 
-        await run_with_retries(attempt, table.retry, _unavailable)
+        await run_with_retries(attempt, table.retry, any_unavailable)
 
     chunks = [
         physical_keys[i : i + MAX_BATCH_GET] for i in range(0, len(physical_keys), MAX_BATCH_GET)

@@ -35,14 +35,13 @@ from lift_asgi.dynamo.limits import (
     MAX_TRANSACTION_ITEMS,
     check_request_limits,
 )
-from lift_asgi.dynamo.retry import RetryPolicy, run_with_retries
+from lift_asgi.dynamo.retry import RetryPolicy, any_unavailable, not_applied, run_with_retries
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import Aioboto3Transport, DynamoTransport, shared_transport
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConfigurationError,
     DynamoDBError,
-    DynamoDBThrottled,
     DynamoDBUnavailable,
     LiftError,
     TableMisconfigured,
@@ -111,15 +110,6 @@ def _describe_problems(schema: Schema, table: Mapping[str, Any]) -> list[str]:
                 f"index '{name}' does not project '{schema.tenant_attribute}' (use ALL)"
             )
     return problems
-
-
-def _any_unavailable(error: Exception) -> bool:
-    return isinstance(error, DynamoDBUnavailable)
-
-
-def _not_applied(error: Exception) -> bool:
-    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
-    return isinstance(error, DynamoDBThrottled)
 
 
 class DynamoTable:
@@ -269,7 +259,7 @@ class DynamoTable:
         return await run_with_retries(
             lambda: self.call(action, payload),
             self.retry,
-            _any_unavailable if ambiguous_ok else _not_applied,
+            any_unavailable if ambiguous_ok else not_applied,
         )
 
     # -- the table check --------------------------------------------------------------

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lift_asgi.dynamo.operations import Operation, show_key
-from lift_asgi.dynamo.retry import run_with_retries
+from lift_asgi.dynamo.retry import any_unavailable, not_applied, run_with_retries
 from lift_asgi.errors import (
     ConditionFailed,
     DynamoDBError,
@@ -103,7 +103,7 @@ async def _commit_conditional(table: TableHandle, op: Operation) -> None:
 
     try:
         await run_with_retries(
-            attempt, table.retry, _any_unavailable if op.replayable else _not_applied
+            attempt, table.retry, any_unavailable if op.replayable else not_applied
         )
     except ConditionFailed as failed:
         if not unknown:
@@ -131,15 +131,6 @@ def _outcome_unknown(table: TableHandle, op: Operation, error: Exception) -> Dyn
         retry_after=table.retry.retry_after,
         outcome="unknown",
     )
-
-
-def _any_unavailable(error: Exception) -> bool:
-    return isinstance(error, DynamoDBUnavailable)
-
-
-def _not_applied(error: Exception) -> bool:
-    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
-    return isinstance(error, DynamoDBThrottled)
 
 
 def _transaction_retryable(error: Exception) -> bool:

@@ -4,7 +4,11 @@ Every retried DynamoDB call goes through :func:`run_with_retries`: single reads 
 writes (:meth:`DynamoTable.retrying <lift_asgi.dynamo.client.DynamoTable.retrying>`),
 the commit's transaction, and each chunk of a bulk write or batch read. What may be
 retried is the caller's decision, given as a predicate; the loop only paces the tries
-(exponential backoff, full jitter, bounded attempts and time).
+(exponential backoff, full jitter, bounded attempts and time). The two predicates the
+callers share are here: :func:`any_unavailable` (any 503: throttling, 5xx, timeouts,
+dropped connections, for a request that may be sent again whatever happened) and
+:func:`not_applied` (throttling and write conflicts: DynamoDB refused it, applied
+nothing).
 
 When the policy is exhausted the loop raises a *new* 503
 (:class:`~lift_asgi.errors.DynamoDBUnavailable`, of the caught error's class when it is
@@ -22,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lift_asgi.errors import ConfigurationError, DynamoDBUnavailable
+from lift_asgi.errors import ConfigurationError, DynamoDBThrottled, DynamoDBUnavailable
 
-__all__ = ["RetryPolicy", "exhausted", "run_with_retries"]
+__all__ = ["RetryPolicy", "any_unavailable", "exhausted", "not_applied", "run_with_retries"]
 
 T = TypeVar("T")
 
@@ -61,6 +65,17 @@ class RetryPolicy:
     def retry_after(self) -> int:
         """The ``Retry-After`` (seconds) sent when retries are exhausted."""
         return max(1, math.ceil(self.max_delay))
+
+
+def any_unavailable(error: Exception) -> bool:
+    """Any 503 (throttling, 5xx, timeouts, dropped connections): for a request that may
+    be sent again whether or not the failed try was applied."""
+    return isinstance(error, DynamoDBUnavailable)
+
+
+def not_applied(error: Exception) -> bool:
+    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
+    return isinstance(error, DynamoDBThrottled)
 
 
 def exhausted(error: BaseException, policy: RetryPolicy) -> DynamoDBUnavailable:
