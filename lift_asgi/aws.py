@@ -173,7 +173,10 @@ class LambdaHandler:
             raise ConfigurationError("lifespan", "pass it once")
         if not isinstance(shutdown_on_sigterm, bool):
             raise ConfigurationError("shutdown_on_sigterm", "True or False")
-        # the same object (and rules) as the rate limiter's "ip" key
+        # The same class (lift_asgi._net.TrustedProxies), not the same object, as the rate
+        # limiter's "ip" key: each parses its own trusted_proxies option. On ALB events
+        # this one sets scope["client"] from X-Forwarded-For; the ip key then walks the
+        # header with its own trusted_proxies.
         self._proxies = TrustedProxies(trusted_proxies)
         build_stack(app)  # a configuration error is raised here, not on the first event
         self.app = app
@@ -224,9 +227,6 @@ class LambdaHandler:
             if bytes(name).lower() == b"x-forwarded-for"
         ]
         return self._proxies.client(",".join(values)) or ""
-
-    def _trusts(self, hop: str) -> bool:
-        return self._proxies.trusts(hop)  # not an address: reported, never skipped past
 
     # -- lifespan, once per container ---------------------------------------------------
 
