@@ -113,3 +113,53 @@ def test_the_readme_module_map_matches_the_tree() -> None:
             continue
         present.add(str(relative))
     assert listed == present
+
+
+# What each import may load: a leaf, a package or a stage loads neither aiohttp nor
+# aiodynamo (only a transport that calls DynamoDB does), nor what its stage never uses.
+@pytest.mark.parametrize(
+    ("code", "loaded"),
+    [
+        ("import lift_asgi.dynamo", []),
+        ("import lift_asgi.dynamo.limits", []),
+        ("from lift_asgi.dynamo import TableSpec, Attr, SK", []),
+        ("import lift_asgi.ratelimit", ["limits"]),  # the storages register with limits
+        ("from lift_asgi.ratelimit.sync_storage import DynamoDBStorage", ["limits"]),
+        ("import lift_asgi.idempotency", []),
+        (
+            "import lift_asgi, starlette.applications\n"
+            "lift_asgi.install(starlette.applications.Starlette(), observe={},"
+            " tenant={'resolvers': [lift_asgi.HeaderResolver()]},"
+            " rate_limit={'limit': '5/second', 'key': 'tenant'})",
+            ["limits"],
+        ),
+    ],
+)
+def test_subpackages_load_only_what_they_use(code: str, loaded: list[str]) -> None:
+    out = _fresh(
+        f"import sys, json\n{code}\n"
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    assert json.loads(out) == loaded
+
+
+def test_dynamo_exports_resolve_and_type_checkers_see_them() -> None:
+    import lift_asgi.dynamo as dynamo
+
+    for name in dynamo.__all__:
+        assert getattr(dynamo, name) is not None
+    with pytest.raises(AttributeError, match="no_such_name"):
+        dynamo.no_such_name  # noqa: B018
+    tree = ast.parse(Path(dynamo.__file__).read_text())
+    (block,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "_typing.TYPE_CHECKING"
+    ]
+    imported = {
+        alias.asname or alias.name
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == set(dynamo.__all__) == set(dynamo._WHERE)

@@ -17,20 +17,52 @@ chain; dummy keys for loopback endpoints), ``sigv4`` (the cached signer), ``tran
 tenant scopes), ``retry`` (the one retry loop), ``operations`` (write requests),
 ``reads`` (GetItem, Query), ``bulk`` (batch calls), ``commit`` (one write or one
 transaction), ``uow`` (the API and the buffer), ``client`` (``DynamoTable``), ``middleware``.
+
+Names are imported on first use (PEP 562), as at the top level: a module that needs a
+leaf (``limits``, ``botocore_errors``) loads that leaf, not aiohttp and aiodynamo.
 """
 
-from lift_asgi.dynamo.bulk import BulkResult
-from lift_asgi.dynamo.client import DynamoTable, RetryPolicy
-from lift_asgi.dynamo.conditions import SK, Attr, Condition, SortKeyCondition
-from lift_asgi.dynamo.middleware import UnitOfWorkMiddleware, current_uow, get_uow
-from lift_asgi.dynamo.tables import GSISpec, TableSpec, create_table, delete_table
-from lift_asgi.dynamo.transport import (
-    Aioboto3Transport,
-    AiodynamoTransport,
-    DynamoTransport,
-    shared_transport,
-)
-from lift_asgi.dynamo.uow import Page, UnitOfWork, UnscopedTable
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from lift_asgi.dynamo.bulk import BulkResult
+    from lift_asgi.dynamo.client import DynamoTable, RetryPolicy
+    from lift_asgi.dynamo.conditions import SK, Attr, Condition, SortKeyCondition
+    from lift_asgi.dynamo.middleware import UnitOfWorkMiddleware, current_uow, get_uow
+    from lift_asgi.dynamo.tables import GSISpec, TableSpec, create_table, delete_table
+    from lift_asgi.dynamo.transport import (
+        Aioboto3Transport,
+        AiodynamoTransport,
+        DynamoTransport,
+        shared_transport,
+    )
+    from lift_asgi.dynamo.uow import Page, UnitOfWork, UnscopedTable
+
+# name -> the module that defines it (imported on first access of the name)
+_WHERE = {
+    "BulkResult": "bulk",
+    "DynamoTable": "client",
+    "RetryPolicy": "client",
+    "SK": "conditions",
+    "Attr": "conditions",
+    "Condition": "conditions",
+    "SortKeyCondition": "conditions",
+    "UnitOfWorkMiddleware": "middleware",
+    "current_uow": "middleware",
+    "get_uow": "middleware",
+    "GSISpec": "tables",
+    "TableSpec": "tables",
+    "create_table": "tables",
+    "delete_table": "tables",
+    "Aioboto3Transport": "transport",
+    "AiodynamoTransport": "transport",
+    "DynamoTransport": "transport",
+    "shared_transport": "transport",
+    "Page": "uow",
+    "UnitOfWork": "uow",
+    "UnscopedTable": "uow",
+}
 
 __all__ = [
     "SK",
@@ -55,3 +87,14 @@ __all__ = [
     "get_uow",
     "shared_transport",
 ]
+
+
+if not _typing.TYPE_CHECKING:  # for mypy the imports above define the names
+
+    def __getattr__(name: str) -> object:
+        module = _WHERE.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
 from lift_asgi.errors import DynamoDBError, TableNotFound
+
+if TYPE_CHECKING:
+    from lift_asgi.dynamo.transport import DynamoTransport
 
 __all__ = [
     "GSISpec",
@@ -121,6 +123,10 @@ async def create_table(
     leaves it open. Returns True when this call created the table. Safe to run at every
     start: a table that exists is not an error, and is not logged as one.
     """
+    # imported here: the specs above are needed without aiohttp (the rate limiter's
+    # table module, the example's settings), a create is not
+    from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+
     if second is not None:
         if not isinstance(first, DynamoTransport):
             raise TypeError("create_table(transport, spec): the first argument is a transport")
@@ -176,6 +182,8 @@ async def delete_table(
     """Delete ``name``; returns False when it did not exist. ``transport=None``: one
     opened (``endpoint``, ``region``) and closed here."""
     if transport is None:
+        from lift_asgi.dynamo.transport import AiodynamoTransport
+
         own = AiodynamoTransport(endpoint, region)
         try:
             return await delete_table(own, name)

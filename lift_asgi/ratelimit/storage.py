@@ -24,18 +24,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from limits.aio.storage import SlidingWindowCounterSupport as AsyncSlidingWindowCounterSupport
 from limits.aio.storage import Storage as AsyncStorage
 
-from lift_asgi.dynamo.transport import DynamoTransport, shared_transport
 from lift_asgi.errors import ConditionFailed, ConfigurationError, DynamoDBThrottled, LiftError
 from lift_asgi.ratelimit.core import Decision, Window, Windows, decide
 from lift_asgi.ratelimit.items import Steps, plus
 from lift_asgi.ratelimit.items import options as merge_options
 from lift_asgi.ratelimit.leases import LeaseBook
 from lift_asgi.ratelimit.steps import CounterSteps
+
+if TYPE_CHECKING:
+    from lift_asgi.dynamo.transport import DynamoTransport
 
 __all__ = ["AsyncDynamoDBStorage"]
 
@@ -112,9 +114,15 @@ class AsyncDynamoDBStorage(CounterSteps, AsyncStorage, AsyncSlidingWindowCounter
         self._leasing = horizon > 0
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._backoff: dict[str, tuple[float, float, DynamoDBThrottled]] = {}
-        self.transport: DynamoTransport = transport or shared_transport(
-            merged.get("endpoint_url") or None, merged.get("region") or None
-        )
+        if transport is None:
+            # imported here: the schemes register (this module is imported) without
+            # loading aiohttp and aiodynamo, which only a storage that calls needs
+            from lift_asgi.dynamo.transport import shared_transport
+
+            transport = shared_transport(
+                merged.get("endpoint_url") or None, merged.get("region") or None
+            )
+        self.transport: DynamoTransport = transport
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
 
     @property
