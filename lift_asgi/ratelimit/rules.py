@@ -102,13 +102,3 @@ def bounded_key(key: str) -> str:
     if len(key) <= _MAX_KEY:
         return key
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def __getattr__(name: str) -> Any:
-    """Names that moved out of this module in the split (issue 10), still importable
-    from here until their users import them from their new homes."""
-    if name == "RouteTable":
-        from lift_asgi.ratelimit.routes import RouteTable
-
-        return RouteTable
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
