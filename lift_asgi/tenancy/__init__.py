@@ -8,8 +8,14 @@ anything else it raises is a logged 401 too.
 
 The package, one concern per module:
 
-- :mod:`~lift_asgi.tenancy.tenant`: the value, its ContextVar and accessors, the resolver protocol;
+- :mod:`~lift_asgi.tenancy.tenant`: the value, its readers in the scope
+  (:func:`tenant_from_scope`, :func:`get_tenant`), the resolver protocol;
+- :mod:`~lift_asgi.tenancy.current`: :func:`current_tenant` and :func:`require_tenant`,
+  which read the request context that :data:`lift_asgi.stages.context_var` (the suite's
+  one request ContextVar) holds;
 - :mod:`~lift_asgi.tenancy.resolvers`: header, subdomain and path resolvers;
+- :mod:`~lift_asgi.tenancy.memo`: what the resolvers share (header lookup, header and
+  resolver names, the per-resolver memo);
 - :mod:`~lift_asgi.tenancy.jwt_resolver`, :mod:`~lift_asgi.tenancy.jwt_keys`,
   :mod:`~lift_asgi.tenancy.token_cache`: verified JWTs, their keys, the verified-token cache;
 - :mod:`~lift_asgi.tenancy.aws`: the API Gateway authorizer and Lambda tenant-isolation resolvers;
