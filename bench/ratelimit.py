@@ -90,8 +90,9 @@ class CallsRow:
 
 
 def _fastapi() -> FastAPI:
-    """The example SaaS app's routes (EXAMPLE_CONTRACT.md), each answering a constant: a
-    realistic route table, since finding the route is part of what a limiter costs."""
+    """The example SaaS app's routes (examples/saas/README.md, "Routes"), each answering
+    a constant: a realistic route table, since finding the route is part of what a
+    limiter costs."""
     app = FastAPI()
 
     async def constant() -> dict[str, bool]:

@@ -178,8 +178,9 @@ async def test_an_import_whose_count_claim_meets_a_5xx_is_retried_safely(
     assert len(await _all_tasks(client, project["id"])) == 30
 
 
-# -- the rate-limit table failing (EXAMPLE_CONTRACT.md, "When the rate-limit table cannot
-# answer"): never past the plan's number; beyond the budget held, 503 with Retry-After.
+# -- the rate-limit table failing (examples/saas/README.md, "Rate limits": "When the
+# rate-limit table cannot answer"): never past the plan's number; beyond the budget held,
+# 503 with Retry-After.
 
 
 @pytest.fixture
