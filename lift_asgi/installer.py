@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes
 from lift_asgi.errors import ConfigurationError
-from lift_asgi.stages import IDEMPOTENCY, OBSERVE, RATE_LIMIT, TENANT, UNIT_OF_WORK
+from lift_asgi.stages import IDEMPOTENCY, OBSERVE, RATE_LIMIT, TENANT, UNIT_OF_WORK, Need
 
 __all__ = ["STAGE_ORDER", "install"]
 
@@ -159,38 +159,14 @@ def _build(stage: _Stage, cls: Any, app: ASGIApp, options: dict[str, Any]) -> An
 
 
 def _check_needs(configured: dict[str, dict[str, Any]]) -> None:
-    """What the stages would refuse at lifespan startup, refused here already."""
-    uow = configured.get(UNIT_OF_WORK)
-    if uow is not None and TENANT not in configured and uow.get("tenant_from") is None:
-        raise ConfigurationError(
-            "tenant",
-            "the unit of work is scoped to the tenant: configure tenant={...} "
-            "(or unit_of_work={'tenant_from': ...})",
-        )
-    if IDEMPOTENCY in configured and uow is None:
+    """What the stages would refuse at lifespan startup, refused here already (the
+    stages' needs of a stage outside them are checked as each is built, from its
+    ``need``)."""
+    if IDEMPOTENCY in configured and UNIT_OF_WORK not in configured:
         raise ConfigurationError(
             "unit_of_work",
             "idempotency records commit with the unit of work: configure unit_of_work={...}",
         )
-
-
-def _check_limiter_needs_no_tenant(limiter: Any, options: Mapping[str, Any]) -> None:
-    """A limiter keyed by tenant or user, or limited by plan, reads the tenant stage's
-    tenant: without ``tenant=`` it would fail at lifespan startup (or 500 every limited
-    request where no lifespan runs), so it is refused here, naming the option."""
-    option = getattr(limiter, "_tenant_option", None)  # "key" or "limit"; None: no need
-    if option is None:
-        return
-    name = "rules" if "rules" in options else option
-    if option == "limit":
-        what, other = "limits by the tenant's plan", "a limits string such as '100/minute'"
-    else:
-        what, other = "is keyed by tenant or user", "another key such as 'ip' or 'api_key'"
-    raise ConfigurationError(
-        f"{RATE_LIMIT}.{name}",
-        f"the rate limiter {what}, which needs the tenant stage: configure tenant={{...}} "
-        f"(or give {other})",
-    )
 
 
 @overload
@@ -274,8 +250,11 @@ def install(
             own = compile_prefixes(f"{stage.name}.exempt", options.get("exempt", ()))
             options["exempt"] = shared + tuple(p for p in own if p not in shared)
         below = _build(stage, cls, below, options)
-        if stage.name == RATE_LIMIT and TENANT not in configured:
-            _check_limiter_needs_no_tenant(below, options)
+        # a need of a stage outside it (stages.Need) that nothing configured would meet
+        # would fail at lifespan startup (or 500 every request where no lifespan runs)
+        need = getattr(below, "need", None)
+        if isinstance(need, Need) and need.needed not in configured:
+            raise need.install_error()
         if innermost is None:
             innermost = below
     if not starlette:

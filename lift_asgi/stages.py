@@ -9,9 +9,12 @@ each other only through the :class:`RequestContext` stored under ``scope["lift_a
 - the tenant stage puts the resolved :class:`~lift_asgi.tenancy.Tenant` in
   ``context.tenant``; the unit of work puts its handle in ``context.uow``;
 - a stage that needs another outside it (a limiter keyed by tenant, a unit of work
-  scoped to the tenant) checks with :func:`missing` once at lifespan startup, and on
-  each request when the server sends no lifespan, so a wrong order is a loud
-  :class:`~lift_asgi.errors.ConfigurationError`, not a silent no-op.
+  scoped to the tenant) holds a :class:`Need`, its public ``need`` attribute, and
+  checks it once at lifespan startup, and on each request until it passes when the
+  server sends no lifespan, so a wrong order is a loud
+  :class:`~lift_asgi.errors.ConfigurationError`, not a silent no-op;
+  :func:`lift_asgi.install` reads the same ``need`` to refuse the configuration before
+  anything serves.
 
 Nothing else in the scope is read across stages (``request.state.tenant`` and
 ``request.state.uow`` are kept for handlers, not for the stages).
@@ -26,13 +29,14 @@ per stage: a set and reset costs ~2,250 machine instructions. Lifespan scopes ne
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starlette.types import Receive, Scope, Send
 
-from lift_asgi.errors import ConfigurationError
+from lift_asgi.errors import ConfigurationError, LiftError, send_problem
 
 if TYPE_CHECKING:
     from lift_asgi.tenancy.tenant import Tenant
@@ -45,6 +49,7 @@ __all__ = [
     "TENANT",
     "UNIT_OF_WORK",
     "IdempotentRequest",
+    "Need",
     "RequestContext",
     "context",
     "context_var",
@@ -224,3 +229,60 @@ async def fail_startup(receive: Receive, send: Send, error: Exception) -> None:
     if message["type"] == "lifespan.startup":
         text = f"{type(error).__name__}: {error}"
         await send({"type": "lifespan.startup.failed", "message": text})
+
+
+class Need:
+    """Stage ``by``'s need of stage ``needed`` outside it, and the one place it is checked.
+
+    ``option`` names what made ``by`` need it (``key``, ``limit``, ``tenant_from``...), so
+    every message points at the line the user wrote. ``met`` turns true at the first
+    check that passes (the stage's lifespan startup, else its first request) and stays
+    true. :func:`lift_asgi.install`, which knows every stage it builds, refuses a stage
+    whose need is not configured at all with :meth:`install_error`: ``install_option``
+    and ``install_message``, in the stage's own words.
+    """
+
+    __slots__ = ("by", "install_message", "install_option", "log", "met", "needed", "option")
+
+    def __init__(
+        self,
+        by: str,
+        needed: str,
+        option: str,
+        *,
+        log: logging.Logger,
+        install_option: str,
+        install_message: str,
+    ) -> None:
+        self.by, self.needed, self.option, self.log = by, needed, option, log
+        self.install_option, self.install_message = install_option, install_message
+        self.met = False
+
+    def install_error(self) -> ConfigurationError:
+        """The installer's refusal when ``needed`` is not configured at all."""
+        return ConfigurationError(self.install_option, self.install_message)
+
+    async def startup(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """At lifespan startup: whether the need is met; if not, the startup is failed
+        (``lifespan.startup.failed`` with the message) and the caller returns."""
+        error = missing(scope, self.needed, by=self.by, option=self.option)
+        if error is None:
+            self.met = True
+            return True
+        self.log.error("%s", error)
+        await fail_startup(receive, send, error)
+        return False
+
+    async def request(self, scope: Scope, send: Send) -> bool:
+        """On a request when no lifespan checked: whether the need is met; if not, the
+        request is answered with a 500 problem naming the option (the operator's mistake,
+        not the client's, so deliberately not a 4xx) and the caller returns."""
+        error = missing(scope, self.needed, by=self.by, option=self.option)
+        if error is None:
+            self.met = True
+            return True
+        self.log.error("refusing %s: %s", scope.get("path"), error)
+        await send_problem(
+            send, LiftError(f"The server is misconfigured: {error}", option=self.option)
+        )
+        return False

@@ -71,13 +71,12 @@ from lift_asgi.stages import (
     TENANT,
     UNIT_OF_WORK,
     IdempotentRequest,
+    Need,
     RequestContext,
     context,
     context_var,
     current_context,
     enter,
-    fail_startup,
-    missing,
 )
 
 __all__ = ["UnitOfWorkMiddleware", "current_uow", "get_uow"]
@@ -148,9 +147,20 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
         if tenant_from is not None and not callable(tenant_from):
             raise ConfigurationError("tenant_from", "must be a function of the ASGI scope")
         self._tenant_from = tenant_from
-        # True once a tenant stage was seen outside (or none is needed): checked at
-        # lifespan startup, else on requests until it passes.
-        self._checked = tenant_from is not None
+        # Without tenant_from the tenant stage must run outside: checked at lifespan
+        # startup, else on requests until it passes (_checked: passed, or not needed).
+        self.need: Need | None = None
+        if tenant_from is None:
+            self.need = Need(
+                UNIT_OF_WORK,
+                TENANT,
+                "tenant_from",
+                log=log,
+                install_option="tenant",
+                install_message="the unit of work is scoped to the tenant: configure "
+                "tenant={...} (or unit_of_work={'tenant_from': ...})",
+            )
+        self._checked = self.need is None
         _answer_lift_errors(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -173,13 +183,8 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
         tenant_from = self._tenant_from
         if tenant_from is None:
             if not self._checked:
-                error = missing(scope, TENANT, by=UNIT_OF_WORK, option="tenant_from")
-                if error is not None:
-                    log.error("refusing %s: %s", scope.get("path"), error)
-                    await send_problem(
-                        send,
-                        LiftError(f"The server is misconfigured: {error}", option="tenant_from"),
-                    )
+                need = self.need
+                if need is not None and not await need.request(scope, send):
                     return
                 self._checked = True
             tenant = ctx.tenant
@@ -360,11 +365,9 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         enter(scope, UNIT_OF_WORK)
-        if self._tenant_from is None:
-            error = missing(scope, TENANT, by=UNIT_OF_WORK, option="tenant_from")
-            if error is not None:
-                log.error("%s", error)
-                await fail_startup(receive, send, error)
+        need = self.need
+        if need is not None:
+            if not await need.startup(scope, receive, send):
                 return
             self._checked = True
         shutting_down = False

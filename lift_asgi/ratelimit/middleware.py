@@ -40,7 +40,6 @@ from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
     ConfigurationError,
-    LiftError,
     TooManyRequests,
     send_problem,
 )
@@ -67,10 +66,9 @@ from lift_asgi.stages import (
     RATE_LIMIT,
     SCOPE_KEY,
     TENANT,
+    Need,
     RequestContext,
     enter,
-    fail_startup,
-    missing,
 )
 
 __all__ = ["RateLimitMiddleware"]
@@ -153,10 +151,10 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_one",
         "_route",
         "_spend",
-        "_tenant_option",
         "_timeout",
         "app",
         "backend",
+        "need",
         "rules",
         "stats",
     )
@@ -189,6 +187,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         router: Any = None,
     ) -> None:
         self.app = app
+        rules_given = rules is not None  # names the option a need of the tenant stage
         if rules is not None and limit is not None:
             raise ConfigurationError("rules", "give either rules=[...] or limit=..., not both")
         if rules is None:
@@ -270,8 +269,23 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         # The option that makes a rule need the tenant stage outside ("key": a tenant or
         # user key; "limit": limits by plan), checked at lifespan startup, else on the
         # first limited requests until it passes.
-        self._tenant_option = next((r.needs_tenant for r in compiled if r.needs_tenant), None)
-        self._checked = self._tenant_option is None
+        option = next((r.needs_tenant for r in compiled if r.needs_tenant), None)
+        self.need: Need | None = None
+        if option is not None:
+            if option == "limit":
+                what, other = "limits by the tenant's plan", "a limits string such as '100/minute'"
+            else:
+                what, other = "is keyed by tenant or user", "another key such as 'ip' or 'api_key'"
+            self.need = Need(
+                RATE_LIMIT,
+                TENANT,
+                option,
+                log=logger,
+                install_option=f"{RATE_LIMIT}.{'rules' if rules_given else option}",
+                install_message=f"the rate limiter {what}, which needs the tenant stage: "
+                f"configure tenant={{...}} (or give {other})",
+            )
+        self._checked = self.need is None
         self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
         self._fast_path(compiled)
         self._timeout = float(timeout)
@@ -552,12 +566,9 @@ class RateLimitMiddleware(metaclass=LoudStartup):
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         enter(scope, RATE_LIMIT)
-        option = self._tenant_option
-        if option is not None:
-            error = missing(scope, TENANT, by=RATE_LIMIT, option=option)
-            if error is not None:
-                logger.error("%s", error)
-                await fail_startup(receive, send, error)
+        need = self.need
+        if need is not None:
+            if not await need.startup(scope, receive, send):
                 return
             self._checked = True
             self._one = self._fast
@@ -565,18 +576,12 @@ class RateLimitMiddleware(metaclass=LoudStartup):
 
     async def _check(self, scope: Scope, send: Send) -> bool:
         """Without a lifespan: is the tenant stage outside? If not, a logged 500."""
-        error = missing(scope, TENANT, by=RATE_LIMIT, option=self._tenant_option or "key")
-        if error is None:
-            self._checked = True
-            self._one = self._fast
-            return True
-        # A ConfigurationError is no LiftError (it is the operator's mistake, not the
-        # client's): answer it deliberately as a 500 problem naming the option.
-        logger.error("refusing %s: %s", scope.get("path"), error)
-        await send_problem(
-            send, LiftError(f"The server is misconfigured: {error}", option=error.option)
-        )
-        return False
+        need = self.need
+        if need is not None and not await need.request(scope, send):
+            return False
+        self._checked = True
+        self._one = self._fast
+        return True
 
     async def _refuse(
         self, send: Send, limit_set: LimitSet, decision: Decision, now: float
