@@ -1,6 +1,7 @@
-"""Client addresses behind proxies, shared by the rate limiter's ``"ip"`` key and the
-Lambda handler's ALB client: one :class:`TrustedProxies` parses ``trusted_proxies`` and
-walks ``X-Forwarded-For`` to the right-most hop that is not a trusted proxy."""
+"""Client addresses behind proxies, the one implementation the rate limiter's ``"ip"`` key
+and the Lambda handler's ALB client each configure: :class:`TrustedProxies` parses a
+``trusted_proxies`` option and walks ``X-Forwarded-For`` to the right-most hop that is
+not a trusted proxy (each owner holds its own instance, from its own option)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,3 @@
-"""A multi-tenant SaaS API built only from lift_asgi's public API (see EXAMPLE_CONTRACT)."""
+"""A multi-tenant SaaS API built only from lift_asgi's public API.
+
+Its contract is examples/saas/README.md."""

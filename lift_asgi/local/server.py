@@ -62,8 +62,9 @@ class LocalDynamoDB:
 
     @classmethod
     def attach(cls, endpoint: str, *, region: str = "us-east-1") -> LocalDynamoDB:
-        """A server that already runs at ``endpoint`` (it must accept unsigned requests,
-        as both local engines do). :meth:`stop` never stops it."""
+        """A server that already runs at ``endpoint`` (its requests are signed with the
+        environment's credentials, dummy ones when there are none). :meth:`stop` never
+        stops it."""
         server = cls(engine="moto", region=region)
         server.engine = "external"
         server._attached = endpoint.rstrip("/")

@@ -1,5 +1,5 @@
 """The ``"ip"`` key: the client address, ``X-Forwarded-For`` believed only from trusted
-proxies (:class:`~lift_asgi._net.TrustedProxies`, shared with the Lambda handler).
+proxies (:class:`~lift_asgi._net.TrustedProxies`, the class the Lambda handler uses too).
 
 ``scope["client"]``; ``X-Forwarded-For`` only when the peer is a trusted proxy; under
 Mangum the source IP API Gateway saw, or for an ALB the right-most untrusted hop. IPv6

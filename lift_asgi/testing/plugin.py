@@ -19,9 +19,10 @@ Installed with ``lift-asgi[testing]``; nothing to import or configure. Fixtures:
 
 The engine is ``LIFT_ASGI_DYNAMODB_ENGINE`` (``moto`` or ``ministack``; see
 :mod:`lift_asgi.local.engines` for the default). Set ``LIFT_ASGI_DYNAMODB_ENDPOINT`` to use
-an already running server instead of starting one (it must accept unsigned requests, as
-both engines do): ``dynamodb_server`` is then :meth:`LocalDynamoDB.attach`'s, with the same
-type and methods (``create_tables``, ``create_table``, ``delete_table``, ``endpoint``).
+an already running server instead of starting one (requests to it are signed with the
+environment's credentials, dummy ones when there are none): ``dynamodb_server`` is then
+:meth:`LocalDynamoDB.attach`'s, with the same type and methods (``create_tables``,
+``create_table``, ``delete_table``, ``endpoint``).
 
 The fixtures are synchronous (the fault proxy runs its own loop in a thread), so they work
 whatever event loop scope pytest-asyncio gives a test.
