@@ -63,7 +63,14 @@ def test_the_rest_lives_in_its_submodule(name: str) -> None:
 
 def test_type_checkers_see_the_same_names() -> None:
     """The ``TYPE_CHECKING`` imports (what mypy and IDEs read) name exactly ``__all__``."""
-    tree = ast.parse(Path(lift_asgi.__file__).read_text())
+    imported = _type_checking_names(lift_asgi.__file__)
+    assert imported == set(lift_asgi.__all__) - {"__version__"}
+
+
+def _type_checking_names(path: str | None) -> set[str]:
+    """The names a module's ``if _typing.TYPE_CHECKING:`` block imports."""
+    assert path is not None
+    tree = ast.parse(Path(path).read_text())
     (block,) = [
         node
         for node in tree.body
@@ -75,7 +82,7 @@ def test_type_checkers_see_the_same_names() -> None:
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     }
-    assert imported == set(lift_asgi.__all__) - {"__version__"}
+    return imported
 
 
 def test_install_is_the_function_even_after_its_module_is_imported() -> None:
@@ -150,16 +157,5 @@ def test_dynamo_exports_resolve_and_type_checkers_see_them() -> None:
         assert getattr(dynamo, name) is not None
     with pytest.raises(AttributeError, match="no_such_name"):
         dynamo.no_such_name  # noqa: B018
-    tree = ast.parse(Path(dynamo.__file__).read_text())
-    (block,) = [
-        node
-        for node in tree.body
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "_typing.TYPE_CHECKING"
-    ]
-    imported = {
-        alias.asname or alias.name
-        for node in block.body
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    }
+    imported = _type_checking_names(dynamo.__file__)
     assert imported == set(dynamo.__all__) == set(dynamo._WHERE)
