@@ -30,6 +30,7 @@ per stage: a set and reset costs ~2,250 machine instructions. Lifespan scopes ne
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -91,16 +92,21 @@ class RequestContext:
     tenant: Tenant | None = None
     """The tenant the tenant stage resolved; ``None`` on an exempt path or without one."""
     uow: Any = None
-    """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran."""
+    """The request's :class:`~lift_asgi.dynamo.UnitOfWork`, once the unit of work ran
+    (typed ``Any`` here: the data layer's modules read this one through the cost hook;
+    it is typed where it is read, :func:`~lift_asgi.dynamo.current_uow`)."""
     request_id: str | None = None
     """The request id the observing stage accepted or generated."""
-    rate_limit: Any = None
-    """The rate-limit stage's decision (for request records and spans)."""
+    rate_limit: Mapping[str, str] | None = None
+    """The rate-limit stage's decision (for request records and spans):
+    ``{"outcome": ..., "rule": ...}`` (see :func:`lift_asgi.ratelimit.report.outcome`)."""
     commit: str | None = None
     """The unit of work's commit outcome: ``"none"``, ``"committed"``, ``"discarded"``,
     ``"conflict"``, ``"failed"``."""
     cost: Any = None
-    """The request's DynamoDB cost accounting (calls, capacity, latency), when observed."""
+    """The request's DynamoDB cost accounting (calls, capacity, latency), when observed: a
+    :class:`lift_asgi.observe.cost.RequestCost` (typed ``Any`` here since that module reads
+    this one; it is typed where it is read, :func:`~lift_asgi.observe.cost.current_cost`)."""
     ids: Any = None
     """The observing stage's :class:`~lift_asgi.observe.RequestIds` of the request, with
     ``None`` for their ``context`` (``current_ids()`` adds it): ids holding the context
