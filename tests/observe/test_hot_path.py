@@ -163,6 +163,13 @@ def test_generated_ids_count_on_in_hex_and_wrap_at_two_to_the_64() -> None:
     assert int(second[16:], 16) == int(first[16:], 16) + 1
 
 
+@pytest.mark.parametrize("start", [0, 0xFE, 0x1FF, 0x12345678, (1 << 64) - 300])
+def test_generated_ids_made_by_blocks_are_the_counter_formatted_one_by_one(start: int) -> None:
+    # blocks of 256 share their first 30 characters: every block edge is crossed here
+    made = list(itertools.islice(_formatted("ab%c" * 4, start), 600))
+    assert made == ["ab%c" * 4 + f"{(start + n) % (1 << 64):016x}" for n in range(600)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_a_forked_child_draws_a_new_prefix() -> None:
     before = new_request_id()
