@@ -114,13 +114,15 @@ def _formatted(prefix: str, start: int) -> Iterator[str]:
 
 
 def _seed() -> None:
-    global _ids
-    _ids = _formatted(os.urandom(8).hex(), int.from_bytes(os.urandom(4), "big"))
+    global generated
+    generated = _formatted(os.urandom(8).hex(), int.from_bytes(os.urandom(4), "big"))
 
 
 _WRAP: Final = 1 << 64
 _LOW_DIGITS: Final = tuple(f"{low:02x}" for low in range(256))
-_ids: Iterator[str] = iter(())
+#: The ids :func:`new_request_id` hands out. The observer calls ``next()`` on it itself
+#: (no Python frame per id), through this module: a fork replaces it.
+generated: Iterator[str] = iter(())
 _seed()
 os.register_at_fork(after_in_child=_seed)  # a forked worker must not repeat its parent's ids
 
@@ -129,7 +131,7 @@ def new_request_id() -> str:
     """32 hex digits: 64 random bits drawn once per process (again after a fork), then a
     64-bit counter. Unique like a UUID4 without a system call per request; an id is
     not a secret, so it need not be unpredictable."""
-    return next(_ids)
+    return next(generated)
 
 
 def with_context(ids: RequestIds, context: RequestContext) -> RequestIds:

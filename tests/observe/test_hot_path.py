@@ -21,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from lift_asgi.observe import RequestObserver, current_ids
 from lift_asgi.observe.ids import _formatted, new_request_id
+from lift_asgi.stages import OBSERVE, SCOPE_KEY, enter
 from tests.observe.conftest import Records, client
 
 
@@ -238,3 +239,35 @@ async def test_a_long_header_name_is_replaced_whatever_its_case() -> None:
         (b"content-length", b"0"),
         (b"x-correlation-request-id", b"abc"),
     ]
+
+
+async def test_the_context_the_observer_opens_is_the_one_enter_opens() -> None:
+    # __call__ opens the request's context without calling enter(): the same fields
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(vars(scope[SCOPE_KEY])))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    scope = _scope([])
+    await _run(RequestObserver(app), scope)
+    (fields,) = seen
+    opened = vars(enter({}, OBSERVE))
+    assert {key: fields[key] for key in opened} == opened
+    assert set(fields) - set(opened) == {"request_id", "ids"}
+    assert scope["state"] == {"request_id": fields["request_id"]}
+
+
+async def test_the_default_generator_and_new_request_id_hand_out_the_same_ids() -> None:
+    # the observer takes the default ids with next() itself, not through new_request_id
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    before = new_request_id()
+    sent = await _run(RequestObserver(app), _scope([]))
+    after = new_request_id()
+    echoed = dict(sent[0]["headers"])[b"x-request-id"].decode()
+    assert before[:16] == echoed[:16] == after[:16]
+    assert int(echoed[16:], 16) == int(before[16:], 16) + 1 == int(after[16:], 16) - 1
