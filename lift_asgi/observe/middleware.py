@@ -245,12 +245,17 @@ class RequestObserver(metaclass=LoudStartup):
             ctx.stages.append(OBSERVE)
             exposed = _get_context() is ctx
         ids = self._ids(scope, ctx, self._counting)
-        echoed = (self._header, ids.request_id.encode("ascii"))
-        spellings = self._spellings
         status: int | None = None
 
-        def send_with_id(message: Message) -> Awaitable[None]:
+        def send_with_id(
+            message: Message,
+            send: Send = send,
+            echoed: tuple[bytes, bytes] = (self._header, ids.request_id.encode("ascii")),
+            spellings: Container[object] = self._spellings,
+        ) -> Awaitable[None]:
             # A plain function handing back send's own awaitable: no coroutine per message.
+            # What it reads is bound as defaults, not closed over: a cell fewer each (the
+            # app calls it with the message alone); only the status it writes is a cell.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -268,9 +273,9 @@ class RequestObserver(metaclass=LoudStartup):
         log = self._log
         if log and self._quiet and under(route_path(scope), self._quiet):
             log = False
-        # The route is matched only when a record is written, on the scope as the app
-        # got it (a Mount inside rewrites root_path): a copy, made in C.
-        seen = dict(scope) if log else None
+        # The route is matched only when a record is written, with the root path the app
+        # got (a Mount inside rewrites it; the path it leaves): kept, not a scope copy.
+        root = scope.get("root_path") if log else None
         # None without OpenTelemetry (a Telemetry is always true)
         span = self._telemetry and self._telemetry.request_started(scope, self._route(scope))
         token = None if exposed else _set_context(ctx)  # None: an outer stage did
@@ -294,7 +299,8 @@ class RequestObserver(metaclass=LoudStartup):
                     _INFO if status is not None and status < 500 else _ERROR
                 )
             if log or span:
-                self._finish(scope, ids, ctx, seen if log else None, status, start, error, span)
+                seen = {**scope, "root_path": root} if log else None
+                self._finish(scope, ids, ctx, seen, status, start, error, span)
 
     def _finish(
         self,
@@ -307,8 +313,8 @@ class RequestObserver(metaclass=LoudStartup):
         error: BaseException | None,
         span: Any,
     ) -> None:
-        """The request's record (when ``seen``, the scope as the app got it, is given)
-        and the end of its span (when one)."""
+        """The request's record (when ``seen``, the scope with the root path the app got,
+        is given) and the end of its span (when one)."""
         seconds = _clock() - start
         telemetry = self._telemetry
         ids = with_context(ids, ctx)  # for the tenant (ctx.ids has no context: no cycle)
