@@ -62,8 +62,8 @@ _get_context = context_var.get
 _set_context = context_var.set
 _reset_context = context_var.reset
 _INFO = logging.INFO
-_new = object.__new__
 _ERROR = logging.ERROR
+_new = object.__new__  # a RequestContext without its __init__, as enter() makes it
 _MAX_SPELLINGS = 1 << 10  # X-Request-ID has 10 letters: 1024 spellings, ~80 kB
 
 
