@@ -515,6 +515,10 @@ def relative_location(message: Message, origin: bytes) -> Message:
     another site) are left alone.
     """
     headers = message.get("headers") or ()
+    if type(headers) is not list and type(headers) is not tuple:
+        # any iterable (ASGI allows one): read once here, so it is kept as read
+        headers = list(headers)
+        message = {**message, "headers": headers}
     rewritten = []
     changed = False
     size = len(origin)

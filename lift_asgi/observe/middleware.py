@@ -260,6 +260,8 @@ class RequestObserver(metaclass=LoudStartup):
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = message.get("headers", ())
+                if type(headers) is not list and type(headers) is not tuple:
+                    headers = list(headers)  # any iterable (ASGI): read once, kept
                 try:
                     for key, _ in headers:
                         if key in spellings:  # the app set its own id: ours replaces it
