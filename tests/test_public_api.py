@@ -134,6 +134,12 @@ def test_the_readme_module_map_matches_the_tree() -> None:
         ("from lift_asgi.ratelimit.sync_storage import DynamoDBStorage", ["limits"]),
         ("import lift_asgi.idempotency", []),
         (
+            "import fastapi, lift_asgi\n"
+            "lift_asgi.install(fastapi.FastAPI(), observe={},"
+            " tenant={'resolvers': [lift_asgi.HeaderResolver()]})",
+            ["fastapi"],
+        ),
+        (
             "import lift_asgi, starlette.applications\n"
             "lift_asgi.install(starlette.applications.Starlette(), observe={},"
             " tenant={'resolvers': [lift_asgi.HeaderResolver()]},"

@@ -37,6 +37,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import ConfigurationError, LiftError, send_problem
 from lift_asgi.observe import ids as ids_module
@@ -220,8 +221,6 @@ class RequestObserver(metaclass=LoudStartup):
             )
         elif tracer_provider is not None or meter_provider is not None or tenant_in_metrics:
             raise ConfigurationError("otel", "tracer_provider and the like need otel=True")
-        from lift_asgi.ratelimit.routes import RouteTable
-
         self._route = RouteTable(app, router)
         self._counting = dynamodb_cost or self._telemetry is not None
 

@@ -9,12 +9,12 @@ from typing import Any
 from starlette.types import Scope
 
 from lift_asgi._paths import compile_prefixes, under
+from lift_asgi._routes import template_of
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.client_ip import ClientIP
 from lift_asgi.ratelimit.keys import compile_key, uses_tenant
 from lift_asgi.ratelimit.limit_sets import PlanLimits
 from lift_asgi.ratelimit.report import Outcomes
-from lift_asgi.ratelimit.routes import template_of
 from lift_asgi.ratelimit.rules import (
     ON_FAILURE,
     STRATEGIES,

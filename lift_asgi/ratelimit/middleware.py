@@ -37,6 +37,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes, route_path, under
+from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
     ConfigurationError,
@@ -51,7 +52,6 @@ from lift_asgi.ratelimit.core import Decision
 from lift_asgi.ratelimit.failures import StoreFailures
 from lift_asgi.ratelimit.limit_sets import LimitSet
 from lift_asgi.ratelimit.report import RateLimitStats
-from lift_asgi.ratelimit.routes import RouteTable
 from lift_asgi.ratelimit.rules import (
     LOCAL,
     ON_FAILURE,

@@ -1,5 +1,6 @@
-"""Route templates: which template of the app's own router a path matches (the
-``"route"`` key and ``routes=`` matching)."""
+"""Route templates: which template of the app's own router a path matches, for the rate
+limiter (the ``"route"`` key and ``routes=`` matching) and the observer's request
+records. A leaf beside ``_paths.py``: either stage imports it without the other."""
 
 from __future__ import annotations
 
