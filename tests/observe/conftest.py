@@ -19,6 +19,7 @@ import httpx
 import jwt
 import pytest
 from fastapi import Depends, FastAPI, Request
+from starlette.types import ASGIApp, Message, Scope
 
 import lift_asgi
 from lift_asgi.dynamo import DynamoTable, RetryPolicy, UnitOfWork, get_uow
@@ -184,3 +185,17 @@ async def make_stack(
     yield make
     for transport in transports:
         await transport.close()
+
+
+async def run_asgi(app: ASGIApp, scope: Scope) -> list[Message]:
+    """Call ``app`` with ``scope`` and an empty request body; the messages it sent."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent

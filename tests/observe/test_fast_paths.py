@@ -14,11 +14,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lift_asgi.observe import RequestObserver, current_ids
 from lift_asgi.stages import SCOPE_KEY
-from tests.observe.conftest import Records
+from tests.observe.conftest import Records, run_asgi
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -36,19 +36,6 @@ def _scope(path: str = "/", headers: Any = (), root_path: str = "") -> Scope:
         "query_string": b"",
         "headers": list(headers),
     }
-
-
-async def _run(observer: RequestObserver, scope: Scope) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await observer(scope, receive, send)
-    return sent
 
 
 @pytest.fixture
@@ -76,7 +63,7 @@ async def _what_the_request_got(
 
     observer.app = app
     scope = _scope("/items/7", headers)
-    sent = await _run(observer, scope)
+    sent = await run_asgi(observer, scope)
     seen["sent"] = sent
     return seen
 
@@ -157,7 +144,7 @@ async def test_the_records_route_under_a_servers_root_path_and_a_mount_inside(
     request_log.setLevel(logging.INFO)
     app = Starlette(routes=[Mount("/api", routes=[Route("/items/{item_id}", _item)])])
     scope = _scope("/prefix/api/items/7", root_path="/prefix")
-    sent = await _run(RequestObserver(app), scope)
+    sent = await run_asgi(RequestObserver(app), scope)
     assert sent[0]["status"] == 200
     assert scope["root_path"] == "/prefix/api"  # what the Mount left
     (line,) = records.requests()

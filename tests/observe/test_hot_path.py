@@ -17,12 +17,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from lift_asgi.observe import RequestObserver, current_ids
 from lift_asgi.observe.ids import _formatted, new_request_id
 from lift_asgi.stages import OBSERVE, SCOPE_KEY, enter
-from tests.observe.conftest import Records, client
+from tests.observe.conftest import Records, client, run_asgi
 
 
 async def _item(request: Any) -> PlainTextResponse:
@@ -96,19 +96,6 @@ def _scope(headers: Any) -> Scope:
     }
 
 
-async def _run(observer: RequestObserver, scope: Scope) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await observer(scope, receive, send)
-    return sent
-
-
 async def test_the_first_of_repeated_headers_whatever_holds_the_headers() -> None:
     seen: list[Any] = []
 
@@ -131,7 +118,7 @@ async def test_the_first_of_repeated_headers_whatever_holds_the_headers() -> Non
 
     observer = RequestObserver(app)
     for headers in (pairs, tuple(pairs), [list(pair) for pair in pairs], generated()):
-        sent = await _run(observer, _scope(headers))
+        sent = await run_asgi(observer, _scope(headers))
         assert sent[0]["headers"] == [(b"x-request-id", b"first")]
     assert seen == [("first", "Root=1-a")] * 4
 
@@ -147,7 +134,7 @@ async def test_the_ids_own_header_is_not_also_read_as_the_trace_header() -> None
         await send({"type": "http.response.body", "body": b""})
 
     observer = RequestObserver(app, header="X-Amzn-Trace-Id")
-    sent = await _run(observer, _scope([(b"x-amzn-trace-id", b"abc-1")]))
+    sent = await run_asgi(observer, _scope([(b"x-amzn-trace-id", b"abc-1")]))
     assert seen == [("abc-1", None)]
     assert sent[0]["headers"] == [(b"x-amzn-trace-id", b"abc-1")]
 
@@ -219,10 +206,10 @@ async def test_header_names_that_cannot_be_hashed_are_still_read_and_replaced() 
         (bytearray(b"x-request-id"), b"first"),
         (b"x-request-id", b"second"),
     ]
-    sent = await _run(RequestObserver(app), _scope(request))
+    sent = await run_asgi(RequestObserver(app), _scope(request))
     assert seen == [("first", "Root=1-a")]
     assert sent[0]["headers"] == [(b"content-length", b"0"), (b"x-request-id", b"first")]
-    untrusted = await _run(RequestObserver(app, trust_header=False), _scope(request))
+    untrusted = await run_asgi(RequestObserver(app, trust_header=False), _scope(request))
     assert seen[1][0] != "first" and seen[1][1] == "Root=1-a"
     assert untrusted[0]["headers"][-1] == (b"x-request-id", seen[1][0].encode())
 
@@ -234,7 +221,7 @@ async def test_a_long_header_name_is_replaced_whatever_its_case() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     observer = RequestObserver(app, header="X-Correlation-Request-ID")
-    sent = await _run(observer, _scope([(b"x-correlation-request-id", b"abc")]))
+    sent = await run_asgi(observer, _scope([(b"x-correlation-request-id", b"abc")]))
     assert sent[0]["headers"] == [
         (b"content-length", b"0"),
         (b"x-correlation-request-id", b"abc"),
@@ -251,7 +238,7 @@ async def test_the_context_the_observer_opens_is_the_one_enter_opens() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     scope = _scope([])
-    await _run(RequestObserver(app), scope)
+    await run_asgi(RequestObserver(app), scope)
     (fields,) = seen
     opened = vars(enter({}, OBSERVE))
     assert {key: fields[key] for key in opened} == opened
@@ -266,7 +253,7 @@ async def test_the_default_generator_and_new_request_id_hand_out_the_same_ids() 
         await send({"type": "http.response.body", "body": b""})
 
     before = new_request_id()
-    sent = await _run(RequestObserver(app), _scope([]))
+    sent = await run_asgi(RequestObserver(app), _scope([]))
     after = new_request_id()
     echoed = dict(sent[0]["headers"])[b"x-request-id"].decode()
     assert before[:16] == echoed[:16] == after[:16]
