@@ -198,8 +198,11 @@ def generic_tables(rows: Sequence[Any], labels: dict[str, str] | None = None) ->
 def _clients(rows: Any) -> list[str]:
     return [
         table(
-            ["client", "CPU µs/call", "wall µs/call", "CPU ratio to raw aiohttp"],
-            [[r.client, f"{r.cpu_us:.0f}", f"{r.wall_us:.0f}", f"{r.ratio:.2f}"] for r in rows],
+            ["client", "CPU µs/call", "wall µs/call", "CPU ratio to raw aiohttp", "what it does"],
+            [
+                [r.client, f"{r.cpu_us:.0f}", f"{r.wall_us:.0f}", f"{r.ratio:.2f}", r.note]
+                for r in rows
+            ],
         )
     ]
 

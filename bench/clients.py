@@ -211,7 +211,8 @@ NOTES = {
     "aiodynamo Table.get_item": "+ aiodynamo's item encoding/decoding",
     "aiodynamo + httpx get_item": "the same on aiodynamo's httpx adapter",
     "aioboto3": "botocore: validation, endpoint rules, signing, parsing",
-    "lift-asgi AiodynamoTransport": "+ cached signer, credentials, error mapping, cost hook",
+    "lift-asgi AiodynamoTransport": "+ JSON encoding of the payload, cached signer, credentials, "
+    "error mapping, cost hook",
 }
 
 
