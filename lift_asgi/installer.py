@@ -162,6 +162,14 @@ def _check_needs(configured: dict[str, dict[str, Any]]) -> None:
     """What the stages would refuse at lifespan startup, refused here already (the
     stages' needs of a stage outside them are checked as each is built, from its
     ``need``)."""
+    uow = configured.get(UNIT_OF_WORK)
+    if uow is not None and TENANT not in configured and uow.get("tenant_from") is None:
+        # before anything is built, as the stage's own need would say it (stages.Need)
+        raise ConfigurationError(
+            "tenant",
+            "the unit of work is scoped to the tenant: configure tenant={...} "
+            "(or unit_of_work={'tenant_from': ...})",
+        )
     if IDEMPOTENCY in configured and UNIT_OF_WORK not in configured:
         raise ConfigurationError(
             "unit_of_work",

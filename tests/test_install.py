@@ -451,3 +451,9 @@ async def test_the_app_own_middlewares_wrap_the_suite_whatever_the_order(
     assert preflight.headers["access-control-allow-origin"] == origin
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == origin
+
+
+def test_a_unit_of_work_without_a_tenant_stage_is_named_before_its_own_options() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        lift_asgi.install(fastapi_app(), unit_of_work={"table": "things", "bogus": 1})
+    assert raised.value.option == "tenant"

@@ -351,3 +351,23 @@ async def test_jwt_cached_tenant_answers_only_live_cached_tokens() -> None:
     resolver._entries[key] = (0.0, time.time() - 1, tenant)
     assert resolver.cached_tenant(scope) is None
     assert not resolver._entries
+
+
+async def test_a_subclass_that_overrides_resolve_sees_every_request() -> None:
+    """Its own check (a revocation list here) runs on cache hits too: the short path asks
+    cached_tenant only of the class whose resolve it would otherwise await."""
+
+    class Revoking(JWTResolver):
+        async def resolve(self, scope: Scope) -> Tenant | None:
+            tenant = await super().resolve(scope)
+            if tenant is not None and tenant.id == "banned":
+                raise Conflict("revoked")
+            return tenant
+
+    middleware = TenantMiddleware(Seen(), resolvers=[Revoking(key=SECRET)])
+    assert middleware._one is not None and middleware._cached is None
+    for _ in range(2):  # the miss, then what would be a cache hit
+        sent = await call(middleware, http_scope(f"Bearer {token('banned')}".encode()))
+        assert sent[0]["status"] == 409
+    plain = TenantMiddleware(Seen(), resolvers=[JWTResolver(key=SECRET)])
+    assert plain._cached is not None

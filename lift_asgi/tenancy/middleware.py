@@ -161,7 +161,7 @@ class TenantMiddleware(metaclass=LoudStartup):
         self._cached: Callable[[Scope], Tenant | None] | None = None
         if len(self._resolve_funcs) == 1 and not require_consistent:
             self._one = self._resolve_funcs[0]
-            cached = getattr(getattr(self._one, "__self__", None), "cached_tenant", None)
+            cached = _cached_lookup(self._one)
             if cached is not None and (not callable(cached) or inspect.iscoroutinefunction(cached)):
                 raise ConfigurationError(
                     "resolvers", "cached_tenant(scope) must be a plain (not async) method"
@@ -334,3 +334,18 @@ async def _refuse_websocket(receive: Receive, send: Send, error: LiftError) -> N
     message = await receive()
     if message["type"] == "websocket.connect":
         await send({"type": "websocket.close", "code": 1008, "reason": error.title})
+
+
+def _cached_lookup(resolve: ResolveFunc) -> Any:
+    """The resolver's ``cached_tenant``, if the class whose ``resolve`` runs defines it.
+
+    A subclass that overrides ``resolve`` (a revocation check, extra claims) and not
+    ``cached_tenant`` must see every request: its parent's cache answer would skip it.
+    """
+    owner = getattr(resolve, "__self__", None)
+    if owner is None:
+        return None
+    home = next((k for k in type(owner).__mro__ if "resolve" in vars(k)), None)
+    if home is None or "cached_tenant" not in vars(home):
+        return None
+    return getattr(owner, "cached_tenant", None)
