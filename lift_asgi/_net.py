@@ -1,18 +1,27 @@
-"""Client addresses behind proxies, the one implementation the rate limiter's ``"ip"`` key
-and the Lambda handler's ALB client each configure: :class:`TrustedProxies` parses a
-``trusted_proxies`` option and walks ``X-Forwarded-For`` to the right-most hop that is
-not a trusted proxy (each owner holds its own instance, from its own option)."""
+"""Client addresses behind proxies: :class:`TrustedProxies` parses a ``trusted_proxies``
+option and walks ``X-Forwarded-For`` to the right-most hop that is not a trusted proxy.
+
+The rate limiter's ``"ip"`` key and the Lambda handler each take the option, and
+:meth:`TrustedProxies.of` gives both the one object for one list (one parse, one verdict
+cache). The handler, the edge on Lambda, reads an ALB event's header once into
+``scope["client"]`` and marks the scope with the object it used (:data:`FORWARDED_BY`),
+so the ``"ip"`` key reads the client from there instead of walking the header again."""
 
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections.abc import Callable, Iterable
 
 from lift_asgi.errors import ConfigurationError
 
-__all__ = ["TrustedProxies", "forwarded_client", "host_of"]
+__all__ = ["FORWARDED_BY", "TrustedProxies", "forwarded_client", "host_of"]
 
 _CACHE = 4096
+
+#: The scope key under which the Lambda handler leaves the :class:`TrustedProxies` that
+#: turned an ALB event's ``X-Forwarded-For`` into ``scope["client"]``.
+FORWARDED_BY = "lift_asgi.forwarded_by"
 
 
 def host_of(value: str) -> str:
@@ -48,7 +57,24 @@ class TrustedProxies:
     IPv4 peer) is judged as its IPv4 address. Verdicts are cached per host (bounded).
     """
 
-    __slots__ = ("_addresses", "_cache", "_networks", "always", "any_trusted")
+    __slots__ = ("__weakref__", "_addresses", "_cache", "_networks", "always", "any_trusted")
+
+    @classmethod
+    def of(
+        cls, trusted: str | Iterable[str] | TrustedProxies = (), option: str = "trusted_proxies"
+    ) -> TrustedProxies:
+        """The one object for the proxies ``trusted`` names: two options that name the same
+        addresses and networks (in any order or spelling) get the same instance; an
+        instance is returned as it is."""
+        if isinstance(trusted, TrustedProxies):
+            return trusted
+        proxies = cls(trusted, option)
+        return _SHARED.setdefault(proxies.identity, proxies)
+
+    @property
+    def identity(self) -> tuple[bool, frozenset[object], frozenset[object]]:
+        """What the proxies trust, comparable: ``"*"``, the addresses, the networks."""
+        return (self.always, frozenset(self._addresses), frozenset(self._networks))
 
     def __init__(self, trusted: str | Iterable[str] = (), option: str = "trusted_proxies") -> None:
         if isinstance(trusted, str):
@@ -101,3 +127,9 @@ class TrustedProxies:
     def client(self, forwarded: str) -> str | None:
         """The client an ``X-Forwarded-For`` value names (see :func:`forwarded_client`)."""
         return forwarded_client(forwarded, self.trusts)
+
+
+#: One :class:`TrustedProxies` per configuration, while any owner holds it.
+_SHARED: weakref.WeakValueDictionary[
+    tuple[bool, frozenset[object], frozenset[object]], TrustedProxies
+] = weakref.WeakValueDictionary()

@@ -15,13 +15,13 @@ import signal
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lift_asgi._net import TrustedProxies
+from lift_asgi._net import FORWARDED_BY, TrustedProxies
 from lift_asgi._startup import build_stack
 from lift_asgi.errors import ConfigurationError
 
@@ -141,8 +141,9 @@ class LambdaHandler:
     - gives the app a client address it can trust: API Gateway's and function URLs'
       ``sourceIp`` (as Mangum does), and for ALB events the right-most
       ``X-Forwarded-For`` hop that is not one of ``trusted_proxies`` (Mangum passes the
-      raw header, which any client can prefix).
-
+      raw header, which any client can prefix). The rate limiter's ``"ip"`` key takes
+      that client as its own, so ``trusted_proxies`` is given here, once (a limiter's
+      own list can only walk further left, when it trusts the hop this one stopped at);
     - builds a Starlette (or FastAPI) app's middleware stack when it is created, so a
       middleware's :class:`~lift_asgi.errors.ConfigurationError` is raised where the
       handler is created (at import, in Lambda's init phase), with its message;
@@ -161,7 +162,7 @@ class LambdaHandler:
         app: ASGIApp,
         *,
         lifespan: str = "auto",
-        trusted_proxies: Sequence[str] = (),
+        trusted_proxies: str | Iterable[str] = (),
         shutdown_on_sigterm: bool = False,
         **mangum_options: Any,
     ) -> None:
@@ -173,11 +174,10 @@ class LambdaHandler:
             raise ConfigurationError("lifespan", "pass it once")
         if not isinstance(shutdown_on_sigterm, bool):
             raise ConfigurationError("shutdown_on_sigterm", "True or False")
-        # The same class (lift_asgi._net.TrustedProxies), not the same object, as the rate
-        # limiter's "ip" key: each parses its own trusted_proxies option. On ALB events
-        # this one sets scope["client"] from X-Forwarded-For; the ip key then walks the
-        # header with its own trusted_proxies.
-        self._proxies = TrustedProxies(trusted_proxies)
+        # The rate limiter's "ip" key gets this same object for the same list. On ALB
+        # events the header is read here, once, into scope["client"], and the scope
+        # names the object that read it (FORWARDED_BY): the "ip" key starts from there.
+        self._proxies = TrustedProxies.of(trusted_proxies)
         build_stack(app)  # a configuration error is raised here, not on the first event
         self.app = app
         self.lifespan = lifespan
@@ -218,6 +218,7 @@ class LambdaHandler:
             event = scope.get("aws.event") or {}
             if "elb" in event.get("requestContext", {}):
                 scope["client"] = (self._alb_client(scope), 0)
+                scope[FORWARDED_BY] = self._proxies
         await self.app(scope, receive, send)
 
     def _alb_client(self, scope: Scope) -> str:

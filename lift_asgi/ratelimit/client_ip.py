@@ -1,8 +1,12 @@
 """The ``"ip"`` key: the client address, ``X-Forwarded-For`` believed only from trusted
-proxies (:class:`~lift_asgi._net.TrustedProxies`, the class the Lambda handler uses too).
+proxies (:class:`~lift_asgi._net.TrustedProxies`, the one object the Lambda handler
+holds too when both options name the same proxies).
 
 ``scope["client"]``; ``X-Forwarded-For`` only when the peer is a trusted proxy; under
-Mangum the source IP API Gateway saw, or for an ALB the right-most untrusted hop. IPv6
+Mangum the source IP API Gateway saw, or for an ALB the right-most untrusted hop: the
+client :class:`~lift_asgi.aws.LambdaHandler` already read from the header, when it ran
+(walked again only if this key's own list trusts that client, which it does only when
+its list is wider than the handler's). IPv6
 addresses are grouped by ``ipv6_prefix`` (/64) so one host cannot rotate through its
 subnet; no address at all shares the key ``unknown``.
 """
@@ -15,7 +19,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from lift_asgi._net import TrustedProxies
+from lift_asgi._net import FORWARDED_BY, TrustedProxies
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.rules import KeyFunc
 
@@ -39,7 +43,7 @@ class ClientIP:
     def __init__(
         self, trusted: str | Iterable[str] | TrustedProxies = (), ipv6_prefix: int = 64
     ) -> None:
-        self.proxies = trusted if isinstance(trusted, TrustedProxies) else TrustedProxies(trusted)
+        self.proxies = TrustedProxies.of(trusted)
         if (
             not isinstance(ipv6_prefix, int)
             or isinstance(ipv6_prefix, bool)
@@ -107,6 +111,12 @@ class ClientIP:
             return str(identity["sourceIp"])
         if "elb" in context:
             # The ALB appends the address it saw: the right-most hop not a trusted proxy.
+            by = scope.get(FORWARDED_BY)
+            if by is not None:  # lift_asgi.aws.LambdaHandler read it into scope["client"]
+                client = scope.get("client")
+                host = str(client[0]) if client and client[0] else None
+                if by is self.proxies or host is None or not self.trusts(host):
+                    return host
             forwarded = _event_header(event, "x-forwarded-for")
             return self.proxies.client(forwarded) if forwarded else None
         client = scope.get("client")  # Lambda@Edge and others: Mangum's own reading
