@@ -25,12 +25,11 @@ from lift_asgi.errors import (
     ConfigurationError,
     InvalidTenant,
     LiftError,
-    ResponseTracker,
     TenantMismatch,
     Unauthorized,
-    call_with_problems,
     send_problem,
 )
+from lift_asgi.send_wrapper import ResponseTracker, call_with_problems
 from lift_asgi.stages import SCOPE_KEY, TENANT, RequestContext, context_var, enter
 from lift_asgi.tenancy.memo import remember
 from lift_asgi.tenancy.tenant import (
