@@ -51,25 +51,10 @@ from lift_asgi.ratelimit.compiled import CompiledRule
 from lift_asgi.ratelimit.core import Decision
 from lift_asgi.ratelimit.failures import StoreFailures
 from lift_asgi.ratelimit.limit_sets import LimitSet
+from lift_asgi.ratelimit.options import check_options, compile_rules, rules_from, tenant_need
 from lift_asgi.ratelimit.report import RateLimitStats
-from lift_asgi.ratelimit.rules import (
-    LOCAL,
-    ON_FAILURE,
-    KeySpec,
-    LimitSpec,
-    Rule,
-    bounded_key,
-    removed_fail_open,
-    rule_name,
-)
-from lift_asgi.stages import (
-    RATE_LIMIT,
-    SCOPE_KEY,
-    TENANT,
-    Need,
-    RequestContext,
-    enter,
-)
+from lift_asgi.ratelimit.rules import LOCAL, KeySpec, LimitSpec, Rule, bounded_key
+from lift_asgi.stages import RATE_LIMIT, SCOPE_KEY, Need, RequestContext, enter
 
 __all__ = ["RateLimitMiddleware"]
 
@@ -78,19 +63,6 @@ _KEY_MEMO_SIZE = 4096
 _KEY_MEMO_MAX_LEN = 256
 
 logger = logging.getLogger("lift_asgi.ratelimit")
-
-_HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
-
-
-def _seconds(value: Any) -> bool:
-    """Whether ``value`` is a finite number (not a bool): NaN compares false with
-    everything, so ``timeout=nan`` would never time out."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value: Any, least: int) -> bool:
-    """Whether ``value`` is an int (not a bool) of at least ``least``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _no_acquire(key: str, windows: Any, cost: int, now: float) -> Decision:
@@ -187,45 +159,25 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         router: Any = None,
     ) -> None:
         self.app = app
-        rules_given = rules is not None  # names the option a need of the tenant stage
-        if rules is not None and limit is not None:
-            raise ConfigurationError("rules", "give either rules=[...] or limit=..., not both")
-        if rules is None:
-            if limit is None:
-                raise ConfigurationError("limit", "a limit such as '100/minute' (or rules=[...])")
-            rules = [
-                Rule(
-                    limit,
-                    key=key,
-                    name="default",
-                    methods=methods,
-                    routes=routes,
-                    path_prefix=path_prefix,
-                    cost=cost,
-                )
-            ]
-        elif isinstance(rules, Rule) or not isinstance(rules, Sequence) or not rules:
-            raise ConfigurationError("rules", "a non-empty list of Rule")
-        if fail_open is not None:
-            raise removed_fail_open()
-        if on_failure not in ON_FAILURE:
-            raise ConfigurationError("on_failure", f"one of {', '.join(map(repr, ON_FAILURE))}")
-        if not _seconds(timeout) or timeout <= 0:
-            raise ConfigurationError("timeout", "a finite number of seconds > 0")
-        if not _whole(unavailable_retry_after, 1):
-            raise ConfigurationError("unavailable_retry_after", "an integer number of seconds >= 1")
-        if not _seconds(warn_interval) or warn_interval < 0:
-            raise ConfigurationError("warn_interval", "a finite number of seconds >= 0")
-        if not _whole(blocked_cache_size, 0):
-            raise ConfigurationError("blocked_cache_size", "an integer >= 0 (0 disables)")
-        if not callable(clock):
-            raise ConfigurationError("clock", "a callable returning epoch seconds")
-        if (
-            not isinstance(api_key_header, str)
-            or not api_key_header
-            or not (set(api_key_header.lower().encode("latin-1", "replace")) <= _HEADER_NAME)
-        ):
-            raise ConfigurationError("api_key_header", f"{api_key_header!r} is not a header name")
+        rules, rules_given = rules_from(
+            rules,
+            limit,
+            key=key,
+            methods=methods,
+            routes=routes,
+            path_prefix=path_prefix,
+            cost=cost,
+        )
+        check_options(
+            fail_open=fail_open,
+            on_failure=on_failure,
+            timeout=timeout,
+            unavailable_retry_after=unavailable_retry_after,
+            warn_interval=warn_interval,
+            blocked_cache_size=blocked_cache_size,
+            clock=clock,
+            api_key_header=api_key_header,
+        )
 
         self.backend: Backend = backend_from(storage)
         self._io = bool(getattr(self.backend, "io", True))
@@ -243,51 +195,19 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         )
         self._exempt = compile_prefixes("exempt", exempt)
         self._route = RouteTable(app, router)
-        client_ip = ClientIP(trusted_proxies, ipv6_prefix)
-        compiled: list[CompiledRule] = []
-        seen: set[str] = set()
-        for position, rule in enumerate(rules):
-            if not isinstance(rule, Rule):
-                raise ConfigurationError("rules", f"{rule!r} is not a Rule")
-            default_name = "default" if position == 0 else f"rule{position}"
-            name = rule_name("name", default_name if rule.name is None else rule.name)
-            if name in seen:
-                raise ConfigurationError("name", f"two rules are named {name!r}")
-            seen.add(name)
-            compiled.append(
-                CompiledRule(
-                    rule,
-                    name=name,
-                    strategy=rule.strategy or strategy,
-                    on_failure=on_failure if rule.on_failure is None else rule.on_failure,
-                    client_ip=client_ip,
-                    api_key_header=api_key_header.lower().encode("latin-1"),
-                    route=self._route,
-                )
-            )
-        self.rules: tuple[CompiledRule, ...] = tuple(compiled)
-        # The option that makes a rule need the tenant stage outside ("key": a tenant or
-        # user key; "limit": limits by plan), checked at lifespan startup, else on the
-        # first limited requests until it passes.
-        option = next((r.needs_tenant for r in compiled if r.needs_tenant), None)
-        self.need: Need | None = None
-        if option is not None:
-            if option == "limit":
-                what, other = "limits by the tenant's plan", "a limits string such as '100/minute'"
-            else:
-                what, other = "is keyed by tenant or user", "another key such as 'ip' or 'api_key'"
-            self.need = Need(
-                RATE_LIMIT,
-                TENANT,
-                option,
-                log=logger,
-                install_option=f"{RATE_LIMIT}.{'rules' if rules_given else option}",
-                install_message=f"the rate limiter {what}, which needs the tenant stage: "
-                f"configure tenant={{...}} (or give {other})",
-            )
+        self.rules: tuple[CompiledRule, ...] = compile_rules(
+            rules,
+            strategy=strategy,
+            on_failure=on_failure,
+            client_ip=ClientIP(trusted_proxies, ipv6_prefix),
+            api_key_header=api_key_header,
+            route=self._route,
+        )
+        # checked at lifespan startup, else on the first limited requests until it passes
+        self.need: Need | None = tenant_need(self.rules, rules_given)
         self._checked = self.need is None
-        self._need_path = bool(self._exempt) or any(rule.prefixes for rule in compiled)
-        self._fast_path(compiled)
+        self._need_path = bool(self._exempt) or any(rule.prefixes for rule in self.rules)
+        self._fast_path(self.rules)
         self._timeout = float(timeout)
         if not isinstance(headers, bool):
             raise ConfigurationError("headers", "True or False")
@@ -519,7 +439,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
 
         await self.app(scope, receive, send_with_headers)
 
-    def _fast_path(self, compiled: list[CompiledRule]) -> None:
+    def _fast_path(self, compiled: Sequence[CompiledRule]) -> None:
         """Whether :meth:`__call__`'s path for the common configuration serves this one
         (``_fast``, the rule; ``_one`` once the tenant stage was checked), and with what."""
         rule = compiled[0]
