@@ -134,6 +134,16 @@ def test_the_readme_module_map_matches_the_tree() -> None:
         ("from lift_asgi.ratelimit.sync_storage import DynamoDBStorage", ["limits"]),
         ("import lift_asgi.idempotency", []),
         (
+            # the annotations of the table helpers resolve without the transport's aiohttp
+            "import typing\n"
+            "from lift_asgi.dynamo.tables import create_table\n"
+            "from lift_asgi.ratelimit.table import create_rate_limit_table\n"
+            "from lift_asgi.dynamo.protocol import DynamoTransport\n"
+            "assert typing.get_type_hints(create_table)['transport'] == DynamoTransport | None\n"
+            "assert typing.get_type_hints(create_rate_limit_table)['transport']",
+            ["limits"],  # the rate-limit package's own; no aiohttp
+        ),
+        (
             "import fastapi, lift_asgi\n"
             "lift_asgi.install(fastapi.FastAPI(), observe={},"
             " tenant={'resolvers': [lift_asgi.HeaderResolver()]})",

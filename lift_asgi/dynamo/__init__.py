@@ -57,7 +57,7 @@ _WHERE = {
     "delete_table": "tables",
     "Aioboto3Transport": "transport",
     "AiodynamoTransport": "transport",
-    "DynamoTransport": "transport",
+    "DynamoTransport": "protocol",
     "shared_transport": "transport",
     "Page": "uow",
     "UnitOfWork": "uow",

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
+from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.errors import DynamoDBError, TableNotFound
-
-if TYPE_CHECKING:
-    from lift_asgi.dynamo.transport import DynamoTransport
 
 __all__ = [
     "GSISpec",
@@ -125,7 +123,7 @@ async def create_table(
     """
     # imported here: the specs above are needed without aiohttp (the rate limiter's
     # table module, the example's settings), a create is not
-    from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
+    from lift_asgi.dynamo.transport import AiodynamoTransport
 
     if second is not None:
         if not isinstance(first, DynamoTransport):

@@ -1,4 +1,5 @@
-"""The one small protocol every DynamoDB call of the suite goes through.
+"""The transports: the one small protocol every DynamoDB call of the suite goes through
+(:class:`~lift_asgi.dynamo.protocol.DynamoTransport`, re-exported here), implemented.
 
 A transport sends one DynamoDB JSON-protocol request (``action`` plus the low-level,
 typed payload, e.g. ``{"Key": {"pk": {"S": "x"}}}``) and returns the decoded answer, or
@@ -31,7 +32,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aiohttp
 from aiodynamo.credentials import Credentials, Key, StaticCredentials
@@ -40,6 +41,7 @@ from yarl import URL
 from lift_asgi.dynamo.botocore_errors import error_code, from_botocore, method_name
 from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
+from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.dynamo.sigv4 import SigV4Signer
 from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
 from lift_asgi.observe.cost import current_cost
@@ -53,15 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("lift_asgi.dynamo")
-
-
-@runtime_checkable
-class DynamoTransport(Protocol):
-    calls: int
-
-    async def request(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    async def close(self) -> None: ...
 
 
 def _region() -> str:

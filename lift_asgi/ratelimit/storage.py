@@ -24,20 +24,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from limits.aio.storage import SlidingWindowCounterSupport as AsyncSlidingWindowCounterSupport
 from limits.aio.storage import Storage as AsyncStorage
 
+from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.errors import ConditionFailed, ConfigurationError, DynamoDBThrottled, LiftError
 from lift_asgi.ratelimit.core import Decision, Window, Windows, decide
 from lift_asgi.ratelimit.items import Steps, plus
 from lift_asgi.ratelimit.items import options as merge_options
 from lift_asgi.ratelimit.leases import LeaseBook
 from lift_asgi.ratelimit.steps import CounterSteps
-
-if TYPE_CHECKING:
-    from lift_asgi.dynamo.transport import DynamoTransport
 
 __all__ = ["AsyncDynamoDBStorage"]
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.dynamo.tables import TableSpec, create_table
-
-if TYPE_CHECKING:
-    from lift_asgi.dynamo.transport import DynamoTransport
 
 __all__ = ["create_rate_limit_table", "rate_limit_table_spec"]
 
