@@ -194,6 +194,17 @@ async def saas_server(dynamodb_endpoint: str) -> AsyncIterator[Server]:
             delete_local_table(dynamodb_endpoint, name)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the server's last log lines (its warnings say
+    which DynamoDB call failed, and how), so a failure in CI can be read afterwards."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("saas_server")  # the fixture closure's values
+    if report.failed and isinstance(server, Server):
+        report.sections.append(("the example server's log (last lines)", server.log_tail()))
+
+
 @pytest.fixture(scope="session")
 async def client(saas_server: Server) -> AsyncIterator[httpx.AsyncClient]:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
