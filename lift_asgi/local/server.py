@@ -120,14 +120,24 @@ class LocalDynamoDB:
             raise
         return self
 
-    def _log_text(self) -> str:
+    def _log_text(self, since: int = 0) -> str:
+        # pread: the child writes through the same open file, whose offset a seek would move
         if self._log is None:
             return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        fd = self._log.fileno()
+        size = os.fstat(fd).st_size
+        return os.pread(fd, max(size - since, 0), since).decode(errors="replace")
 
-    def _last_lines(self, count: int = 15) -> str:
-        return "\n".join(self._log_text().splitlines()[-count:])
+    @property
+    def log_offset(self) -> int:
+        """How many bytes the server has logged so far (``0`` when attached): pass it to
+        :meth:`log_tail` later to see only what was logged since."""
+        return os.fstat(self._log.fileno()).st_size if self._log is not None else 0
+
+    def log_tail(self, lines: int = 40, *, since: int = 0) -> str:
+        """The server's last ``lines`` log lines, from byte ``since`` on: the tracebacks
+        of requests it failed (answered 500) and its own errors. Empty when attached."""
+        return "\n".join(self._log_text(since).splitlines()[-lines:])
 
     def _exited(self) -> LocalDynamoDBError | None:
         assert self._process is not None
@@ -135,7 +145,7 @@ class LocalDynamoDB:
             return None
         return LocalDynamoDBError(
             f"the local DynamoDB server ({self.engine}) exited with code "
-            f"{self._process.returncode} while starting; its last lines:\n{self._last_lines()}"
+            f"{self._process.returncode} while starting; its last lines:\n{self.log_tail(15)}"
         )
 
     def _wait_ready_line(self) -> int:
@@ -149,7 +159,7 @@ class LocalDynamoDB:
             time.sleep(0.02)
         raise LocalDynamoDBError(
             f"the local DynamoDB server ({self.engine}) did not start within "
-            f"{self.startup_timeout:.0f}s; its last lines:\n{self._last_lines()}"
+            f"{self.startup_timeout:.0f}s; its last lines:\n{self.log_tail(15)}"
         )
 
     def _wait_answering(self) -> None:
@@ -166,7 +176,7 @@ class LocalDynamoDB:
             time.sleep(0.05)
         raise LocalDynamoDBError(
             f"the local DynamoDB server ({self.engine}) never answered ListTables within "
-            f"{self.startup_timeout:.0f}s: {last}; its last lines:\n{self._last_lines()}"
+            f"{self.startup_timeout:.0f}s: {last}; its last lines:\n{self.log_tail(15)}"
         )
 
     def stop(self, timeout: float = 5.0) -> None:

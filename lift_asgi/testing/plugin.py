@@ -24,6 +24,9 @@ environment's credentials, dummy ones when there are none): ``dynamodb_server`` 
 :meth:`LocalDynamoDB.attach`'s, with the same type and methods (``create_tables``,
 ``create_table``, ``delete_table``, ``endpoint``).
 
+A failed test that used the local server gets a report section with the lines the server
+logged during it (the traceback of each request it answered 500, its own errors).
+
 The fixtures are synchronous (the fault proxy runs its own loop in a thread), so they work
 whatever event loop scope pytest-asyncio gives a test.
 """
@@ -168,3 +171,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.dynamodb)
+
+
+_LOG_OFFSET = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries what the local server logged while it ran."""
+    outcome = yield
+    server = getattr(item, "funcargs", {}).get("dynamodb_server")  # the fixture closure's
+    if not isinstance(server, LocalDynamoDB):
+        return
+    if call.when == "setup":
+        item.stash[_LOG_OFFSET] = server.log_offset
+    report = outcome.get_result()
+    if report.failed:
+        tail = server.log_tail(100, since=item.stash.get(_LOG_OFFSET, 0))
+        if tail:
+            report.sections.append(("the local DynamoDB server's log", tail))

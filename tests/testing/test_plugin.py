@@ -136,3 +136,40 @@ def test_the_engine_variable_chooses_the_plugins_engine(
     monkeypatch.setenv("LIFT_ASGI_DYNAMODB_ENGINE", engine)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
+
+
+def test_a_failed_test_shows_what_the_server_logged_while_it_ran(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto raising inside a request logs its traceback; a failed test's report carries
+    the lines logged during that test only (not an earlier test's), and a test during
+    which the server logged nothing gets no such section."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from lift_asgi.local import dynamodb_request
+
+        def crash(endpoint, marker):
+            with pytest.raises(Exception):  # a PutItem without TableName: moto raises
+                dynamodb_request(endpoint, "PutItem", {"Item": {"pk": {"S": marker}}})
+
+        def test_passes_after_a_crash(dynamodb_endpoint):
+            crash(dynamodb_endpoint, "first")
+
+        def test_fails_quietly(dynamodb_server):
+            assert False, "no server error here"
+
+        def test_fails_after_a_crash(dynamodb_endpoint):
+            crash(dynamodb_endpoint, "second")
+            assert False, "after a server error"
+        """
+    )
+    monkeypatch.delenv("LIFT_ASGI_DYNAMODB_ENDPOINT", raising=False)
+    monkeypatch.setenv("LIFT_ASGI_DYNAMODB_ENGINE", "moto")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1, failed=2)
+    output = result.stdout.str()
+    quiet, _, crashed = output.partition("test_fails_after_a_crash")
+    assert "the local DynamoDB server's log" not in quiet
+    assert "the local DynamoDB server's log" in crashed
+    assert "Traceback" in crashed
