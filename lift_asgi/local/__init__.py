@@ -12,8 +12,9 @@ or from Python::
 
 Files: ``server`` (start/wait/stop, table helpers), ``engines`` (how each engine starts),
 ``moto_front`` and ``tokens`` (moto's WSGI front and its ClientRequestToken memory),
-``moto_child`` (moto's process), ``watchdog`` (stops ministack with its parent), ``wire``
-(one SigV4-signed JSON request without an SDK, free ports), ``cli``.
+``moto_backup`` (moto's transaction backup, once per table), ``moto_child`` (moto's
+process), ``watchdog`` (stops ministack with its parent), ``wire`` (one SigV4-signed
+JSON request without an SDK, free ports), ``cli``.
 """
 
 from lift_asgi.local.engines import (

@@ -1,5 +1,6 @@
 """The moto engine's process: moto's WSGI app behind the serialising front, served by
-waitress (HTTP/1.1, connections kept alive as AWS keeps them).
+waitress (HTTP/1.1, connections kept alive as AWS keeps them), its transactions backed
+up once per table (:mod:`lift_asgi.local.moto_backup`).
 
 Started by :class:`~lift_asgi.local.server.LocalDynamoDB` as
 ``python -m lift_asgi.local.moto_child --port 0 --parent-pid N``; prints
@@ -34,6 +35,7 @@ def serve(host: str, port: int, parent_pid: int | None, threads: int = 8) -> Non
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
 
+    from lift_asgi.local.moto_backup import backup_each_table_once
     from lift_asgi.local.moto_front import serialised
 
     def _exit(signum: int, frame: Any) -> None:
@@ -43,6 +45,7 @@ def serve(host: str, port: int, parent_pid: int | None, threads: int = 8) -> Non
     signal.signal(signal.SIGINT, _exit)
     if parent_pid:
         threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    backup_each_table_once()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes
     server = create_server(
         serialised(DomainDispatcherApplication(create_backend_app)),

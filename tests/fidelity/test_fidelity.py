@@ -114,6 +114,23 @@ async def test_cancellation_reasons_carry_the_old_item_when_asked(
     assert await _get(client, table, "fresh") is None
 
 
+async def test_a_cancelled_transaction_leaves_every_item_it_named_as_it_was(
+    client: RawClient, table: TableSpec
+) -> None:
+    """Many items on one table, the last one failing: the items written before it, an
+    update of a stored item included, are undone (moto's backup of the table, made once
+    per table by lift_asgi.local.moto_backup, restores them)."""
+    await client.ok("PutItem", {"TableName": table.name, "Item": {**_key("kept"), "n": {"N": "1"}}})
+    await client.ok("PutItem", {"TableName": table.name, "Item": _key("taken")})
+    guarded = _put(table, "taken")
+    guarded["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
+    items = [_increment(table, "kept"), *(_put(table, f"new{i}") for i in range(20)), guarded]
+    failed = await client.call("TransactWriteItems", {"TransactItems": items})
+    assert (failed.status, failed.code) == (400, "TransactionCanceledException")
+    assert (await _get(client, table, "kept"))["n"] == {"N": "1"}
+    assert [await _get(client, table, f"new{i}") for i in range(20)] == [None] * 20
+
+
 # -- limits -------------------------------------------------------------------------------
 
 
