@@ -86,6 +86,35 @@ class PutOperation(Operation):
     def logical(self) -> tuple[str, str | None]:  # type: ignore[override]
         return (self._pk, self.identity[2])
 
+    # A value like any Operation: its constants cannot be set on an instance, so what
+    # would build a PutOperation from fields (dataclasses.replace, copy, pickle) builds
+    # the plain Operation with those fields instead, and the two compare equal.
+    def __new__(cls, *args: Any, **kwargs: Any) -> Operation:  # type: ignore[misc]
+        return Operation(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[type[Operation], tuple[Any, ...]]:
+        return Operation, _values(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Operation):
+            return NotImplemented
+        return _values(self) == _values(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as Operation is
+
+
+def _values(op: Operation) -> tuple[Any, ...]:
+    return (
+        op.kind,
+        op.logical,
+        op.request,
+        op.idempotent,
+        op.expected_version,
+        op.size,
+        op.identity,
+        op.adds,
+    )
+
 
 _new = object.__new__
 

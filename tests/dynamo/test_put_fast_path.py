@@ -8,7 +8,10 @@ size, a conditional put of the same item) computes, and its errors to the genera
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import enum
+import pickle
 from typing import Any
 
 import pytest
@@ -146,3 +149,28 @@ def test_the_unit_of_work_buffers_the_fast_put_with_the_same_refusals() -> None:
     uow._end()
     with pytest.raises(RuntimeError, match="has ended"):
         uow.put({"pk": "p", "sk": "s-after"})
+
+
+def test_a_fast_put_is_a_value_like_any_operation() -> None:
+    """Copied, pickled or replaced, a fast put is the plain Operation with its fields,
+    equal to it (both ways); before, each of these raised (its constants are not
+    settable on an instance) and it never equalled the same Operation."""
+    op = plain_put(TenantScope(schema(), "acme"), {"pk": "p", "sk": "s", "n": 1})
+    fields = {field.name: getattr(op, field.name) for field in dataclasses.fields(op)}
+    plain = Operation(**fields)
+    assert op == plain and plain == op and (op != plain) is False
+    assert op != Operation(**{**fields, "size": 1}) and op != "put"
+    for made in (
+        copy.copy(op),
+        copy.deepcopy(op),
+        pickle.loads(pickle.dumps(op)),
+        dataclasses.replace(op),
+    ):
+        assert type(made) is Operation and made == op and made == plain
+    deep = copy.deepcopy(op)
+    assert deep.request["Item"] is not op.item  # a deep copy shares nothing
+    replaced = dataclasses.replace(op, size=1)
+    assert (type(replaced), replaced.size, replaced.identity) == (Operation, 1, op.identity)
+    assert dataclasses.asdict(op) == dataclasses.asdict(plain)
+    with pytest.raises(TypeError):
+        hash(op)  # mutable, as Operation is
