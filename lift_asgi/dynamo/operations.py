@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from lift_asgi.dynamo.codec import encode_value, item_size
@@ -104,17 +104,11 @@ class PutOperation(Operation):
 
 
 def _values(op: Operation) -> tuple[Any, ...]:
-    return (
-        op.kind,
-        op.logical,
-        op.request,
-        op.idempotent,
-        op.expected_version,
-        op.size,
-        op.identity,
-        op.adds,
-    )
+    """An operation's fields, in Operation's order (properties read as fields)."""
+    return tuple(getattr(op, name) for name in _FIELDS)
 
+
+_FIELDS = tuple(field.name for field in fields(Operation))
 
 _new = object.__new__
 
