@@ -9,13 +9,13 @@ request's own origin are made relative (:func:`relative_location`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi.errors import LiftError, send_problem
 
-__all__ = ["ResponseTracker", "call_with_problems", "relative_location"]
+__all__ = ["ResponseTracker", "adding_headers", "call_with_problems", "relative_location"]
 
 
 async def call_with_problems(
@@ -43,6 +43,22 @@ async def call_with_problems(
         if tracker.started:
             raise
         await send_problem(send, error)
+
+
+def adding_headers(send: Send, extra: Iterable[tuple[bytes, bytes]]) -> Send:
+    """``send`` with ``extra`` added to the ``http.response.start``: for a stage with
+    headers and no outer stage offering ``response_headers`` (the rate limiter alone).
+
+    ASGI sends exactly one start, before any body. A plain function handing back
+    ``send``'s own awaitable: no coroutine of ours per message.
+    """
+
+    def send_with_headers(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        return send(message)
+
+    return send_with_headers
 
 
 class ResponseTracker:

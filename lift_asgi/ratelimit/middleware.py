@@ -31,19 +31,15 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
-from lift_asgi.errors import (
-    ConfigurationError,
-    TooManyRequests,
-    send_problem,
-)
+from lift_asgi.errors import ConfigurationError, TooManyRequests, send_problem
 from lift_asgi.ratelimit.backends import Backend, backend_from
 from lift_asgi.ratelimit.blocked import BlockedKeys
 from lift_asgi.ratelimit.client_ip import ClientIP
@@ -54,6 +50,7 @@ from lift_asgi.ratelimit.limit_sets import LimitSet
 from lift_asgi.ratelimit.options import check_options, compile_rules, rules_from, tenant_need
 from lift_asgi.ratelimit.report import RateLimitStats
 from lift_asgi.ratelimit.rules import LOCAL, KeySpec, LimitSpec, Rule, bounded_key
+from lift_asgi.send_wrapper import adding_headers
 from lift_asgi.stages import RATE_LIMIT, SCOPE_KEY, Need, RequestContext, enter
 
 __all__ = ["RateLimitMiddleware"]
@@ -304,22 +301,13 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             return
         extra = limit_set.headers_of(index, remaining, reset, now)
         offered = ctx.response_headers
-        if offered is not None:
-            # as in _limit: the outer stage's send wrapper adds them, no wrapper of ours
-            if offered:
-                offered[:0] = extra
-            else:
-                offered += extra
-            await self.app(scope, receive, send)
-            return
-
-        def send_with_headers(message: Message) -> Awaitable[None]:
-            # as in _limit: one http.response.start, send's own awaitable handed back
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            return send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        if offered is None:
+            send = adding_headers(send, extra)
+        elif offered:  # as in _limit: the outer stage's send wrapper adds them
+            offered[:0] = extra
+        else:
+            offered += extra
+        await self.app(scope, receive, send)
 
     async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every scope, every configuration (:meth:`__call__` has the common one's path)."""
@@ -416,28 +404,19 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             await self.app(scope, receive, send)
             return
         extra = report_set.headers_of(report.index, report.remaining, report.reset, now)
+        # An outer stage (the tenant stage) that wraps send anyway offers a list it adds to
+        # the start: then no wrapper of ours (a closure and a call per message). Ours go
+        # before what stages outside this one put there (another limiter), as our wrapper,
+        # inside theirs, would have added them first; `+=` when the list is empty, which a
+        # slice assignment costs ~400 instructions more than.
         offered = ctx.response_headers
-        if offered is not None:
-            # An outer stage (the tenant stage) wraps send anyway and adds this list to the
-            # start: no wrapper of ours (a closure and a call per message). Ours go before
-            # what stages outside this one put there (another limiter), as our wrapper,
-            # inside theirs, would have added them first; `+=` when the list is empty,
-            # which a slice assignment costs ~400 instructions more than.
-            if offered:
-                offered[:0] = extra
-            else:
-                offered += extra
-            await self.app(scope, receive, send)
-            return
-
-        def send_with_headers(message: Message) -> Awaitable[None]:
-            # ASGI sends exactly one http.response.start, before any body. A plain function
-            # handing back send's own awaitable: no coroutine of ours per message.
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            return send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        if offered is None:
+            send = adding_headers(send, extra)
+        elif offered:
+            offered[:0] = extra
+        else:
+            offered += extra
+        await self.app(scope, receive, send)
 
     def _fast_path(self, compiled: Sequence[CompiledRule]) -> None:
         """Whether :meth:`__call__`'s path for the common configuration serves this one
