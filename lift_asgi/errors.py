@@ -12,7 +12,6 @@ when a middleware is built.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Send
+
+from lift_asgi._json import strict_encoder
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:lift-asgi:problem:"
@@ -356,44 +357,13 @@ class HTTPProblem(LiftError):
 
 
 def problem_body(error: LiftError) -> bytes:
-    """The problem document as strict JSON: a member holding NaN or infinity (which
-    ``json.dumps`` would write as ``NaN``, a token no JSON parser must accept) is sent
-    as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``."""
-    document = error.to_dict()
-    try:
-        text = json.dumps(document, separators=(",", ":"), default=str, allow_nan=False)
-    except (ValueError, TypeError):  # a non-finite float, or a key JSON cannot name
-        text = json.dumps(_json_safe(document), separators=(",", ":"), default=str, allow_nan=False)
-    return text.encode()
+    """The problem document as strict JSON (see :mod:`lift_asgi._json`): a member holding
+    NaN or infinity is sent as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``."""
+    return _problem_json(error.to_dict()).encode()
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float spelled as JSON's would-be tokens
-    (``"NaN"``, ``"Infinity"``, ``"-Infinity"``, as pydantic's ``ser_json_inf_nan=
-    "strings"`` does) and every mapping key JSON cannot hold made a string, so
-    ``json.dumps(..., allow_nan=False)`` accepts it. Only called once a first
-    ``json.dumps`` refused: the common case pays nothing."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _spelled(value)
-    if isinstance(value, Mapping):
-        return {_json_key(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def _spelled(number: float) -> str:
-    if math.isnan(number):
-        return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
-
-
-def _json_key(key: Any) -> Any:
-    if isinstance(key, float):
-        return key if math.isfinite(key) else _spelled(key)
-    if key is None or isinstance(key, str | int):
-        return key
-    return str(key)
+_problem_json = strict_encoder(default=str)
+_echo_json = strict_encoder(ensure_ascii=False)
 
 
 def _header_list(
@@ -473,26 +443,8 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
 
     errors_of = getattr(exc, "errors", None)
     errors = errors_of() if callable(errors_of) else []
-    body = _json_bytes({"detail": jsonable_encoder(errors)})
+    body = _echo_json({"detail": jsonable_encoder(errors)}).encode()
     return Response(content=body, status_code=422, media_type="application/json")
-
-
-def _json_bytes(content: Any) -> bytes:
-    """Compact, strict JSON as UTF-8; non-finite floats become strings (see
-    :func:`_json_safe`), unpaired surrogates (unencodable) become U+FFFD."""
-    try:
-        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:  # NaN or infinity somewhere in the echoed input
-        text = json.dumps(
-            _json_safe(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        )
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        # Through UTF-16 with surrogatepass, a valid pair stays one character and an
-        # unpaired surrogate is the one thing the decoder replaces.
-        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-        return fixed.encode()
 
 
 def _fastapi_handlers() -> dict[Any, Any]:

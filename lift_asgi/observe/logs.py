@@ -22,12 +22,12 @@ keep a dependency out of every Lambda package.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from typing import IO, Any, Final
 
+from lift_asgi._json import strict_encoder
 from lift_asgi.observe.ids import current_ids
 
 __all__ = [
@@ -58,8 +58,11 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-# One encoder, built once (json.dumps with options builds a new one per call).
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# One encoder, built once (json.dumps with options builds a new one per call). Strict
+# (lift_asgi._json): a NaN in a record's fields was written as NaN, which no JSON parser
+# must accept, a tuple key made the record a logging error, and an unpaired surrogate in
+# the message failed the stream's UTF-8 write.
+_encode = strict_encoder(ensure_ascii=False, default=str)
 
 
 class JsonFormatter(logging.Formatter):

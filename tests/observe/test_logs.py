@@ -267,6 +267,34 @@ def test_the_json_formatter_writes_one_line_with_the_ids_and_exception() -> None
     assert data["time"].endswith("Z")
 
 
+def test_a_json_line_is_strict_json_whatever_its_fields_hold(tmp_path: Any) -> None:
+    # A NaN field was written as NaN (no JSON parser must accept it), a tuple key made the
+    # record a logging error (lost), and an unpaired surrogate failed a UTF-8 file's write.
+    path = tmp_path / "log.jsonl"
+    handler = log_handler(json=True, stream=path.open("w", encoding="utf-8", errors="strict"))
+    logger = logging.getLogger("tests.observe.strict")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        fields = {"latency": float("nan"), "peak": float("-inf"), "by": {("a", 1): 2.5}}
+        logger.warning("odd fields", extra={"lift_request": fields})
+        logger.warning("a lone surrogate \ud800 and a pair \U0001f600 in %s", "text")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} is not JSON")
+
+    first, second = (
+        json.loads(line, parse_constant=refuse)
+        for line in path.read_text(encoding="utf-8").splitlines()
+    )
+    assert (first["latency"], first["peak"], first["by"]) == ("NaN", "-Infinity", {"('a', 1)": 2.5})
+    assert second["message"] == "a lone surrogate \ufffd and a pair \U0001f600 in text"
+
+
 def test_text_format_ends_with_the_ids() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     handler = log_handler(json=False, stream=io.StringIO())
