@@ -3,6 +3,7 @@ fresh machine, and the botocore mapping shared with the synchronous storage."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,44 @@ def test_botocore_errors_map_like_the_json_protocol() -> None:
     assert isinstance(missing, DynamoDBError) and missing.status == 500
     assert from_botocore(ValueError("not botocore's")) is None
     assert error_code(ValueError()) is None
+
+
+# -- the session ends with its loop ------------------------------------------------------
+
+
+def test_a_session_no_one_closed_is_closed_when_its_loop_shuts_down(
+    dynamodb_endpoint: str,
+) -> None:
+    # A script's asyncio.run, an app served without a lifespan, a test on its own loop:
+    # nothing called close(), and aiohttp warned "Unclosed client session" at exit with
+    # the connections never shut. Each loop's shutdown now closes its session.
+    transport = AiodynamoTransport.static(dynamodb_endpoint)
+
+    async def call() -> Any:
+        await transport.request("ListTables", {})
+        return transport._session
+
+    first = asyncio.run(call())
+    assert first is not None and first.closed
+    second = asyncio.run(call())  # a new loop: a new session, closed with it
+    assert second is not None and second is not first and second.closed
+    assert transport.calls == 2
+
+
+def test_close_closes_the_session_at_once_and_the_loop_shutdown_after_it_is_harmless(
+    dynamodb_endpoint: str,
+) -> None:
+    transport = AiodynamoTransport.static(dynamodb_endpoint)
+
+    async def call_then_close() -> Any:
+        await transport.request("ListTables", {})
+        session = transport._session
+        await transport.close()
+        assert session is not None and session.closed
+        assert transport._session is None
+        await transport.close()  # twice: nothing left to close
+        await transport.request("ListTables", {})  # usable again: a new session
+        return transport._session
+
+    last = asyncio.run(call_then_close())
+    assert last is not None and last.closed

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -98,6 +99,7 @@ class AiodynamoTransport:
         self._signer = SigV4Signer(self.region, self.endpoint)
         self._url = self._signer.url
         self._credential_http: _AiodynamoHttp | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
 
     @classmethod
     def static(
@@ -111,12 +113,13 @@ class AiodynamoTransport:
         if self._session is None or self._loop is not loop or self._session.closed:
             # A session belongs to one event loop; a new loop (a test, a new Lambda
             # runtime loop) gets a new session instead of a broken one.
-            self._session = aiohttp.ClientSession(
+            self._session = session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, ttl_dns_cache=300),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 skip_auto_headers=("User-Agent",),
             )
             self._loop = loop
+            self._closer = closed_with_loop(session)
         return self._session
 
     async def _key(self, session: aiohttp.ClientSession) -> Key:
@@ -178,9 +181,37 @@ class AiodynamoTransport:
             raise error_from_code(code, message, status, data)
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        closer, self._closer, self._session = self._closer, None, None
+        if closer is not None:
+            await closer.aclose()  # its finally closes the session
+
+
+def closed_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Have the running loop close ``session`` when it shuts down; keep what is returned
+    as long as the session (the loop holds it only weakly).
+
+    A transport's session lives as long as its loop, and nothing closes one that no
+    lifespan shutdown or ``close()`` reached: a script's ``asyncio.run``, an app served
+    without a lifespan, each test of a suite on its own loop. aiohttp then warns
+    "Unclosed client session" when it is collected, and its connections are never shut.
+    asyncio has no hook for a loop's end but one, for async generators:
+    ``asyncio.run``, ``asyncio.Runner`` (pytest-asyncio's loops) and uvicorn close every
+    suspended async generator of the loop (``loop.shutdown_asyncgens()``) before closing
+    it. So this starts one that waits at its ``yield`` and closes the session when
+    closed. Dropped while its loop runs (a session replaced), the loop closes it too.
+    """
+    closer = _closing(session)
+    # to its yield, with no await: the step ends as an async generator's first one does
+    with contextlib.suppress(StopIteration):
+        closer.__anext__().send(None)
+    return closer
+
+
+async def _closing(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 def _log_error(action: str, status: int | str, code: str, message: str) -> None:
