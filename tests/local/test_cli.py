@@ -72,3 +72,4 @@ def test_the_printed_exports_are_all_a_credential_less_shell_needs(tmp_path: Pat
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)
+        process.stdout.close()

@@ -73,6 +73,7 @@ def test_each_engine_dies_with_its_killed_parent(engine: str) -> None:
     assert process.stdout is not None
     child = int(process.stdout.readline())
     processes = [child, *_descendants(child)]
+    process.stdout.close()
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert all(_dead(pid) for pid in processes), "an engine process outlived its parent"
 

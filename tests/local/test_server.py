@@ -156,6 +156,7 @@ def test_cli_runs_until_ctrl_c_and_takes_its_server_down() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+        process.stdout.close()
 
 
 def test_port_in_use_from_the_cli(dynamodb_server: LocalDynamoDB) -> None:

@@ -271,18 +271,18 @@ def test_a_json_line_is_strict_json_whatever_its_fields_hold(tmp_path: Any) -> N
     # A NaN field was written as NaN (no JSON parser must accept it), a tuple key made the
     # record a logging error (lost), and an unpaired surrogate failed a UTF-8 file's write.
     path = tmp_path / "log.jsonl"
-    handler = log_handler(json=True, stream=path.open("w", encoding="utf-8", errors="strict"))
     logger = logging.getLogger("tests.observe.strict")
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        fields = {"latency": float("nan"), "peak": float("-inf"), "by": {("a", 1): 2.5}}
-        logger.warning("odd fields", extra={"lift_request": fields})
-        logger.warning("a lone surrogate \ud800 and a pair \U0001f600 in %s", "text")
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
-        handler.close()
+    with path.open("w", encoding="utf-8", errors="strict") as stream:
+        handler = log_handler(json=True, stream=stream)
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            fields = {"latency": float("nan"), "peak": float("-inf"), "by": {("a", 1): 2.5}}
+            logger.warning("odd fields", extra={"lift_request": fields})
+            logger.warning("a lone surrogate \ud800 and a pair \U0001f600 in %s", "text")
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = True
 
     def refuse(constant: str) -> Any:
         raise AssertionError(f"{constant} is not JSON")
