@@ -34,7 +34,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Send
 
@@ -52,6 +52,7 @@ from lift_asgi.errors import (
     TooManyOperations,
     send_problem,
 )
+from lift_asgi.stages import SCOPE_KEY
 
 __all__ = [
     "COMPLETED",
@@ -62,7 +63,11 @@ __all__ = [
     "IdempotentRecord",
     "RecordPolicy",
     "fingerprint",
+    "retry_seed",
 ]
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 log = logging.getLogger("lift_asgi.idempotency")
 
@@ -90,6 +95,24 @@ def fingerprint(method: str, path: str, body: bytes, query: bytes = b"") -> str:
     digest.update(b"\n")
     digest.update(body)
     return digest.hexdigest()
+
+
+def retry_seed(request: HTTPConnection) -> bytes | None:
+    """32 bytes that are the same for every retry of this request, and differ for any
+    other request: another tenant, key, method, path, query string or body. ``None``
+    when the request is not deduplicated (no key, a method not covered, no tenant).
+
+    For a handler whose work cannot be one transaction (a long import in batches): it
+    derives its item ids from the seed and writes them only if absent, so a retry after
+    a failure midway resumes the work instead of repeating it. Pass the seed through a
+    keyed hash with a server secret (HMAC) before using it as an id, so no client can
+    predict the ids and take one first.
+    """
+    ctx = request.scope.get(SCOPE_KEY)
+    record = ctx.idempotency if ctx is not None else None
+    if not isinstance(record, IdempotentRecord) or not record.claimed:
+        return None
+    return record.seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +165,16 @@ class IdempotentRecord:
         self._scope: TenantScope | None = None
         self._key: Any = None
         self._number = 0
+
+    @property
+    def seed(self) -> bytes:
+        """See :func:`retry_seed` (the tenant is known once the key is claimed)."""
+        tenant = self._scope.tenant_id if self._scope is not None else ""
+        digest = hashlib.sha256(b"lift-asgi retry seed\n")
+        for part in (tenant, self.key, self.fingerprint):
+            raw = part.encode("utf-8", "surrogateescape")
+            digest.update(b"%d:" % len(raw) + raw)
+        return digest.digest()
 
     # -- before the handler -----------------------------------------------------------
 
