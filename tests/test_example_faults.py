@@ -295,3 +295,93 @@ async def test_a_rename_whose_answer_was_lost_says_its_outcome_is_unknown(
     dynamodb_fault_proxy.reset()
     shown = (await client.get(f"/projects/{project['id']}")).json()
     assert (shown["name"], shown["version"]) == ("after", 2)  # written once
+
+
+# -- a keyed import: resumed by its retry, never repeated ----------------------------------
+
+
+async def _keyed_import(
+    client: httpx.AsyncClient, body: dict[str, Any], key: str
+) -> httpx.Response:
+    return await client.post("/imports/tasks", json=body, headers={"idempotency-key": key})
+
+
+async def _assert_stored_once(
+    client: httpx.AsyncClient, project_id: str, titles: list[str]
+) -> None:
+    """Each title stored once, and the counters equal to the listing."""
+    listed = await _all_tasks(client, project_id)
+    assert sorted(task["title"] for task in listed) == sorted(titles)
+    assert len({task["id"] for task in listed}) == len(listed)
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary["tasks"]["open"] == len(listed)
+
+
+@pytest.mark.parametrize(
+    ("landed", "stored"),
+    [
+        (1, 97),  # the second of three transactions fails: the handler answers
+        (2, 194),  # the last one, which carries the record, fails: the unit of work answers
+    ],
+)
+async def test_a_keyed_import_that_stopped_is_resumed_by_its_retry_not_repeated(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy, landed: int, stored: int
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    titles = [f"t{i}" for i in range(250)]  # three transactions: 97 + 97 + 56 tasks
+    body = {"project_id": project["id"], "tasks": [{"title": t} for t in titles]}
+    k = uuid.uuid4().hex
+    dynamodb_fault_proxy.throttle(times=None, operation="TransactWriteItems", after=landed)
+    stopped = await _keyed_import(client, body, k)
+    assert stopped.status_code == 503, stopped.text
+    assert stopped.headers["content-type"] == "application/problem+json"
+    if landed == 1:
+        assert stopped.json()["written"] == stored
+        assert "same Idempotency-Key" in stopped.json()["detail"]
+    dynamodb_fault_proxy.reset()
+    await _assert_stored_once(client, project["id"], titles[:stored])
+
+    # not remembered: the retry executes, and writes only what the first left out
+    resumed = await _keyed_import(client, body, k)
+    assert resumed.status_code == 200, resumed.text
+    assert "idempotent-replayed" not in resumed.headers
+    assert resumed.json() == {"imported": 250}
+    await _assert_stored_once(client, project["id"], titles)
+    # the project's own count agrees: it is refused deletion, then the replay
+    assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+    replay = await _keyed_import(client, body, k)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == resumed.content
+    await _assert_stored_once(client, project["id"], titles)
+
+
+async def test_a_keyed_import_whose_answer_was_lost_midway_stores_each_task_once(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    titles = [f"t{i}" for i in range(150)]
+    body = {"project_id": project["id"], "tasks": [{"title": t} for t in titles]}
+    # the first transaction is applied, its answer lost: sent again, it must not count twice
+    dynamodb_fault_proxy.lose_answer(operation="TransactWriteItems")
+    answer = await _keyed_import(client, body, uuid.uuid4().hex)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"imported": 150}
+    assert any(c.lost_answer for c in dynamodb_fault_proxy.calls_of("TransactWriteItems"))
+    dynamodb_fault_proxy.reset()
+    await _assert_stored_once(client, project["id"], titles)
+
+
+async def test_a_small_keyed_import_is_one_transaction_with_its_record(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    titles = [f"t{i}" for i in range(97)]
+    body = {"project_id": project["id"], "tasks": [{"title": t} for t in titles]}
+    dynamodb_fault_proxy.reset()
+    assert (await _keyed_import(client, body, uuid.uuid4().hex)).status_code == 200
+    writes = [c for c in dynamodb_fault_proxy.calls_of("TransactWriteItems")]
+    assert len(writes) == 1
+    items = writes[0].payload["TransactItems"]
+    assert len(items) == 100  # 97 tasks, the project's count, the analytics, the record
+    assert "BatchWriteItem" not in dynamodb_fault_proxy.operations()
+    await _assert_stored_once(client, project["id"], titles)

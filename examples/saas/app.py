@@ -27,6 +27,7 @@ Every write that changes a count changes the counter in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -34,7 +35,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -43,7 +44,15 @@ from examples.saas.settings import Settings
 from examples.saas.setup import data_table_spec
 from lift_asgi import PROBLEM_HANDLERS, SK, Attr, JWTResolver, LiftError, UnitOfWork, get_uow
 from lift_asgi.aws import AuthorizerResolver
-from lift_asgi.errors import Conflict, DynamoDBError, DynamoDBUnavailable
+from lift_asgi.dynamo.limits import MAX_TRANSACTION_ITEMS
+from lift_asgi.errors import (
+    ConditionFailed,
+    Conflict,
+    DynamoDBError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+)
+from lift_asgi.idempotency import retry_seed
 from lift_asgi.observe import configure_logging
 
 Status = Literal["open", "in_progress", "done"]
@@ -53,6 +62,10 @@ Title = Annotated[str, Field(min_length=1, max_length=500)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
 ANALYTICS = {"pk": "analytics", "sk": "summary"}
+
+#: The tasks of one transaction of a keyed import: the rest of its 100 items are the
+#: project's count, the analytics and (in the last one) the idempotency record.
+RESUMABLE_CHUNK = MAX_TRANSACTION_ITEMS - 3
 
 log = logging.getLogger("examples.saas")
 
@@ -172,14 +185,21 @@ async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
     return await uow.get_or_404(project_key(project_id), detail="No such project.")
 
 
-def import_failed(failure: LiftError, stored: int, assumed: int, total: int) -> LiftError:
-    """The answer of an import that stopped: the batch write's error, reporting the whole
+def import_failed(
+    failure: LiftError, stored: int, assumed: int, total: int, *, keyed: bool = False
+) -> LiftError:
+    """The answer of an import that stopped: the write's error, reporting the whole
     import as it is now counted (``written`` tasks stored, and ``outcome_unknown`` more
     that could not be read back and are counted as stored), not the last call's view."""
     detail = f"The import stopped: {stored} of {total} tasks are stored"
     if assumed:
         detail += f", {assumed} more may be"
     detail += "; the project's count and the analytics count them."
+    if keyed:
+        detail += (
+            " Send the request again with the same Idempotency-Key to import the rest:"
+            " no task is imported twice."
+        )
     counts = {"written": stored, "outcome_unknown": assumed}
     if isinstance(failure, DynamoDBUnavailable):
         return type(failure)(
@@ -220,6 +240,57 @@ async def stored_of(
         log.warning("import: %d task(s) of unknown outcome counted as stored", unknown)
         return written + unknown, unknown
     return sum(item is not None for item in found), 0
+
+
+def derived_id(secret: bytes, seed: bytes, index: int) -> str:
+    """The id of a keyed import's ``index``-th task: the same on every retry of the
+    request (``seed``), unguessable without the server's secret, so no client can
+    create a task under it first; 22 hex digits, like :func:`new_id`."""
+    return hmac.new(secret, seed + b"%d" % index, hashlib.sha256).hexdigest()[:22]
+
+
+async def import_resumable(uow: UnitOfWork, project_id: str, items: list[dict[str, Any]]) -> None:
+    """A keyed import: each task written only if absent, in transactions with its
+    counts, so that a retry of an import that stopped midway resumes it.
+
+    Every chunk but the last is committed here, and a task already stored (by an
+    earlier attempt, its ids being the same) is dropped from its chunk, which is sent
+    again without it; the counts are exact at every moment. The last chunk is left in
+    the unit of work, which commits it in one transaction with the idempotency record:
+    the record never exists without every task, and an import of up to
+    :data:`RESUMABLE_CHUNK` tasks is one transaction, record included. That chunk is
+    never already stored on a retry: its transaction is the one that remembers the
+    response, so once it lands a retry is a replay.
+    """
+    stored = 0
+    last = (len(items) - 1) // RESUMABLE_CHUNK * RESUMABLE_CHUNK  # the last chunk's start
+    for start in range(0, len(items), RESUMABLE_CHUNK):
+        chunk = items[start : start + RESUMABLE_CHUNK]
+        while chunk:
+            for item in chunk:
+                uow.put(item, if_absent=True)
+            claim_project(uow, project_id, len(chunk))
+            count_tasks(uow, Counter(item["status"] for item in chunk))
+            if start == last:
+                return  # committed with the record, by the unit of work
+            try:
+                await uow.commit()
+            except ConditionFailed as failed:
+                taken = {entry["number"] for entry in failed.extra.get("failed", ())}
+                if not taken or max(taken) > len(chunk):  # the project's count: it is gone
+                    raise
+                stored += len(taken)
+                chunk = [item for n, item in enumerate(chunk, 1) if n not in taken]
+                continue
+            except LiftError as failure:
+                unknown = isinstance(failure, DynamoDBUnavailable) and not isinstance(
+                    failure, DynamoDBThrottled
+                )
+                raise import_failed(
+                    failure, stored, len(chunk) if unknown else 0, len(items), keyed=True
+                ) from None
+            stored += len(chunk)
+            break
 
 
 # -- the app ------------------------------------------------------------------------
@@ -277,8 +348,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "timeout": settings.rate_timeout,
         },
         # Idempotency-Key on the write routes (POST, PATCH); the unit of work commits
-        # each key's record with the request's own writes.
-        idempotency={},
+        # each key's record with the request's own writes. The largest valid import
+        # (5000 titles of 500 characters, each \u-escaped as a surrogate pair) is about
+        # 30 MB: the default cap (6 MiB, Lambda's payload limit) would refuse it with a
+        # key under uvicorn, where the route takes it without.
+        idempotency={"max_request_bytes": 32 * 1024 * 1024},
         unit_of_work={
             "table": data_table_spec(settings.table),
             "endpoint": settings.endpoint,
@@ -421,9 +495,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- imports and analytics -----------------------------------------------------
 
+    # the keyed import's ids: a key of the deployment's secret, like the cursors'
+    import_secret = hashlib.sha256(b"lift-asgi imports:" + settings.jwt_secret.encode()).digest()
+
     @app.post("/imports/tasks")
-    async def import_tasks(body: TaskImport, uow: Uow) -> dict[str, Any]:
+    async def import_tasks(body: TaskImport, uow: Uow, request: Request) -> dict[str, Any]:
         """Not atomic: batch writes of 25, unprocessed items retried.
+
+        With an ``Idempotency-Key``, transactions of 97 tasks with their counts instead,
+        resumed on a retry (see :func:`import_resumable`).
 
         The counts (the project's and the analytics) are claimed first, in one
         transaction that is safe to retry and fails with a 409 if the project is gone,
@@ -435,6 +515,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         project_id = body.project_id
         await existing_project(uow, project_id)
+        seed = retry_seed(request)
+        if seed is not None:
+            items = [
+                task_item(project_id, derived_id(import_secret, seed, i), task.title, task.status)
+                for i, task in enumerate(body.tasks)
+            ]
+            await import_resumable(uow, project_id, items)
+            return {"imported": len(items)}
         planned: Counter[str] = Counter(task.status for task in body.tasks)
         claim_project(uow, project_id, len(body.tasks))
         count_tasks(uow, planned)
