@@ -210,3 +210,27 @@ async def test_without_the_header_and_on_get_and_delete_nothing_changes(
     gone = await client.delete(f"/projects/{project['id']}", headers=with_key(tenant, k))
     assert_problem(gone, 404)
     assert "idempotent-replayed" not in gone.headers
+
+
+async def test_every_valid_import_fits_the_key_s_body_cap(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """5000 titles of 500 non-ASCII characters, \\u-escaped as json.dumps writes them, is
+    15 MB: a key must not turn a body the route accepts into a 413. One bad status makes
+    it a validation error, so nothing is written and the body's reaching the route shows."""
+    import json
+
+    from .conftest import assert_validation_error
+
+    project = await create_project(client, tenant)
+    tasks = [{"title": "é" * 500} for _ in range(5000)]
+    tasks[-1]["status"] = "bogus"
+    body = json.dumps({"project_id": project["id"], "tasks": tasks}).encode()
+    assert len(body) > 15_000_000
+    headers = {**with_key(tenant, key()), "content-type": "application/json"}
+    answer = await client.post("/imports/tasks", content=body, headers=headers)
+    assert_validation_error(answer, "body", "tasks")
+    assert answer.json()["detail"][0]["loc"] == ["body", "tasks", 4999, "status"]
+    # beyond any valid import (32 MiB), a keyed body is refused before it is read whole
+    huge = b'{"project_id": "p", "tasks": [' + b" " * (33 * 1024 * 1024) + b"]}"
+    assert_problem(await client.post("/imports/tasks", content=huge, headers=headers), 413)
