@@ -12,6 +12,7 @@ when a middleware is built.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,6 +48,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidCursor",
     "InvalidItem",
+    "InvalidParameters",
     "InvalidTenant",
     "LiftError",
     "NotFound",
@@ -205,6 +207,15 @@ class IdempotencyClaimLost(Conflict):
 
     title = "Idempotency claim lost"
     code = "idempotency-claim-lost"
+
+
+class InvalidParameters(LiftError):
+    """FastAPI's validation error for the query string, path, headers or cookies (422):
+    ``errors`` holds FastAPI's list (``loc``, ``msg``, ``type``, the input echoed)."""
+
+    status = 422
+    title = "Invalid request parameters"
+    code = "invalid-parameters"
 
 
 class TooManyOperations(LiftError):
@@ -427,8 +438,13 @@ async def problem_exception_handler(request: Request, exc: Exception) -> Respons
 
 
 async def validation_exception_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 for a ``RequestValidationError``, in FastAPI's own shape
-    (``{"detail": [...]}``), that cannot fail to render.
+    """FastAPI's ``RequestValidationError``, rendered so that it cannot fail.
+
+    Errors in the body keep FastAPI's 422 and its shape (``{"detail": [...]}``), which
+    clients and generated SDKs read. Any other (a query parameter, a path parameter, a
+    header or a cookie, alone or besides body errors) is a 422 problem+json like every
+    other error of the suite, :class:`InvalidParameters`, whose ``errors`` member is the
+    same list.
 
     FastAPI's handler echoes the offending input, and two kinds of input broke its
     response, so the client got a plain-text 500 (and the server's log the error):
@@ -442,9 +458,25 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
     from fastapi.encoders import jsonable_encoder
 
     errors_of = getattr(exc, "errors", None)
-    errors = errors_of() if callable(errors_of) else []
-    body = _echo_json({"detail": jsonable_encoder(errors)}).encode()
-    return Response(content=body, status_code=422, media_type="application/json")
+    errors = jsonable_encoder(errors_of() if callable(errors_of) else [])
+    places = {_place(error) for error in errors}
+    if places <= {"body"}:
+        body = _echo_json({"detail": errors}).encode()
+        return Response(content=body, status_code=422, media_type="application/json")
+    named = ", ".join(sorted(places - {"body"}))
+    return problem_response(
+        InvalidParameters(
+            f"The request's {named} parameters are not valid; see errors.",
+            errors=json.loads(_echo_json(errors)),  # the echo repaired, as in the body's
+        )
+    )
+
+
+def _place(error: Any) -> str:
+    """Where FastAPI found the error (``body``, ``query``, ``path``, ``header``,
+    ``cookie``), from the first element of its ``loc``."""
+    loc = error.get("loc") if isinstance(error, dict) else None
+    return str(loc[0]) if isinstance(loc, list | tuple) and loc else "request"
 
 
 def _fastapi_handlers() -> dict[Any, Any]:

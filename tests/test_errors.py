@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -190,6 +190,57 @@ async def test_a_validation_error_echoes_nan_and_infinity_as_strings(
     assert answer.headers["content-type"] == "application/json"
     errors = _strict_json(answer.content)["detail"]
     assert [error["input"] for error in errors if error["loc"] == loc] == [echoed]
+
+
+def _params_app() -> ASGIApp:
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.post("/items/{number}")
+    async def create(
+        number: int, project: Project, limit: int = Query(1, ge=1, le=100)
+    ) -> dict[str, str]:
+        return {"name": project.name}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "places"),
+    [
+        ("/items/1?limit=0", b'{"name": "a"}', {"query"}),
+        ("/items/x", b'{"name": "a"}', {"path"}),
+        ("/items/1?limit=%ED%A0%80", b'{"name": "a"}', {"query"}),  # a lone surrogate
+        ("/items/1?limit=0", b'{"name": "ab"}', {"query", "body"}),  # both: a problem
+    ],
+)
+async def test_a_parameter_validation_error_is_a_422_problem_with_fastapis_errors(
+    path: str, body: bytes, places: set[str]
+) -> None:
+    transport = httpx.ASGITransport(app=_params_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    document = _strict_json(answer.content)
+    assert document["status"] == 422
+    assert document["type"] == "urn:lift-asgi:problem:invalid-parameters"
+    assert {error["loc"][0] for error in document["errors"]} == places
+    for error in document["errors"]:
+        assert {"loc", "msg", "type"} <= error.keys()
+    assert "query" in document["detail"] or "path" in document["detail"]
+
+
+async def test_a_body_only_validation_error_keeps_fastapis_shape() -> None:
+    transport = httpx.ASGITransport(app=_params_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post(
+            "/items/1?limit=5",
+            content=b'{"name": "ab"}',
+            headers={"content-type": "application/json"},
+        )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/json"
+    assert [error["loc"] for error in answer.json()["detail"]] == [["body", "name"]]
 
 
 @pytest.mark.parametrize(

@@ -297,6 +297,18 @@ def assert_validation_error(response: httpx.Response, *loc: str) -> None:
         assert any(tuple(error["loc"][: len(loc)]) == loc for error in detail), detail
 
 
+def assert_invalid_parameters(response: httpx.Response, *loc: str) -> None:
+    """A query or path parameter's validation error: a 422 problem whose ``errors`` is
+    FastAPI's list (the contract keeps FastAPI's shape for body errors only)."""
+    body = assert_problem(response, 422)
+    errors = body["errors"]
+    assert isinstance(errors, list) and errors, body
+    for error in errors:
+        assert {"loc", "msg", "type"} <= error.keys(), error
+    if loc:
+        assert any(tuple(error["loc"][: len(loc)]) == loc for error in errors), errors
+
+
 def assert_rate_headers(response: httpx.Response, limit: int) -> int:
     """The three X-RateLimit headers, well formed; returns Remaining."""
     for name in RATE_HEADERS:

@@ -7,6 +7,7 @@ import pytest
 
 from .conftest import (
     Tenant,
+    assert_invalid_parameters,
     assert_problem,
     assert_project,
     assert_rate_headers,
@@ -151,7 +152,7 @@ async def test_project_listing_pages_and_limits(client: httpx.AsyncClient, tenan
 
     for limit in ("0", "101", "-1", "abc", "1.5"):
         response = await client.get("/projects", params={"limit": limit}, headers=h)
-        assert_validation_error(response, "query", "limit")
+        assert_invalid_parameters(response, "query", "limit")
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import httpx
 
 from .conftest import (
     Tenant,
+    assert_invalid_parameters,
     assert_problem,
     assert_task,
     assert_validation_error,
@@ -156,7 +157,7 @@ async def test_task_listing_newest_first_by_status_with_cursors(
     assert len(await task_ids(client, tenant, pid, limit=100)) == 23
 
     for params in ({"limit": 0}, {"limit": 101}, {"status": "closed"}):
-        assert_validation_error(await client.get(path, params=params, headers=h), "query")
+        assert_invalid_parameters(await client.get(path, params=params, headers=h), "query")
     assert_problem(await client.get("/projects/nope/tasks", headers=h), 404)
 
 
