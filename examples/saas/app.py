@@ -301,16 +301,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.log_format == "json":
         # one JSON object per line on standard error, uvicorn's own lines included
         configure_logging(json=True)
-    # The API docs only in development: every route but /health needs a token (the
-    # contract), and a browser cannot send one to /docs.
-    dev = settings.env == "dev"
+    # No API docs served: every route but /health needs a token (the contract), and a
+    # browser cannot send one to /docs. `python -m examples.saas.openapi` prints the
+    # OpenAPI document instead.
     # problem+json for the suite's errors and for Starlette's (unknown route, 405)
     app = FastAPI(
         title="lift-asgi SaaS example",
         version="1.0",
-        docs_url="/docs" if dev else None,
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if dev else None,
+        openapi_url=None,
         exception_handlers=PROBLEM_HANDLERS,
         # No trailing-slash redirects: Starlette builds them from the request's Host
         # header, which the client chooses. `/projects/` is a 404 problem, like any
@@ -362,8 +362,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 b"lift-asgi cursors:" + settings.jwt_secret.encode()
             ).digest(),
         },
-        # no tenant, no rate limit: the health check (and the API docs in development)
-        exempt=["/health", *(["/docs", "/openapi.json"] if dev else [])],
+        # no tenant, no rate limit: the health check only
+        exempt=["/health"],
     )
 
     @app.get("/health")

@@ -157,7 +157,14 @@ async def test_project_listing_pages_and_limits(client: httpx.AsyncClient, tenan
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/no-such-route", 404), ("PUT", "/projects", 405), ("DELETE", "/projects", 405)],
+    [
+        ("GET", "/no-such-route", 404),
+        ("PUT", "/projects", 405),
+        ("DELETE", "/projects", 405),
+        # no API docs are served (they would need a token, which a browser cannot send)
+        ("GET", "/docs", 404),
+        ("GET", "/openapi.json", 404),
+    ],
 )
 async def test_errors_outside_the_routes_are_problems(
     client: httpx.AsyncClient, tenant: Tenant, method: str, path: str, status: int
