@@ -38,6 +38,7 @@ from lift_asgi.dynamo.operations import (
     build_put,
     build_update,
     check_size,
+    plain_put,
     show_key,
     stored_item,
 )
@@ -313,7 +314,10 @@ class UnitOfWork(_View):
         scope = self._scope_cache or self._scope()
         if self._closed:
             self._check_open()
-        self._add(build_put(scope, item, if_absent, condition, expect_version))
+        if if_absent or condition is not None or expect_version is not None:
+            self._add(build_put(scope, item, if_absent, condition, expect_version))
+        else:  # build_put's own test, without its call
+            self._add(plain_put(scope, item))
 
     put.__doc__ = _View.put.__doc__
 
