@@ -147,16 +147,20 @@ def test_tenant_from_authorizer_claims_v1_and_v2(
         api_gateway_v2_event("POST", "/projects", json_body={"name": "p"}, jwt_claims=claims)
     )
     assert created["statusCode"] == 201
+    # the plan claim the authorizer verified picks the limit (pro: 1000/minute)
+    assert _header(created, "x-ratelimit-limit") == "1000"
     project_id = _json(created)["id"]
     # The same tenant through a REST API Cognito authorizer and a Lambda authorizer.
     via_v1 = invoke(api_gateway_v1_event("GET", f"/projects/{project_id}", claims=claims))
     assert via_v1["statusCode"] == 200
+    assert _header(via_v1, "x-ratelimit-limit") == "1000"
     via_lambda = invoke(
         api_gateway_v2_event(
             "GET", f"/projects/{project_id}", lambda_authorizer={"tenant_id": "initech"}
         )
     )
     assert via_lambda["statusCode"] == 200
+    assert _header(via_lambda, "x-ratelimit-limit") == "100"  # no plan claim: free
     other = invoke(
         api_gateway_v1_event("GET", f"/projects/{project_id}", authorizer={"tenant_id": "hooli"})
     )

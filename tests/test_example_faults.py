@@ -238,6 +238,7 @@ async def test_a_failing_rate_limit_table_never_lets_a_free_tenant_past_its_plan
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["status"] == 503
         assert int(answer.headers["retry-after"]) >= 1
+        assert answer.headers["x-request-id"]  # the refusals an operator looks up too
     dynamodb_fault_proxy.reset()
     for _ in range(40):  # a throttled key backs off (at most 2 s) before it asks again
         after = await free_client.get("/projects")
@@ -385,3 +386,67 @@ async def test_a_small_keyed_import_is_one_transaction_with_its_record(
     assert len(items) == 100  # 97 tasks, the project's count, the analytics, the record
     assert "BatchWriteItem" not in dynamodb_fault_proxy.operations()
     await _assert_stored_once(client, project["id"], titles)
+
+
+@pytest.fixture
+async def burst_client(
+    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A free plan of 3 a second, so that a window passes within a test."""
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "SAAS_ENV": "dev",
+        "SAAS_TABLE": f"faults-data-{suffix}",
+        "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
+        "SAAS_RATE_FREE": "3/second",
+        "AWS_REGION": "us-east-1",
+    }
+    await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
+    app = create_app(
+        Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
+    )
+    headers = {"authorization": f"Bearer {mint(f'burst-{suffix}')}"}  # no plan: free
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        yield http
+
+
+async def test_a_429_or_a_limiter_503_with_a_key_is_not_remembered(
+    burst_client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    """The contract: "A 429 ... is not remembered"; nor is a 503 from a rate-limit table
+    that cannot answer. Once allowed, the same key executes, and is then remembered."""
+    for _ in range(20):  # three admitted in one second, then the keyed one refused
+        keyed = {"idempotency-key": uuid.uuid4().hex}
+        answers = [await burst_client.post("/projects", json={"name": "n"}) for _ in range(3)]
+        refused = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+        if [a.status_code for a in answers] == [201] * 3 and refused.status_code == 429:
+            break
+        await asyncio.sleep(1.0)  # a window boundary fell inside the burst: again
+    else:
+        pytest.fail("no burst of four fell inside one window")
+    assert refused.headers["x-request-id"]
+    assert refused.headers["x-ratelimit-limit"] == "3"
+    assert "idempotent-replayed" not in refused.headers
+
+    await asyncio.sleep(1.1)  # the next window
+    dynamodb_fault_proxy.throttle(times=None, operation="UpdateItem")
+    unavailable = [
+        await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+        for _ in range(4)
+    ]
+    assert unavailable[-1].status_code == 503, [a.status_code for a in unavailable]
+    dynamodb_fault_proxy.reset()
+    await asyncio.sleep(2.1)  # the next window, past the throttled key's back-off
+
+    executed = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+    assert executed.status_code == 201, executed.text
+    if 201 not in {a.status_code for a in unavailable}:
+        # neither the 429 nor the 503s were remembered: this is the first execution (a
+        # request of the throttled burst admitted on budget already held would have been)
+        assert "idempotent-replayed" not in executed.headers
+    replay = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == executed.content
+    names = [p["name"] for p in (await burst_client.get("/projects")).json()["items"]]
+    assert names.count("keyed") == 1
