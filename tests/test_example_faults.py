@@ -4,6 +4,7 @@ the end-to-end suite over uvicorn cannot provoke."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -183,25 +184,33 @@ async def test_an_import_whose_count_claim_meets_a_5xx_is_retried_safely(
 # 503 with Retry-After.
 
 
-@pytest.fixture
-async def free_client(
-    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+@contextlib.asynccontextmanager
+async def _limited_client(
+    dynamodb_env: str, proxy: FaultProxy, free_rate: str, tenant: str
 ) -> AsyncIterator[httpx.AsyncClient]:
+    """The example through the fault proxy, its free plan at ``free_rate``, as a free
+    ``tenant``."""
     suffix = uuid.uuid4().hex[:8]
     env = {
         "SAAS_ENV": "dev",
         "SAAS_TABLE": f"faults-data-{suffix}",
         "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
-        "SAAS_RATE_FREE": "10/minute",
+        "SAAS_RATE_FREE": free_rate,
         "AWS_REGION": "us-east-1",
     }
     await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
-    app = create_app(
-        Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
-    )
-    headers = {"authorization": f"Bearer {mint(f'free-{suffix}', plan='free')}"}
+    app = create_app(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": proxy.endpoint}))
+    headers = {"authorization": f"Bearer {mint(f'{tenant}-{suffix}', plan='free')}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        yield http
+
+
+@pytest.fixture
+async def free_client(
+    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with _limited_client(dynamodb_env, dynamodb_fault_proxy, "10/minute", "free") as http:
         yield http
 
 
@@ -393,21 +402,7 @@ async def burst_client(
     dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A free plan of 3 a second, so that a window passes within a test."""
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        "SAAS_ENV": "dev",
-        "SAAS_TABLE": f"faults-data-{suffix}",
-        "SAAS_RATE_TABLE": f"faults-rate-{suffix}",
-        "SAAS_RATE_FREE": "3/second",
-        "AWS_REGION": "us-east-1",
-    }
-    await create_tables(Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_env}))
-    app = create_app(
-        Settings.from_env({**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_fault_proxy.endpoint})
-    )
-    headers = {"authorization": f"Bearer {mint(f'burst-{suffix}')}"}  # no plan: free
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+    async with _limited_client(dynamodb_env, dynamodb_fault_proxy, "3/second", "burst") as http:
         yield http
 
 
