@@ -445,3 +445,53 @@ async def test_a_429_or_a_limiter_503_with_a_key_is_not_remembered(
     assert replay.content == executed.content
     names = [p["name"] for p in (await burst_client.get("/projects")).json()["items"]]
     assert names.count("keyed") == 1
+
+
+@pytest.mark.parametrize("count", [40, 150])
+async def test_a_keyed_import_sent_again_after_its_record_expired_adds_nothing_and_answers(
+    env: dict[str, str], client: httpx.AsyncClient, dynamodb_env: str, count: int
+) -> None:
+    """Past its retention the key is forgotten (DynamoDB's TTL deletes the record): the
+    same key and body then find every task stored, add none, and answer 200, not a 409
+    that every later retry would repeat."""
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    titles = [f"t{i}" for i in range(count)]
+    body = {"project_id": project["id"], "tasks": [{"title": t} for t in titles]}
+    k = uuid.uuid4().hex
+    assert (await _keyed_import(client, body, k)).status_code == 200
+    table = DynamoTable(data_table_spec(env["SAAS_TABLE"]), endpoint=dynamodb_env)
+    try:  # what the TTL does, at once
+        async with table.unit_of_work("acme") as uow:
+            assert await uow.get(("_idempotency#" + k, "_")) is not None
+            uow.delete(("_idempotency#" + k, "_"))
+    finally:
+        await table.close()
+    again = await _keyed_import(client, body, k)
+    assert again.status_code == 200, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json() == {"imported": count}
+    await _assert_stored_once(client, project["id"], titles)
+
+
+async def test_an_import_whose_count_correction_fails_too_says_it_overcounts(
+    client: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    """Where "counts exact once the import has returned" stops: the batch writes fail,
+    then the transaction that gives back the unstored tasks' counts fails as well. The
+    counts then stay over (never under: the project is not deletable under a task), and
+    the 503 says by how many."""
+    project = (await client.post("/projects", json={"name": "p"})).json()
+    dynamodb_fault_proxy.reset()
+    dynamodb_fault_proxy.fail(times=None, operation="BatchWriteItem", after=1)
+    dynamodb_fault_proxy.throttle(times=None, operation="TransactWriteItems", after=1)
+    body = {"project_id": project["id"], "tasks": [{"title": f"t{i}"} for i in range(60)]}
+    answer = await client.post("/imports/tasks", json=body)
+    dynamodb_fault_proxy.reset()
+    assert answer.status_code == 503, answer.text
+    problem = answer.json()
+    assert (problem["written"], problem["overcounted"]) == (25, 35)
+    assert "count 35 tasks that are not stored" in problem["detail"]
+    assert len(await _all_tasks(client, project["id"])) == 25
+    summary = (await client.get("/analytics/summary")).json()
+    assert summary["tasks"]["open"] == 60  # as the answer said: over by 35
+    assert (await client.delete(f"/projects/{project['id']}")).status_code == 409

@@ -186,21 +186,40 @@ async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
 
 
 def import_failed(
-    failure: LiftError, stored: int, assumed: int, total: int, *, keyed: bool = False
+    failure: LiftError,
+    stored: int,
+    assumed: int,
+    total: int,
+    *,
+    keyed: bool = False,
+    overcounted: int = 0,
 ) -> LiftError:
     """The answer of an import that stopped: the write's error, reporting the whole
     import as it is now counted (``written`` tasks stored, and ``outcome_unknown`` more
     that could not be read back and are counted as stored), not the last call's view."""
-    detail = f"The import stopped: {stored} of {total} tasks are stored"
-    if assumed:
-        detail += f", {assumed} more may be"
-    detail += "; the project's count and the analytics count them."
-    if keyed:
+    if keyed:  # an earlier attempt's tasks past this one's stop are not seen: at least
+        detail = f"The import stopped: at least {stored} of {total} tasks are stored"
+        if assumed:
+            detail += f", {assumed} more may be"
         detail += (
-            " Send the request again with the same Idempotency-Key to import the rest:"
-            " no task is imported twice."
+            "; the project's count and the analytics count exactly what is stored. Send"
+            " the request again with the same Idempotency-Key to import the rest: no task"
+            " is imported twice."
         )
-    counts = {"written": stored, "outcome_unknown": assumed}
+    else:
+        detail = f"The import stopped: {stored} of {total} tasks are stored"
+        if assumed:
+            detail += f", {assumed} more may be"
+        if overcounted:
+            detail += (
+                f"; correcting the counts failed too, so the project's count and the"
+                f" analytics count {overcounted} tasks that are not stored."
+            )
+        else:
+            detail += "; the project's count and the analytics count them."
+    counts: dict[str, Any] = {"written": stored, "outcome_unknown": assumed}
+    if overcounted:
+        counts["overcounted"] = overcounted
     if isinstance(failure, DynamoDBUnavailable):
         return type(failure)(
             detail, aws_code=failure.aws_code, retry_after=failure.retry_after, **counts
@@ -258,21 +277,17 @@ async def import_resumable(uow: UnitOfWork, project_id: str, items: list[dict[st
     again without it; the counts are exact at every moment. The last chunk is left in
     the unit of work, which commits it in one transaction with the idempotency record:
     the record never exists without every task, and an import of up to
-    :data:`RESUMABLE_CHUNK` tasks is one transaction, record included. That chunk is
-    never already stored on a retry: its transaction is the one that remembers the
-    response, so once it lands a retry is a replay.
+    :data:`RESUMABLE_CHUNK` tasks is one transaction, record included. Its tasks are
+    read first (one consistent BatchGetItem) and those already stored left out: a
+    retry never finds them stored, as their transaction is the one that remembers the
+    response, but the same key sent again once the record has expired (24 h) does.
     """
     stored = 0
     last = (len(items) - 1) // RESUMABLE_CHUNK * RESUMABLE_CHUNK  # the last chunk's start
-    for start in range(0, len(items), RESUMABLE_CHUNK):
+    for start in range(0, last, RESUMABLE_CHUNK):
         chunk = items[start : start + RESUMABLE_CHUNK]
         while chunk:
-            for item in chunk:
-                uow.put(item, if_absent=True)
-            claim_project(uow, project_id, len(chunk))
-            count_tasks(uow, Counter(item["status"] for item in chunk))
-            if start == last:
-                return  # committed with the record, by the unit of work
+            buffer_tasks(uow, project_id, chunk)
             try:
                 await uow.commit()
             except ConditionFailed as failed:
@@ -283,14 +298,40 @@ async def import_resumable(uow: UnitOfWork, project_id: str, items: list[dict[st
                 chunk = [item for n, item in enumerate(chunk, 1) if n not in taken]
                 continue
             except LiftError as failure:
-                unknown = isinstance(failure, DynamoDBUnavailable) and not isinstance(
-                    failure, DynamoDBThrottled
-                )
                 raise import_failed(
-                    failure, stored, len(chunk) if unknown else 0, len(items), keyed=True
+                    failure, stored, _maybe_applied(failure, chunk), len(items), keyed=True
                 ) from None
             stored += len(chunk)
             break
+    chunk = items[last:]
+    try:
+        found = await uow.batch_get(
+            [task_key(project_id, item["id"]) for item in chunk], consistent=True
+        )
+    except LiftError as failure:
+        raise import_failed(failure, stored, 0, len(items), keyed=True) from None
+    buffer_tasks(
+        uow, project_id, [item for item, there in zip(chunk, found, strict=True) if there is None]
+    )
+
+
+def buffer_tasks(uow: UnitOfWork, project_id: str, tasks: list[dict[str, Any]]) -> None:
+    """Buffer ``tasks``, each only if absent, with their counts (nothing when empty)."""
+    if not tasks:
+        return
+    for item in tasks:
+        uow.put(item, if_absent=True)
+    claim_project(uow, project_id, len(tasks))
+    count_tasks(uow, Counter(item["status"] for item in tasks))
+
+
+def _maybe_applied(failure: LiftError, chunk: list[dict[str, Any]]) -> int:
+    """How many of ``chunk`` a failed transaction may have stored: all of it when its
+    outcome is unknown (not a throttle, which DynamoDB did not apply), else none."""
+    unknown = isinstance(failure, DynamoDBUnavailable) and not isinstance(
+        failure, DynamoDBThrottled
+    )
+    return len(chunk) if unknown else 0
 
 
 # -- the app ------------------------------------------------------------------------
@@ -555,7 +596,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         f"tasks_{s}": written[s] - n for s, n in planned.items() if written[s] != n
                     },
                 )
-                await uow.commit()  # before the error response, which would discard it
+                try:
+                    await uow.commit()  # before the error response, which would discard it
+                except LiftError as unsettled:
+                    # Where "exact once it has returned" stops: the claim stands, over by
+                    # the tasks not stored (never under: no delete under a task).
+                    log.error(
+                        "import: the counts could not be settled (%s); they count %d "
+                        "task(s) of project %s that are not stored",
+                        unsettled.detail,
+                        unwritten,
+                        project_id,
+                    )
+                    raise import_failed(
+                        failure,
+                        sum(written.values()) - assumed,
+                        assumed,
+                        len(body.tasks),
+                        overcounted=unwritten,
+                    ) from None
             raise import_failed(failure, sum(written.values()) - assumed, assumed, len(body.tasks))
         return {"imported": sum(written.values())}
 
