@@ -105,7 +105,7 @@ async def query(
     binding = json.dumps(
         [scope.binding, payload], sort_keys=True, separators=(",", ":"), default=str
     ).encode()
-    if cursor is not None:
+    if cursor:  # None or "" (a query string's `cursor=`): the first page
         start = table.cursors.decode(cursor, binding)
         if not scope.owns(start):
             raise InvalidCursor("The cursor is not valid for this listing.")

@@ -119,7 +119,8 @@ class _View:
         items; with a filter, further DynamoDB pages are read (up to 10 calls) to fill the
         page. Without ``limit``, one DynamoDB page. ``scan_forward=False``: descending
         sort key (newest first for time-ordered keys). ``cursor``: the ``next_cursor`` of
-        the previous page of the *same* query; anything else is a 400.
+        the previous page of the *same* query (``None`` or ``""``: the first page);
+        anything else is a 400.
         """
         return await reads.query(
             self._table,

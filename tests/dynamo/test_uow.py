@@ -442,6 +442,9 @@ async def test_cursor_bound_to_listing(tasks: UnitOfWork, table: DynamoTable) ->
     for attempt in attempts:
         with pytest.raises(InvalidCursor):
             await attempt
+    # an empty cursor (a query string's `cursor=`) is no cursor: the first page
+    first = await tasks.query("project#p1", SK.begins_with("task#"), limit=2, cursor="")
+    assert list(first) == list(page) and first.next_cursor is not None
     rotated = DynamoTable(
         table.name, transport=table.transport, cursor_secret=SECRET[::-1], verify_table=False
     )

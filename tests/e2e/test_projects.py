@@ -149,6 +149,8 @@ async def test_project_listing_pages_and_limits(client: httpx.AsyncClient, tenan
     assert len(whole.json()["items"]) == 23 and whole.json()["next_cursor"] is None
     one = await client.get("/projects", params={"limit": 1}, headers=h)
     assert len(one.json()["items"]) == 1 and one.json()["next_cursor"] is not None
+    empty = await client.get("/projects", params={"limit": 1, "cursor": ""}, headers=h)
+    assert empty.json()["items"] == one.json()["items"]  # `cursor=`: the first page, no 400
 
     for limit in ("0", "101", "-1", "abc", "1.5"):
         response = await client.get("/projects", params={"limit": limit}, headers=h)
