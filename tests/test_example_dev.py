@@ -4,11 +4,13 @@ curl lines it prints work; Ctrl-C stops the app and the database server."""
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -33,11 +35,15 @@ def test_make_run_serves_the_app_its_curl_lines_work_and_ctrl_c_stops_both() -> 
     )
     assert child.stdout is not None
     try:
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = child.stdout
+        threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
         printed: list[str] = []
         while not any("curl -s http" in line for line in printed):
-            line = child.stdout.readline()
-            assert line, "".join(printed)
-            printed.append(line)
+            try:  # a child that hangs fails the test instead of hanging it
+                printed.append(lines.get(timeout=60))
+            except queue.Empty:
+                raise AssertionError(f"nothing more in 60 s: {''.join(printed)}") from None
         text = "".join(printed)
         endpoint = re.search(r"DynamoDB \(local, \w+\): (\S+)", text)
         token = re.search(r"Authorization: Bearer ([\w.-]+)", text)
