@@ -248,6 +248,10 @@ async def test_a_failing_rate_limit_table_never_lets_a_free_tenant_past_its_plan
         assert answer.json()["status"] == 503
         assert int(answer.headers["retry-after"]) >= 1
         assert answer.headers["x-request-id"]  # the refusals an operator looks up too
+        # "every limited response carries" them: as a refusal's, the count unread
+        assert answer.headers["x-ratelimit-limit"] == "10"
+        assert answer.headers["x-ratelimit-remaining"] == "0"
+        assert int(answer.headers["x-ratelimit-reset"]) >= int(answer.headers["retry-after"])
     dynamodb_fault_proxy.reset()
     for _ in range(40):  # a throttled key backs off (at most 2 s) before it asks again
         after = await free_client.get("/projects")

@@ -40,6 +40,7 @@ class StoreFailures:
         "_next_warning",
         "_suppressed",
         "_warn_interval",
+        "headers",
         "local",
         "retry_after",
         "stats",
@@ -54,8 +55,10 @@ class StoreFailures:
         timeout: float,
         retry_after: int,
         warn_interval: float,
+        headers: bool = True,
     ) -> None:
         self.stats = stats
+        self.headers = headers
         self.local = local  # the backend's acquire_local, if it has one
         self.timeout = timeout
         self.retry_after = retry_after
@@ -94,10 +97,23 @@ class StoreFailures:
             ctx.rate_limit = rule.outcomes.unavailable
             self.stats.unavailable += 1
             self.log(rule, exc, "refused with 503")
+            # With its headers as a 429 has them: nothing may be spent now (remaining 0)
+            # and the client may ask again at Retry-After (the reset). The count itself is
+            # what could not be read; these say what this answer means, not the count.
+            headers = (
+                {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in limit_set.headers_of(0, 0, now + self.retry_after, now)
+                }
+                if self.headers
+                else None
+            )
             await send_problem(
                 send,
                 ServiceUnavailable(
-                    "Rate limiting is unavailable; retry shortly.", retry_after=self.retry_after
+                    "Rate limiting is unavailable; retry shortly.",
+                    headers=headers,
+                    retry_after=self.retry_after,
                 ),
             )
             return False

@@ -122,6 +122,10 @@ async def test_a_failing_table_never_admits_past_the_limit_unless_open_is_named(
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.headers["retry-after"] == "7"
             assert refused.json()["status"] == 503
+            # its rate-limit headers say what a refusal says: nothing now, ask at reset
+            assert refused.headers["x-ratelimit-limit"] == "10"
+            assert refused.headers["x-ratelimit-remaining"] == "0"
+            assert int(refused.headers["x-ratelimit-reset"]) >= int(clock()) + 7
         assert limiter.stats.unavailable == SENT - healthy
     warnings = [r for r in caplog.records if r.name == "lift_asgi.ratelimit"]
     assert len(warnings) == 1  # rate-limited: one per warn_interval

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from typing import Any
 
@@ -71,7 +72,7 @@ def test_counters_of_other_limits_go_once_no_window_reads_them() -> None:
     assert sorted(held) == [f"3600s{int(T0 // 3600)}", f"60s{int(T0 // 60) + 1}"]
 
 
-async def test_the_503_of_a_store_that_cannot_count_states_no_count(clock: Clock) -> None:
+async def test_the_503_of_a_store_that_cannot_count_has_a_refusals_headers(clock: Clock) -> None:
     async def ok(request: Any) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
@@ -87,5 +88,10 @@ async def test_the_503_of_a_store_that_cannot_count_states_no_count(clock: Clock
         unavailable = await http.get("/")
     assert admitted.headers["x-ratelimit-remaining"] == "0"
     assert unavailable.status_code == 503 and int(unavailable.headers["retry-after"]) >= 1
-    # the count is what could not be read: no Limit without Remaining and Reset
-    assert not [h for h in unavailable.headers if "ratelimit" in h]
+    # the count is what could not be read: the headers say what the answer means (as on
+    # a 429: nothing may be spent now, ask again at the reset, which is Retry-After)
+    headers = unavailable.headers
+    assert (headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"]) == ("1", "0")
+    retry_after = int(headers["retry-after"])
+    assert int(headers["x-ratelimit-reset"]) == math.ceil(clock() + retry_after)
+    assert headers["ratelimit"].endswith(f";t={retry_after}")
