@@ -499,3 +499,31 @@ async def test_an_import_whose_count_correction_fails_too_says_it_overcounts(
     summary = (await client.get("/analytics/summary")).json()
     assert summary["tasks"]["open"] == 60  # as the answer said: over by 35
     assert (await client.delete(f"/projects/{project['id']}")).status_code == 409
+
+
+async def test_a_plan_of_several_windows_never_admits_past_any_of_them(
+    dynamodb_env: str, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    """The contract: "whatever the window type, no window ever admits more than the
+    plan's number": a free plan of 2 a second and 3 a minute."""
+    async with _limited_client(
+        dynamodb_env, dynamodb_fault_proxy, "2/second;3/minute", "windows"
+    ) as http:
+        for _ in range(20):  # two admitted in one second, the third refused by it
+            first = [(await http.get("/projects")).status_code for _ in range(3)]
+            if first == [200, 200, 429]:
+                break
+            await asyncio.sleep(1.0)  # a second's boundary fell inside: again
+        else:
+            pytest.fail("no burst of three fell inside one second")
+        await asyncio.sleep(1.1)  # the second's window has passed; the minute's has not
+        later = [await http.get("/projects") for _ in range(3)]
+    statuses = [a.status_code for a in later]
+    # the minute allows one more, unless the burst straddled a minute's boundary
+    assert statuses in ([200, 429, 429], [200, 200, 429]), statuses
+    for answer in later:
+        assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(
+            answer.headers
+        )
+    if statuses == [200, 429, 429]:
+        assert int(later[1].headers["retry-after"]) > 1  # refused by the minute, not a second

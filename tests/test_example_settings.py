@@ -111,3 +111,13 @@ def test_json_request_logs_go_to_standard_error_not_standard_output() -> None:
     assert done.stdout == ""
     (line,) = [json.loads(text) for text in done.stderr.splitlines() if '"route"' in text]
     assert (line["route"], line["status"], line["tenant"]) == ("/health", 200, None)
+
+
+async def test_the_health_check_answers_head_too() -> None:
+    settings = Settings.from_env({"SAAS_ENV": "prod", "SAAS_JWT_SECRET": SECRET})
+    transport = httpx.ASGITransport(create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        head = await http.head("/health")
+        get = await http.get("/health")
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.content == b"" and get.json() == {"status": "ok"}

@@ -407,7 +407,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt=["/health"],
     )
 
-    @app.get("/health")
+    # HEAD too: load balancers and uptime checks often ask with it
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
