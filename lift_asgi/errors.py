@@ -458,7 +458,7 @@ async def validation_exception_handler(request: Request, exc: Exception) -> Resp
     from fastapi.encoders import jsonable_encoder
 
     errors_of = getattr(exc, "errors", None)
-    errors = jsonable_encoder(errors_of() if callable(errors_of) else [])
+    errors = jsonable_encoder((errors_of() if callable(errors_of) else None) or [])
     places = {_place(error) for error in errors}
     if places <= {"body"}:
         body = _echo_json({"detail": errors}).encode()

@@ -168,8 +168,10 @@ class IdempotentRecord:
 
     @property
     def seed(self) -> bytes:
-        """See :func:`retry_seed` (the tenant is known once the key is claimed)."""
-        tenant = self._scope.tenant_id if self._scope is not None else ""
+        """See :func:`retry_seed`; known once the key is claimed (the tenant with it)."""
+        if self._scope is None:
+            raise RuntimeError("the retry seed is known once the key is claimed")
+        tenant = self._scope.tenant_id
         digest = hashlib.sha256(b"lift-asgi retry seed\n")
         for part in (tenant, self.key, self.fingerprint):
             raw = part.encode("utf-8", "surrogateescape")
