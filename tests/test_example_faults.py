@@ -259,7 +259,11 @@ async def test_a_failing_rate_limit_table_never_lets_a_free_tenant_past_its_plan
             break
         await asyncio.sleep(0.1)
     assert after.status_code == 200
-    assert int(after.headers["x-ratelimit-remaining"]) <= 10 - len(admitted) - 1
+    left = int(after.headers["x-ratelimit-remaining"])
+    if after.headers["x-ratelimit-reset"] == admitted[-1].headers["x-ratelimit-reset"]:
+        assert left <= 10 - len(admitted) - 1  # the same window still counts them
+    else:  # the minute turned during the test (the slow table takes seconds): a new one
+        assert left == 9
     assert (await free_client.get("/health")).status_code == 200
 
 
