@@ -91,9 +91,8 @@ class RateLimitMiddleware(metaclass=LoudStartup):
       (60 s). Rules may override it. (``fail_open`` is gone: it is a ConfigurationError.)
     - ``headers`` (True): ``X-RateLimit-Limit/-Remaining/-Reset`` and the IETF draft's
       ``RateLimit-Policy``/``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-09) on every
-      admitted response and every 429. A 503 of a failing store (``on_failure="refuse"``)
-      carries them too, as a refusal: remaining 0, reset at ``Retry-After`` (the count
-      itself could not be read).
+      admitted response and every 429; a failing store's 503 (``on_failure="refuse"``)
+      too, as a refusal (remaining 0, reset at ``Retry-After``: the count was unread).
     - ``blocked_cache_size`` (10 000): keys remembered as blocked; 0 disables.
     - ``clock`` (``time.time``): the epoch clock; tests move it instead of sleeping.
     - ``router``: where route templates come from (default: ``scope["app"]``, else the
