@@ -15,7 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi.errors import LiftError, send_problem
 
-__all__ = ["ResponseTracker", "adding_headers", "call_with_problems", "relative_location"]
+__all__ = [
+    "ResponseTracker",
+    "adding_headers",
+    "call_with_problems",
+    "relative_location",
+    "response_tracker",
+]
 
 
 async def call_with_problems(
@@ -36,7 +42,7 @@ async def call_with_problems(
     own. A problem answered here for a raised error gets none of them: no inner stage
     answered it.
     """
-    tracker = ResponseTracker(scope, send, headers)
+    tracker = response_tracker(scope, send, headers)
     try:
         await app(scope, receive, tracker.send)
     except LiftError as error:
@@ -97,6 +103,24 @@ class ResponseTracker:
                 if origin is not None:
                     message = relative_location(message, origin)
         return self._send(message)
+
+
+_new = object.__new__
+
+
+def response_tracker(
+    scope: Scope, send: Send, headers: list[tuple[bytes, bytes]] | None = None
+) -> ResponseTracker:
+    """``ResponseTracker(scope, send, headers)`` for the per-request path: calling a class
+    runs its ``__init__`` in a frame of its own, entered from C (about 2,700 machine
+    instructions on CPython 3.11, counted by ``bench/instructions.py``); a plain
+    function's frame, entered from Python, is inlined and costs a tenth of that."""
+    tracker = _new(ResponseTracker)
+    tracker._scope = scope
+    tracker._send = send
+    tracker._headers = headers
+    tracker.started = False
+    return tracker
 
 
 def _request_origin(scope: Scope) -> bytes | None:

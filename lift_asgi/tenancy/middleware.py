@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lift_asgi._chain import Chained
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import (
@@ -29,7 +30,7 @@ from lift_asgi.errors import (
     Unauthorized,
     send_problem,
 )
-from lift_asgi.send_wrapper import ResponseTracker, call_with_problems
+from lift_asgi.send_wrapper import call_with_problems, response_tracker
 from lift_asgi.stages import SCOPE_KEY, TENANT, RequestContext, context_var, enter
 from lift_asgi.tenancy.memo import remember
 from lift_asgi.tenancy.tenant import (
@@ -103,7 +104,7 @@ def _compile_resolvers(resolvers: Any) -> tuple[tuple[ResolveFunc, str], ...]:
     return tuple(compiled)
 
 
-class TenantMiddleware(metaclass=LoudStartup):
+class TenantMiddleware(Chained, metaclass=LoudStartup):
     """Resolve the tenant of every HTTP and WebSocket request; refuse those without one.
 
     Options (all checked here, once; mistakes raise :class:`ConfigurationError`):
@@ -220,10 +221,10 @@ class TenantMiddleware(metaclass=LoudStartup):
         headers: list[tuple[bytes, bytes]] = []
         ctx.response_headers = headers
         # call_with_problems inlined (one coroutine frame fewer on every request)
-        tracker = ResponseTracker(scope, send, headers)
+        tracker = response_tracker(scope, send, headers)
         reset = None if exposed else _set_context(ctx)  # exposed: nothing to set
         try:
-            await self.app(scope, receive, tracker.send)
+            await self._next(scope, receive, tracker.send)
         except LiftError as error:
             if tracker.started:
                 raise
@@ -238,7 +239,7 @@ class TenantMiddleware(metaclass=LoudStartup):
         if scope_type != "http" and scope_type != "websocket":
             if scope_type == "lifespan":
                 enter(scope, TENANT)
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         ctx = enter(scope, TENANT)
         state = scope.get("state")
@@ -252,9 +253,9 @@ class TenantMiddleware(metaclass=LoudStartup):
                 if scope_type == "http":
                     headers: list[tuple[bytes, bytes]] = []
                     ctx.response_headers = headers
-                    await call_with_problems(self.app, scope, receive, send, headers)
+                    await call_with_problems(self._next, scope, receive, send, headers)
                 else:
-                    await self.app(scope, receive, send)
+                    await self._next(scope, receive, send)
                 return
         try:
             if self._require_consistent:
@@ -284,9 +285,9 @@ class TenantMiddleware(metaclass=LoudStartup):
             if scope_type == "http":
                 headers = []
                 ctx.response_headers = headers
-                await call_with_problems(self.app, scope, receive, send, headers)
+                await call_with_problems(self._next, scope, receive, send, headers)
             else:
-                await self.app(scope, receive, send)
+                await self._next(scope, receive, send)
         finally:
             if reset is not None:
                 _reset_context(reset)
