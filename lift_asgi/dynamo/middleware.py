@@ -54,6 +54,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._chain import Chained
 from lift_asgi._startup import LoudStartup
 from lift_asgi.dynamo.client import DynamoTable
 from lift_asgi.dynamo.tables import TableSpec
@@ -103,7 +104,7 @@ async def _dropped(message: Message) -> None:
     """What sending a message of a response replaced by a problem does: nothing."""
 
 
-class UnitOfWorkMiddleware(metaclass=LoudStartup):
+class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
     """One :class:`UnitOfWork` per HTTP request, scoped to the request's tenant.
 
     ``table`` (required): a table name, a :class:`~lift_asgi.dynamo.tables.TableSpec`,
@@ -169,7 +170,7 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
             if scope_type == "lifespan":
                 await self._lifespan(scope, receive, send)
             else:
-                await self.app(scope, receive, send)
+                await self._next(scope, receive, send)
             return
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
         if ctx is None:
@@ -239,7 +240,7 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
                 return send(message)
 
             try:
-                await self.app(scope, receive, send_committing)
+                await self._next(scope, receive, send_committing)
             except LiftError as error:
                 if uow.discard():
                     ctx.commit = "discarded"
@@ -302,7 +303,7 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
                 complete = True
 
         try:
-            await self.app(scope, receive, hold)
+            await self._next(scope, receive, hold)
         except LiftError as error:
             if start is not None:
                 await self._give_up(request, ctx, uow)
@@ -395,7 +396,7 @@ class UnitOfWorkMiddleware(metaclass=LoudStartup):
             await send(message)
 
         try:
-            await self.app(scope, receive_watching, send_closing)
+            await self._next(scope, receive_watching, send_closing)
         finally:
             if shutting_down:
                 await close()

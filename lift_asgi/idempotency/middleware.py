@@ -33,6 +33,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._chain import Chained
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import BadRequest, ConfigurationError, HTTPProblem, LiftError, send_problem
 from lift_asgi.idempotency.record import IdempotentRecord, RecordPolicy, fingerprint
@@ -68,7 +69,7 @@ def _positive(option: str, value: Any, kind: type = float) -> Any:
     return kind(value)
 
 
-class IdempotencyMiddleware(metaclass=LoudStartup):
+class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
     """Honour ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header).
 
     Options (mistakes raise :class:`~lift_asgi.errors.ConfigurationError` naming them):
@@ -145,7 +146,7 @@ class IdempotencyMiddleware(metaclass=LoudStartup):
             if scope_type == "lifespan":
                 await self._lifespan(scope, receive, send)
             else:
-                await self.app(scope, receive, send)
+                await self._next(scope, receive, send)
             return
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
         if ctx is None:
@@ -153,12 +154,12 @@ class IdempotencyMiddleware(metaclass=LoudStartup):
         else:  # enter(scope, IDEMPOTENCY) without its call (~450 instructions)
             ctx.stages.append(IDEMPOTENCY)
         if scope["method"] not in self._methods:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         name = self._header
         values = [value for key, value in scope["headers"] if key == name]
         if not values:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         key = _valid_key(values)
         if key is None:
@@ -198,9 +199,9 @@ class IdempotencyMiddleware(metaclass=LoudStartup):
             return await receive()
 
         if self._checked:
-            await self.app(scope, replay_body, send)
+            await self._next(scope, replay_body, send)
             return
-        await self.app(scope, replay_body, self._checking(ctx, record, send))
+        await self._next(scope, replay_body, self._checking(ctx, record, send))
 
     async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
         chunks: list[bytes] = []
@@ -264,7 +265,7 @@ class IdempotencyMiddleware(metaclass=LoudStartup):
                     }
             await send(message)
 
-        await self.app(scope, receive, send_checked)
+        await self._next(scope, receive, send_checked)
 
 
 def _no_unit_of_work() -> ConfigurationError:

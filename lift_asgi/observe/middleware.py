@@ -36,6 +36,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lift_asgi._chain import Chained
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
@@ -108,7 +109,7 @@ def _first_values(headers: Iterable[Any], name: bytes, trace_name: bytes) -> tup
     return incoming, trace
 
 
-class RequestObserver(metaclass=LoudStartup):
+class RequestObserver(Chained, metaclass=LoudStartup):
     """Request ids, one request record per request, DynamoDB cost, OpenTelemetry.
 
     Options (checked here; a mistake raises :class:`~lift_asgi.errors.ConfigurationError`):
@@ -145,7 +146,6 @@ class RequestObserver(metaclass=LoudStartup):
         "_spellings",
         "_telemetry",
         "_wanted",
-        "app",
     )
 
     def __init__(
@@ -231,7 +231,7 @@ class RequestObserver(metaclass=LoudStartup):
                 return
             if scope["type"] == "lifespan":
                 enter(scope, OBSERVE)
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         start = _clock()
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
@@ -282,7 +282,7 @@ class RequestObserver(metaclass=LoudStartup):
         token = None if exposed else _set_context(ctx)  # None: an outer stage did
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._next(scope, receive, send_with_id)
         except BaseException as exc:
             error = exc
             if status is None and isinstance(exc, Exception):
@@ -411,7 +411,7 @@ class RequestObserver(metaclass=LoudStartup):
 
         token = _set_context(ctx) if _get_context() is not ctx else None
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._next(scope, receive, send_with_id)
         finally:
             if token is not None:
                 _reset_context(token)

@@ -36,6 +36,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lift_asgi._chain import Chained
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
@@ -66,7 +67,7 @@ def _no_acquire(key: str, windows: Any, cost: int, now: float) -> Decision:
     raise AssertionError("no path for the common configuration")  # never called
 
 
-class RateLimitMiddleware(metaclass=LoudStartup):
+class RateLimitMiddleware(Chained, metaclass=LoudStartup):
     """Limit HTTP requests per tenant, user, client address, API key or route.
 
     One rule in short (``limit=``, with ``key``, ``methods``, ``routes``, ``path_prefix``,
@@ -120,7 +121,6 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         "_route",
         "_spend",
         "_timeout",
-        "app",
         "backend",
         "need",
         "rules",
@@ -246,12 +246,12 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             and (scope.get("root_path") or scope["path"].startswith(exempt))
             and under(route_path(scope), exempt)
         ):
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         now = self._clock()
         key = rule.key(scope)
         if key is None:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         # the stored key of a hot key from a memo: no new string to build and hash
         full_key = self._fast_keys.get(key)
@@ -273,7 +273,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 ctx, send, rule, exc, full_key, limit_set, rule.cost, now
             )
             if failed is True:
-                await self.app(scope, receive, send)  # admitted uncounted (on_failure="open")
+                await self._next(scope, receive, send)  # admitted uncounted (on_failure="open")
                 return
             if failed is False:
                 return
@@ -297,7 +297,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         self.stats.admitted += 1
         ctx.rate_limit = reported
         if not self._headers:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         extra = limit_set.headers_of(index, remaining, reset, now)
         offered = ctx.response_headers
@@ -307,7 +307,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             offered[:0] = extra
         else:
             offered += extra
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)
 
     async def _limit(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every scope, every configuration (:meth:`__call__` has the common one's path)."""
@@ -316,7 +316,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             if scope_type == "lifespan":
                 await self._lifespan(scope, receive, send)
             else:
-                await self.app(scope, receive, send)
+                await self._next(scope, receive, send)
             return
         ctx: RequestContext | None = scope.get(SCOPE_KEY)
         if ctx is None:
@@ -327,7 +327,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
         if self._need_path:
             path = route_path(scope)
             if self._exempt and under(path, self._exempt):
-                await self.app(scope, receive, send)
+                await self._next(scope, receive, send)
                 return
         if not self._checked and not await self._check(scope, send):
             return
@@ -395,13 +395,13 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             if report is None or decision.remaining < report.remaining:
                 report, report_set, report_rule = decision, limit_set, rule
         if report is None or report_set is None or report_rule is None:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         self.stats.admitted += 1
         outcomes = report_rule.outcomes
         ctx.rate_limit = outcomes.degraded if degraded else outcomes.admitted
         if not self._headers:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         extra = report_set.headers_of(report.index, report.remaining, report.reset, now)
         # An outer stage (the tenant stage) that wraps send anyway offers a list it adds to
@@ -416,7 +416,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
             offered[:0] = extra
         else:
             offered += extra
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)
 
     def _fast_path(self, compiled: Sequence[CompiledRule]) -> None:
         """Whether :meth:`__call__`'s path for the common configuration serves this one
@@ -471,7 +471,7 @@ class RateLimitMiddleware(metaclass=LoudStartup):
                 return
             self._checked = True
             self._one = self._fast
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)
 
     async def _check(self, scope: Scope, send: Send) -> bool:
         """Without a lifespan: is the tenant stage outside? If not, a logged 500."""
