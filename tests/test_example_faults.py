@@ -420,9 +420,12 @@ async def test_a_429_or_a_limiter_503_with_a_key_is_not_remembered(
     """The contract: "A 429 ... is not remembered"; nor is a 503 from a rate-limit table
     that cannot answer. Once allowed, the same key executes, and is then remembered."""
     for _ in range(20):  # three admitted in one second, then the keyed one refused
-        keyed = {"idempotency-key": uuid.uuid4().hex}
+        key = uuid.uuid4().hex
+        keyed = {"idempotency-key": key}
+        # named after its key: a try whose burst crossed a window may have created one
+        body = {"name": f"keyed {key}"}
         answers = [await burst_client.post("/projects", json={"name": "n"}) for _ in range(3)]
-        refused = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+        refused = await burst_client.post("/projects", json=body, headers=keyed)
         if [a.status_code for a in answers] == [201] * 3 and refused.status_code == 429:
             break
         await asyncio.sleep(1.0)  # a window boundary fell inside the burst: again
@@ -434,25 +437,22 @@ async def test_a_429_or_a_limiter_503_with_a_key_is_not_remembered(
 
     await asyncio.sleep(1.1)  # the next window
     dynamodb_fault_proxy.throttle(times=None, operation="UpdateItem")
-    unavailable = [
-        await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
-        for _ in range(4)
-    ]
+    unavailable = [await burst_client.post("/projects", json=body, headers=keyed) for _ in range(4)]
     assert unavailable[-1].status_code == 503, [a.status_code for a in unavailable]
     dynamodb_fault_proxy.reset()
     await asyncio.sleep(3.1)  # a later window, well past the throttled key's back-off (2 s)
 
-    executed = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+    executed = await burst_client.post("/projects", json=body, headers=keyed)
     assert executed.status_code == 201, executed.text
     if 201 not in {a.status_code for a in unavailable}:
         # neither the 429 nor the 503s were remembered: this is the first execution (a
         # request of the throttled burst admitted on budget already held would have been)
         assert "idempotent-replayed" not in executed.headers
-    replay = await burst_client.post("/projects", json={"name": "keyed"}, headers=keyed)
+    replay = await burst_client.post("/projects", json=body, headers=keyed)
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == executed.content
     names = [p["name"] for p in (await burst_client.get("/projects")).json()["items"]]
-    assert names.count("keyed") == 1
+    assert names.count(body["name"]) == 1
 
 
 @pytest.mark.parametrize("count", [40, 150])
