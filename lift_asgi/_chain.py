@@ -5,8 +5,9 @@ Starlette's ``ExceptionMiddleware``), enters the object's ``async def __call__``
 the interpreter goes through the type's call slot, which looks the method up and starts
 a new evaluation loop for it. Calling the same ``__call__`` as a bound method from
 Python is a plain Python-to-Python call, which CPython runs in the caller's loop.
-Measured with ``bench/instructions.py`` on CPython 3.11: three stages installed run
-about 2,600 machine instructions fewer per request (three such calls) bound.
+Counted with ``bench/instructions.py`` on CPython 3.11: about 500 to 650 machine
+instructions fewer per hop (three stages installed, three hops: 56,545 to 55,043 over
+bare FastAPI; the full stack, five hops: 81,174 to 77,997).
 
 :class:`Chained` is the base of the suite's middlewares: ``app`` stays an attribute
 users and the installer may read and set, and setting it also sets ``_next``, the same
