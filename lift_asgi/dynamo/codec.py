@@ -22,7 +22,8 @@ What DynamoDB would refuse is refused here, where the value is added, as
 :class:`~lift_asgi.errors.InvalidItem` (a 400): a number of more than 38 significant
 digits or a magnitude outside 1E-130 .. 9.99...E+125 (zero is fine), a number set whose
 members are one number to DynamoDB (``{0.1, Decimal("0.1")}``), maps and lists nested
-more than 32 levels (a top-level attribute's value is level 1). NaN, infinities, empty
+more than 32 levels (a top-level attribute's value is level 1), NaN and the infinities
+(Python's ``json`` parses ``NaN`` and ``Infinity``, so a client can send them). Empty
 sets and unknown types are programming errors (``ValueError``/``TypeError``).
 
 DynamoDB to Python: numbers come back as ``int`` when they are integral and as
@@ -122,13 +123,13 @@ def _number(value: float | Decimal) -> str:
         if 1e-130 <= abs(value) < 1e126:  # False for NaN and infinities
             return repr(value)
         if not math.isfinite(value):
-            raise ValueError(f"DynamoDB cannot store the number {value!r}")
+            _refuse_number(repr(value), "DynamoDB numbers are finite")
         text = repr(value)
         if value:
             _check_decimal(Decimal(text), text)
         return text
     if not value.is_finite():
-        raise ValueError(f"DynamoDB cannot store the number {value!r}")
+        _refuse_number(str(value), "DynamoDB numbers are finite")
     text = str(value)
     _check_decimal(value, text)
     return text

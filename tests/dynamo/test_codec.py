@@ -17,6 +17,7 @@ from lift_asgi.dynamo.codec import (
     encode_value,
     item_size,
 )
+from lift_asgi.errors import InvalidItem
 
 
 class Colour(enum.StrEnum):
@@ -94,9 +95,12 @@ def test_binary_decodes_from_text_or_bytes() -> None:
 @pytest.mark.parametrize(
     ("value", "error"),
     [
-        (float("nan"), ValueError),
-        (float("inf"), ValueError),
-        (Decimal("Infinity"), ValueError),
+        (float("nan"), InvalidItem),
+        (float("inf"), InvalidItem),
+        (float("-inf"), InvalidItem),
+        (Decimal("Infinity"), InvalidItem),
+        (Decimal("NaN"), InvalidItem),
+        (Decimal("sNaN"), InvalidItem),
         (set(), ValueError),
         ({1, "a"}, TypeError),
         ({True}, TypeError),

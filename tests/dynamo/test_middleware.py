@@ -250,6 +250,23 @@ async def test_version_conflict_is_409(http: httpx.AsyncClient) -> None:
     assert (await http.get("/items/p/1", headers=ACME)).json()["version"] == 2
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+async def test_a_clients_nan_or_infinity_is_a_400_problem_and_nothing_is_written(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec, number: str
+) -> None:
+    # Python's json (Starlette's request.json()) parses NaN and Infinity: client data,
+    # refused as a number DynamoDB cannot store, not a programming error's 500
+    body = '{"items": [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2", "score": NUMBER}]}'
+    body = body.replace("NUMBER", number)
+    headers = {**ACME, "content-type": "application/json"}
+    response = await http.post("/write", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:lift-asgi:problem:invalid-item"
+    assert "finite" in response.json()["detail"]
+    assert await stored(raw, dynamodb_table) == []
+
+
 async def test_101_operations_is_a_clear_500(
     http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec
 ) -> None:
