@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections import Counter
@@ -51,6 +52,7 @@ from lift_asgi.errors import (
     DynamoDBError,
     DynamoDBThrottled,
     DynamoDBUnavailable,
+    NotFound,
 )
 from lift_asgi.idempotency import retry_seed
 from lift_asgi.observe import configure_logging
@@ -58,6 +60,10 @@ from lift_asgi.observe import configure_logging
 Status = Literal["open", "in_progress", "done"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
 TaskId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+#: Every id the example stores: new_id()'s 22 hex digits, or a task's own TaskId. A path
+#: id outside it names nothing that can exist: a 404 without a read (an id past the key's
+#: byte limit would otherwise be the key check's 400, naming the key attribute).
+STORED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Title = Annotated[str, Field(min_length=1, max_length=500)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
 
@@ -182,6 +188,8 @@ def claim_project(uow: UnitOfWork, project_id: str, tasks: int) -> None:
 
 
 async def existing_project(uow: UnitOfWork, project_id: str) -> dict[str, Any]:
+    if STORED_ID.fullmatch(project_id) is None:
+        raise NotFound("No such project.")
     return await uow.get_or_404(project_key(project_id), detail="No such project.")
 
 
@@ -518,6 +526,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def patch_task(
         project_id: str, task_id: str, body: TaskPatch, uow: Uow
     ) -> dict[str, Any]:
+        if STORED_ID.fullmatch(project_id) is None or STORED_ID.fullmatch(task_id) is None:
+            raise NotFound("No such task.")
         item = await uow.get_or_404(task_key(project_id, task_id), detail="No such task.")
         if int(item["version"]) != body.version:
             raise Conflict(f"Stale version {body.version}; the task is at {item['version']}.")

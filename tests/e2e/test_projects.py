@@ -185,3 +185,36 @@ async def test_a_trailing_slash_never_redirects_to_the_clients_host(
     response = await client.get(path, headers=headers, follow_redirects=False)
     assert "location" not in response.headers
     assert_problem(response, 404)
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["a" * 1017, "a" * 65, "x%23y", "%C3%A9t%C3%A9", "a.b"],
+    ids=["past-the-key-limit", "65-chars", "hash", "non-ascii", "dot"],
+)
+async def test_a_path_id_no_stored_id_can_have_is_a_404_on_every_route(
+    client: httpx.AsyncClient, tenant: Tenant, bad_id: str
+) -> None:
+    # not the key check's 400 naming a key attribute: the id names nothing that exists
+    h = tenant.headers
+    pid = (await create_project(client, tenant))["id"]
+    tid = (await create_task(client, tenant, pid))["id"]
+    answers = [
+        await client.get(f"/projects/{bad_id}", headers=h),
+        await client.patch(f"/projects/{bad_id}", json={"name": "x", "version": 1}, headers=h),
+        await client.delete(f"/projects/{bad_id}", headers=h),
+        await client.post(f"/projects/{bad_id}/tasks", json={"title": "t"}, headers=h),
+        await client.post(
+            f"/projects/{bad_id}/tasks:bulk", json={"tasks": [{"title": "t"}]}, headers=h
+        ),
+        await client.get(f"/projects/{bad_id}/tasks", headers=h),
+        await client.patch(f"/projects/{bad_id}/tasks/{tid}", json={"version": 1}, headers=h),
+        await client.patch(f"/projects/{pid}/tasks/{bad_id}", json={"version": 1}, headers=h),
+        await client.post(
+            "/imports/tasks", json={"project_id": bad_id[:64], "tasks": [{"title": "t"}]}, headers=h
+        ),
+    ]
+    for answer in answers:
+        assert_problem(answer, 404)
+        assert "'sk'" not in answer.json()["detail"]
+    assert (await summary(client, tenant))["projects"] == 1  # nothing written
