@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Send
 
+from lift_asgi._body_parse import json_invalid
 from lift_asgi._json import strict_encoder
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -427,11 +428,16 @@ async def problem_exception_handler(request: Request, exc: Exception) -> Respons
         app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
 
     FastAPI's request validation errors (422) keep FastAPI's own shape (see
-    :func:`validation_exception_handler`).
+    :func:`validation_exception_handler`), and so does a JSON body FastAPI's parser
+    refused without a ``JSONDecodeError`` (see :mod:`lift_asgi._body_parse`).
     """
     if isinstance(exc, LiftError):
         return problem_response(exc)
     if isinstance(exc, StarletteHTTPException):
+        unreadable = json_invalid(exc)
+        if unreadable is not None:  # FastAPI's 400 for a refused JSON body: its 422
+            body = json.dumps({"detail": unreadable}).encode()
+            return Response(content=body, status_code=422, media_type="application/json")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(HTTPProblem(exc.status_code, detail, headers=exc.headers))
     raise exc  # pragma: no cover - registered only for the two types above

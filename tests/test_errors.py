@@ -138,6 +138,53 @@ async def test_validation_errors_keep_fastapis_422_whatever_the_input(
     assert error["input"] == echoed
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason", "position"),
+    [
+        (b'{"name": "\xe9"}', "Invalid UTF-8", 10),  # Latin-1, not UTF-8
+        (b"[" * 200_000, "Nested too deeply", 0),  # past the parser's recursion limit
+        (b'{"name": "n", "version": ' + b"9" * 5000 + b"}", "Number too long", 0),
+        (b'{"name": ', "Expecting value", 9),  # FastAPI's own 422, the one matched
+    ],
+)
+async def test_a_json_body_the_parser_refuses_is_fastapis_422_not_a_bare_400(
+    raw: bytes, reason: str, position: int
+) -> None:
+    # FastAPI gives JSONDecodeError a 422 json_invalid and any other refusal a 400
+    # "There was an error parsing the body": one answer for every unreadable body
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.post("/projects", status_code=201)
+    async def create(project: Versioned) -> dict[str, str]:
+        return {"name": project.name}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post(
+            "/projects", content=raw, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    (error,) = answer.json()["detail"]
+    assert error["type"] == "json_invalid" and error["msg"] == "JSON decode error"
+    assert error["loc"] == ["body", position]
+    assert error["ctx"] == {"error": reason}
+
+
+async def test_other_400s_of_fastapi_stay_problems() -> None:
+    app = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+
+    @app.get("/bad")
+    async def bad() -> None:
+        raise HTTPException(400, "There was an error parsing the body")  # no cause
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get("/bad")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
 def _strict_json(raw: bytes) -> Any:
     """``raw`` parsed as strict JSON: ``NaN``/``Infinity`` tokens are refused."""
 
