@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -474,6 +475,57 @@ def test_bad_options_name_themselves() -> None:
         handler(app, trusted_proxies=["not-a-network"])
     with pytest.raises(ConfigurationError, match="shutdown_on_sigterm"):
         handler(app, shutdown_on_sigterm="no")  # truthy: it would take SIGTERM over
+
+
+_SIGTERM_CHILD = """
+import sys, time
+from contextlib import asynccontextmanager
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from lift_asgi.aws import handler
+from lift_asgi.testing import api_gateway_v2_event, lambda_context
+
+log = open(sys.argv[1], "a", buffering=1)
+
+@asynccontextmanager
+async def lifespan(app):
+    log.write("startup\\n")
+    yield
+    log.write("shutdown\\n")
+
+async def hello(request):
+    return PlainTextResponse("hi")
+
+h = handler(Starlette(routes=[Route("/", hello)], lifespan=lifespan), shutdown_on_sigterm=True)
+answer = h(api_gateway_v2_event("GET", "/"), lambda_context())
+log.write(f"answered {answer['statusCode']}\\n")
+print("ready", flush=True)
+time.sleep(60)
+log.write("not stopped\\n")
+"""
+
+
+def test_sigterm_runs_the_apps_shutdown_and_exits_cleanly(tmp_path: Any) -> None:
+    # the Lambda runtime sends SIGTERM before it stops a container (with an extension)
+    log = tmp_path / "lifespan.log"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SIGTERM_CHILD, str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready", (
+            child.stderr.read() if child.stderr else ""
+        )
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=20)
+    finally:
+        child.kill()
+    assert code == 0
+    assert log.read_text().splitlines() == ["startup", "answered 200", "shutdown"]
 
 
 # -- text bodies stay text -------------------------------------------------------------
