@@ -377,7 +377,7 @@ def _how(name: str, params: dict[str, Any]) -> str:
             "`MemoryBackend` in this process: bytes held per key measured by `tracemalloc` "
             "over 200,000 keys of ~20 characters (key strings included); CPU per new key, "
             "batches of 20,000, in a store starting empty, one holding "
-            f"{p.get('keys'):,} live keys, and one at a cap of {p.get('keys'):,} whose "
+            f"{p.get('keys', 0):,} live keys, and one at a cap of {p.get('keys', 0):,} whose "
             "windows have all ended (each new key drops one); ratios to the empty store."
         ),
         "leases": (
