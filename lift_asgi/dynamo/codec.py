@@ -23,8 +23,10 @@ What DynamoDB would refuse is refused here, where the value is added, as
 digits or a magnitude outside 1E-130 .. 9.99...E+125 (zero is fine), a number set whose
 members are one number to DynamoDB (``{0.1, Decimal("0.1")}``), maps and lists nested
 more than 32 levels (a top-level attribute's value is level 1), NaN and the infinities
-(Python's ``json`` parses ``NaN`` and ``Infinity``, so a client can send them). Empty
-sets and unknown types are programming errors (``ValueError``/``TypeError``).
+(Python's ``json`` parses ``NaN`` and ``Infinity``, so a client can send them), a string
+holding a lone surrogate (:func:`utf8_size`) and an empty attribute name
+(:func:`refuse_name`). Empty sets, names that are not strings and unknown types are
+programming errors (``ValueError``/``TypeError``).
 
 DynamoDB to Python: numbers come back as ``int`` when they are integral and as
 ``decimal.Decimal`` otherwise. ``Decimal`` keeps exactly what DynamoDB stored (38
@@ -56,7 +58,9 @@ __all__ = [
     "int_text",
     "item_size",
     "number_size",
+    "refuse_name",
     "text_size",
+    "utf8_size",
 ]
 
 AttributeValue = dict[str, Any]
@@ -251,7 +255,7 @@ def _encode_members(item: Mapping[str, Any], depth: int) -> dict[str, AttributeV
     encoded: dict[str, AttributeValue] = {}
     for name, value in item.items():
         if type(name) is not str or not name:
-            raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            refuse_name(name)
         encoded[name] = _encode(value, depth + 1)
     return encoded
 
@@ -312,8 +316,31 @@ def decode_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {name: decode_value(value) for name, value in item.items()}
 
 
+def utf8_size(text: str) -> int:
+    """The UTF-8 length of a string that is not ASCII (callers test ``isascii()`` first,
+    which skips the call for most). DynamoDB stores UTF-8, which a lone surrogate
+    (``"\\ud800"``, which JSON carries and Python's ``json`` parses) cannot be encoded
+    in: client data, so :class:`~lift_asgi.errors.InvalidItem` (a 400)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidItem(
+            "A string in the item is not valid Unicode: it holds a lone surrogate "
+            "(U+D800..U+DFFF), which DynamoDB cannot store."
+        ) from None
+
+
+def refuse_name(name: object) -> NoReturn:
+    """An attribute name that cannot be one: an empty string (which a client's JSON can
+    hold) is :class:`~lift_asgi.errors.InvalidItem`, a 400; anything but a string is the
+    handler's own mistake (``TypeError``), a ``str`` subclass too."""
+    if type(name) is str:
+        raise InvalidItem("An attribute name must not be empty.")
+    raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+
+
 def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    return len(text) if text.isascii() else utf8_size(text)
 
 
 #: The size DynamoDB counts for a string (its UTF-8 length).
@@ -404,10 +431,10 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
     """
     total = 0
     for name, value in item.items():
-        total += len(name) if name.isascii() else len(name.encode())
+        total += len(name) if name.isascii() else utf8_size(name)
         text = value.get("S")
         if text is not None:  # the common case, without a call
-            total += len(text) if text.isascii() else len(text.encode())
+            total += len(text) if text.isascii() else utf8_size(text)
         else:
             total += _value_size(value)
     return total
@@ -419,7 +446,7 @@ def encode_sized(value: Any, depth: int = 1) -> tuple[AttributeValue, int]:
     ``depth``: the value's nesting level (a top-level attribute's value is level 1)."""
     kind = type(value)
     if kind is str:
-        return {"S": value}, len(value) if value.isascii() else len(value.encode())
+        return {"S": value}, len(value) if value.isascii() else utf8_size(value)
     if kind is int:
         text = int_text(value)
         return {"N": text}, _number_size(text)
@@ -434,7 +461,7 @@ def encode_sized(value: Any, depth: int = 1) -> tuple[AttributeValue, int]:
         size = 3
         for name, member in value.items():
             if type(name) is not str or not name:
-                raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+                refuse_name(name)
             encoded, member_size = encode_sized(member, depth + 1)
             members[name] = encoded
             size += _utf8_len(name) + member_size + 1

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value
+from lift_asgi.dynamo.codec import encode_value, utf8_size
 from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES
 from lift_asgi.errors import InvalidItem
 
@@ -113,7 +113,7 @@ _EXPRESSION_FIELDS = (
 
 
 def _check_length(field: str, text: str) -> None:
-    size = len(text) if text.isascii() else len(text.encode())
+    size = len(text) if text.isascii() else utf8_size(text)
     if size > MAX_EXPRESSION_BYTES:
         raise InvalidItem(
             f"The {field} would be {size} bytes; DynamoDB takes at most "

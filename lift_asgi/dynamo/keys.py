@@ -25,9 +25,11 @@ from lift_asgi.dynamo.codec import (
     encode_sized,
     int_text,
     number_size,
+    refuse_name,
     text_size,
+    utf8_size,
 )
-from lift_asgi.dynamo.limits import MAX_PK_BYTES, MAX_SK_BYTES
+from lift_asgi.dynamo.limits import MAX_NAME_BYTES, MAX_PK_BYTES, MAX_SK_BYTES
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.errors import InvalidItem, InvalidTenant
 
@@ -94,8 +96,12 @@ class Schema:
                 f"'{self.tenant_attribute}' is written by the unit of work, not by handlers."
             )
         if type(name) is not str or not name:
-            raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            refuse_name(name)
         size = text_size(name)
+        if size > MAX_NAME_BYTES:
+            raise InvalidItem(
+                f"An attribute name is {size} bytes; DynamoDB takes at most {MAX_NAME_BYTES}."
+            )
         if size <= _MAX_NAME_BYTES and len(self.names) < _MAX_NAMES:
             self.names[name] = size
         return size
@@ -150,7 +156,7 @@ def check_key_value(attribute: str, value: Any, limit: int) -> str:
     text: str = value
     if not text:
         raise InvalidItem(f"The key attribute '{attribute}' must not be empty.")
-    if len(text) * 4 > limit and len(text.encode()) > limit:
+    if (len(text) * 4 > limit or not text.isascii()) and text_size(text) > limit:
         raise InvalidItem(f"The key attribute '{attribute}' is longer than {limit} bytes.")
     return text
 
@@ -297,12 +303,12 @@ class TenantScope:
                 if rule == PREFIXED_KEY:
                     value = self.prefix + value
                 encoded[name] = {"S": value}
-                size += len(name) + (len(value) if value.isascii() else len(value.encode()))
+                size += len(name) + (len(value) if value.isascii() else utf8_size(value))
                 continue
             size += rule
             if kind is str:
                 encoded[name] = {"S": value}
-                size += len(value) if value.isascii() else len(value.encode())
+                size += len(value) if value.isascii() else utf8_size(value)
             elif kind is int:
                 number = str(value)
                 encoded[name] = {"N": number}
@@ -395,10 +401,16 @@ class UnscopedScope:
                 encoded[name] = {"S": text}
                 size += text_size(name) + text_size(text)
             elif type(name) is not str or not name:
-                raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+                refuse_name(name)
             else:
                 encoded[name], value_size = encode_sized(value)
-                size += text_size(name) + value_size
+                name_size = text_size(name)
+                if name_size > MAX_NAME_BYTES:
+                    raise InvalidItem(
+                        f"An attribute name is {name_size} bytes; DynamoDB takes at most "
+                        f"{MAX_NAME_BYTES}."
+                    )
+                size += name_size + value_size
         return encoded, size
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:

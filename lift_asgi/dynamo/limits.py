@@ -15,6 +15,7 @@ __all__ = [
     "MAX_BATCH_WRITE",
     "MAX_EXPRESSION_BYTES",
     "MAX_ITEM_BYTES",
+    "MAX_NAME_BYTES",
     "MAX_PK_BYTES",
     "MAX_QUERY_CALLS",
     "MAX_SK_BYTES",
@@ -25,6 +26,9 @@ __all__ = [
 
 #: One item: attribute names and values, by the rules of ``codec.item_size``.
 MAX_ITEM_BYTES: Final = 400 * 1024
+#: An attribute name (UTF-8 bytes; key and index attributes are held to 255 by DynamoDB
+#: when the table is made).
+MAX_NAME_BYTES: Final = 64 * 1024
 #: Key values (UTF-8 bytes): partition key, sort key.
 MAX_PK_BYTES: Final = 2048
 MAX_SK_BYTES: Final = 1024

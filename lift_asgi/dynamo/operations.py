@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value, item_size
+from lift_asgi.dynamo.codec import encode_value, item_size, refuse_name
 from lift_asgi.dynamo.conditions import Condition, Expression
 from lift_asgi.dynamo.keys import KeyLike, Schema, Scope, check_key_value
 from lift_asgi.dynamo.limits import MAX_ITEM_BYTES, MAX_SK_BYTES
@@ -301,7 +301,7 @@ def build_update(
 
     def claim(name: Any, clause: str) -> str:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+            refuse_name(name)
         if name in protected:
             raise ValueError(f"update cannot {clause} '{name}': it is part of the key")
         if name in touched:

@@ -106,7 +106,7 @@ def test_binary_decodes_from_text_or_bytes() -> None:
         ({True}, TypeError),
         (object(), TypeError),
         ({1: "non-string key"}, TypeError),
-        ({"": "empty name"}, TypeError),
+        ({"": "empty name"}, InvalidItem),  # a client's JSON can hold one: a 400
     ],
 )
 def test_refuses_what_dynamodb_cannot_store(value: Any, error: type[Exception]) -> None:

@@ -250,20 +250,29 @@ async def test_version_conflict_is_409(http: httpx.AsyncClient) -> None:
     assert (await http.get("/items/p/1", headers=ACME)).json()["version"] == 2
 
 
-@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
-async def test_a_clients_nan_or_infinity_is_a_400_problem_and_nothing_is_written(
-    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec, number: str
+@pytest.mark.parametrize(
+    ("member", "said"),
+    [
+        ('"score": NaN', "finite"),
+        ('"score": Infinity', "finite"),
+        ('"score": -Infinity', "finite"),
+        ('"title": "a\\ud800"', "surrogate"),  # valid JSON, not UTF-8
+        ('"": 1', "must not be empty"),
+    ],
+)
+async def test_what_a_clients_json_holds_and_dynamodb_cannot_store_is_a_400_problem(
+    http: httpx.AsyncClient, raw: DynamoTransport, dynamodb_table: TableSpec, member: str, said: str
 ) -> None:
-    # Python's json (Starlette's request.json()) parses NaN and Infinity: client data,
-    # refused as a number DynamoDB cannot store, not a programming error's 500
-    body = '{"items": [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2", "score": NUMBER}]}'
-    body = body.replace("NUMBER", number)
+    # Python's json (Starlette's request.json()) parses all of these: client data, refused
+    # as an item DynamoDB cannot store (InvalidItem), not a programming error's 500
+    body = '{"items": [{"pk": "p", "sk": "1"}, {"pk": "p", "sk": "2", MEMBER}]}'
+    body = body.replace("MEMBER", member)
     headers = {**ACME, "content-type": "application/json"}
     response = await http.post("/write", content=body, headers=headers)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:lift-asgi:problem:invalid-item"
-    assert "finite" in response.json()["detail"]
+    assert said in response.json()["detail"]
     assert await stored(raw, dynamodb_table) == []
 
 

@@ -119,7 +119,7 @@ def test_checked_names_are_remembered_per_schema() -> None:
     ("name", "error"),
     [
         ("_tenant", InvalidItem),
-        ("", TypeError),
+        ("", InvalidItem),  # a client's JSON can hold one: a 400
         (1, TypeError),
         (Field.TITLE, TypeError),  # a str subclass, even once "title" is known
         (b"title", TypeError),
@@ -182,3 +182,46 @@ def test_a_non_ascii_tenant_prefix_takes_its_bytes_from_the_key_limit() -> None:
     build_put(view, {"pk": "p" * (2048 - 6), "sk": "s"})
     with pytest.raises(InvalidItem, match="longer than"):
         build_put(view, {"pk": "p" * (2048 - 5), "sk": "s"})
+
+
+LONE = "\ud800"  # valid JSON ("\ud800"), which Python's json parses; not UTF-8
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"pk": "p", "sk": "s", "title": "a" + LONE},  # a value
+        {"pk": "p" + LONE, "sk": "s"},  # a prefixed key, short
+        {"pk": "p", "sk": "s" + LONE},  # the sort key
+        {"pk": "p", "sk": "x" * 300 + LONE},  # a key past the short-key path
+        {"pk": "p", "sk": "s", "t" + LONE: 1},  # a name
+        {"pk": "p", "sk": "s", "m": {"inner": [LONE]}},  # nested
+        {"pk": "p", "sk": "s", "tags": {"a", LONE}},  # a string set
+        {"pk": "p", "sk": "s", "": 1},  # an empty name
+        {"pk": "p", "sk": "s", "m": {"": 1}},  # an empty name, nested
+        {"pk": "p", "sk": "s", "n" * (64 * 1024 + 1): 1},  # a name past 64 KB
+    ],
+    ids=[
+        "value",
+        "pk",
+        "sk",
+        "long-sk",
+        "name",
+        "nested",
+        "set",
+        "empty",
+        "empty-nested",
+        "long-name",
+    ],
+)
+@pytest.mark.parametrize(
+    "view", [scope, lambda: UnscopedScope(schema())], ids=["tenant", "unscoped"]
+)
+def test_what_a_clients_json_can_hold_and_dynamodb_cannot_store_is_invalid_item(
+    item: dict[str, Any], view: Any
+) -> None:
+    # InvalidItem is a 400: a handler that puts a client's fields gets no 500 for them
+    with pytest.raises(InvalidItem):
+        build_put(view(), item)
+    with pytest.raises(InvalidItem):
+        build_put(view(), item, if_absent=True)
