@@ -3,6 +3,7 @@ limit sets, cost and failure policy, ready for the request path."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,9 @@ from lift_asgi.ratelimit.rules import (
 )
 
 __all__ = ["CompiledRule"]
+
+
+logger = logging.getLogger("lift_asgi.ratelimit")
 
 
 class CompiledRule:
@@ -108,6 +112,22 @@ class CompiledRule:
         elif isinstance(rule.limit, Mapping):
             self.needs_tenant = "limit"
         self.everywhere = self.methods is None and self.templates is None and not self.prefixes
+
+    def cost_of(self, scope: Scope) -> int | None:
+        """The callable ``cost``'s units for this request; ``None`` (logged) when it
+        returned no int: a float or a str would be counted by the store, then fail."""
+        assert self.cost_fn is not None
+        cost = self.cost_fn(scope)
+        if type(cost) is int:
+            return cost
+        logger.error(
+            "cost: rule %r's cost function returned %r (%s), not an int; the request is "
+            "answered with a 500 and nothing is counted",
+            self.name,
+            cost,
+            type(cost).__name__,
+        )
+        return None
 
     def applies(self, method: str, path: str, route: KeyFunc, scope: Scope) -> bool:
         if self.methods is not None and method not in self.methods:

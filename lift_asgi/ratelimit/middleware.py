@@ -40,7 +40,7 @@ from lift_asgi._chain import Chained
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
-from lift_asgi.errors import ConfigurationError, TooManyRequests, send_problem
+from lift_asgi.errors import ConfigurationError, LiftError, TooManyRequests, send_problem
 from lift_asgi.ratelimit.backends import Backend, backend_from
 from lift_asgi.ratelimit.blocked import BlockedKeys
 from lift_asgi.ratelimit.client_ip import ClientIP
@@ -181,8 +181,7 @@ class RateLimitMiddleware(Chained, metaclass=LoudStartup):
         self._acquire_now: Callable[[str, Any, int, float], Decision] | None = (
             None if self._io else getattr(self.backend, "acquire_now", None)
         )
-        # Units this process leased (async+dynamodb:// with lease_horizon > 0), spent
-        # without a coroutine or a timeout.
+        # Units this process leased (lease_horizon > 0), spent without a coroutine or timeout.
         leases = getattr(self.backend, "leases", None) if self._io else None
         self._spend: Callable[[str, Any, int, float], Decision | None] | None = (
             leases.spend
@@ -346,11 +345,12 @@ class RateLimitMiddleware(Chained, metaclass=LoudStartup):
             limit_set = rule.static or rule.limits(scope)
             if limit_set is None:
                 continue
-            cost = rule.cost
-            if rule.cost_fn is not None:
-                cost = rule.cost_fn(scope)
-                if cost < 1:
-                    continue
+            cost = rule.cost if rule.cost_fn is None else rule.cost_of(scope)
+            if cost is None:  # the cost function's answer was no int (logged): none counted
+                await send_problem(send, LiftError())
+                return
+            if cost < 1:
+                continue
             full_key = rule.key_prefix + key
             if len(full_key) > 512:
                 full_key = bounded_key(full_key)

@@ -7,6 +7,7 @@ DynamoDB behaviour (calls, concurrency, failures) is in test_dynamodb.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -582,6 +583,29 @@ async def test_cost_from_a_callable(get: Any, clock: Clock) -> None:
     assert (await get(app, "/projects", method="POST")).headers["x-ratelimit-remaining"] == "1"
     assert (await get(app, "/projects", method="POST")).status_code == 429
     assert (await get(app, "/projects")).status_code == 200
+
+
+@pytest.mark.parametrize("returned", [1.0, 2.5, "2", True, None])
+async def test_a_cost_function_returning_no_int_is_a_logged_500_and_counts_nothing(
+    get: Any, clock: Clock, caplog: pytest.LogCaptureFixture, returned: Any
+) -> None:
+    broken = {"on": True}
+
+    def cost(scope: Scope) -> Any:
+        return returned if broken["on"] else 1
+
+    app, middleware = starlette_app(limit="3/minute", key="global", cost=cost, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="lift_asgi.ratelimit"):
+        for _ in range(5):
+            answer = await get(app, "/projects")
+            assert answer.status_code == 500
+            assert answer.headers["content-type"] == "application/problem+json"
+    assert any(
+        "cost" in r.getMessage() and repr(returned) in r.getMessage() for r in caplog.records
+    )
+    assert middleware.stats.admitted == 0
+    broken["on"] = False  # nothing was counted: the whole limit is still there
+    assert [(await get(app, "/projects")).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
 async def test_rules_apply_in_order_and_all_must_pass(get: Any, clock: Clock) -> None:
