@@ -32,6 +32,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import urllib.parse
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -44,7 +46,7 @@ from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
 from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.dynamo.sigv4 import SigV4Signer
-from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable
+from lift_asgi.errors import ConfigurationError, DynamoDBError, DynamoDBUnavailable
 from lift_asgi.observe.cost import current_cost
 
 __all__ = [
@@ -343,12 +345,42 @@ async def _refresh_botocore_credentials(client: Any) -> None:
 
 
 _SHARED: dict[tuple[str | None, str | None], AiodynamoTransport] = {}
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # "local" too, for a local server
+
+
+def checked_endpoint(option: str, value: object) -> str:
+    """An ``http(s)://host[:port]`` URL, else a ConfigurationError naming ``option`` (a
+    URL without its scheme would be read as a path: every call a misleading 503)."""
+    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    try:
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:
+        port_ok = False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigurationError(option, f"an http(s)://host[:port] URL, not {value!r}")
+    return str(value)
+
+
+def checked_region(option: str, value: object) -> str:
+    """A region name (``eu-west-1``; a local server's ``local``): lower-case letters,
+    digits and dashes, else a ConfigurationError naming ``option``."""
+    if not isinstance(value, str) or _REGION.fullmatch(value) is None:
+        raise ConfigurationError(option, f"an AWS region name such as 'eu-west-1', not {value!r}")
+    return value
 
 
 def shared_transport(endpoint: str | None = None, region: str | None = None) -> AiodynamoTransport:
     """The process-wide transport for (endpoint, region): one session, reused by every
-    middleware, request and Lambda invocation in this process."""
-    key = (endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"), region or _region())
+    middleware, request and Lambda invocation in this process. Both are checked here,
+    where a table is made, the environment's values too (named by their variable)."""
+    if endpoint is not None:
+        endpoint = checked_endpoint("endpoint", endpoint)
+    elif os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        endpoint = checked_endpoint(
+            "AWS_ENDPOINT_URL_DYNAMODB", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        )
+    region = checked_region("region" if region is not None else "AWS_REGION", region or _region())
+    key = (endpoint, region)
     transport = _SHARED.get(key)
     if transport is None:
         transport = _SHARED[key] = AiodynamoTransport(key[0], key[1])

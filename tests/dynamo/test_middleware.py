@@ -518,11 +518,42 @@ def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTrans
         ({"table": "t-1", "transport": object()}, "transport"),
         ({"table": "t-1", "tenant_from": "state"}, "tenant_from"),
         ({"table": DynamoTable("t-1", transport=aiodynamo_transport), "timeout": 1}, "timeout"),
+        # a URL without its scheme was a path: every request a 503 telling clients to retry
+        ({"table": "t-1", "endpoint": "localhost:8000"}, "endpoint"),
+        ({"table": "t-1", "endpoint": "not a url"}, "endpoint"),
+        ({"table": "t-1", "endpoint": "http://"}, "endpoint"),
+        ({"table": "t-1", "endpoint": "http://h:99999"}, "endpoint"),
+        ({"table": "t-1", "endpoint": 5}, "endpoint"),
+        ({"table": "t-1", "region": "us east 1"}, "region"),
+        ({"table": "t-1", "region": 5}, "region"),
     ]
     for options, option in cases:
         with pytest.raises(ConfigurationError) as caught:
             UnitOfWorkMiddleware(app, **options)
         assert caught.value.option == option, options
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("AWS_ENDPOINT_URL_DYNAMODB", "localhost:8000"), ("AWS_REGION", "Europe West")],
+)
+def test_a_bad_endpoint_or_region_in_the_environment_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        DynamoTable("t-1", verify_table=False)
+    assert caught.value.option == variable
+
+
+def test_good_endpoints_and_regions_are_taken() -> None:
+    for endpoint, region in [
+        ("http://127.0.0.1:8000", "local"),
+        ("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1"),
+        ("http://[::1]:8000/", "us-gov-west-1"),
+    ]:
+        table = DynamoTable("t-1", endpoint=endpoint, region=region, verify_table=False)
+        assert table.name == "t-1"
 
 
 # -- with the real TenantMiddleware, the aioboto3 client and tenant_from ----------------------
