@@ -34,6 +34,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._chain import Chained
+from lift_asgi._headers import header_name, header_names
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import BadRequest, ConfigurationError, HTTPProblem, LiftError, send_problem
 from lift_asgi.idempotency.record import IdempotentRecord, RecordPolicy, fingerprint
@@ -107,9 +108,7 @@ class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
-        if not isinstance(header, str) or not header.strip():
-            raise ConfigurationError("header", "must be a header name")
-        self._header = header.strip().lower().encode("latin-1")
+        self._header = header_name("header", header)
         if isinstance(methods, str):
             raise ConfigurationError("methods", "a list of methods, not one string")
         self._methods = frozenset(str(method).upper() for method in methods)
@@ -133,7 +132,7 @@ class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
             retention=_positive("retention", retention),
             in_progress_expiry=_positive("in_progress_expiry", in_progress_expiry),
             max_response_bytes=response_cap,
-            replay_headers=frozenset(name.lower().encode("latin-1") for name in replay_headers),
+            replay_headers=header_names("replay_headers", replay_headers),
             key_prefix=key_prefix,
             ttl_attribute=ttl_attribute,
             clock=clock,

@@ -37,6 +37,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._chain import Chained
+from lift_asgi._headers import header_name
 from lift_asgi._paths import compile_prefixes, route_path, under
 from lift_asgi._routes import RouteTable
 from lift_asgi._startup import LoudStartup
@@ -56,7 +57,6 @@ from lift_asgi.stages import OBSERVE, SCOPE_KEY, RequestContext, context_var, en
 
 __all__ = ["RequestObserver"]
 
-_HEADER_CHARS = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 _TRACE_HEADER = b"x-amzn-trace-id"
 _clock = time.perf_counter
 # the request context's ContextVar (where current_ids() finds ctx.ids), methods bound once
@@ -166,13 +166,7 @@ class RequestObserver(Chained, metaclass=LoudStartup):
         router: Any = None,
     ) -> None:
         self.app = app
-        if (
-            not isinstance(header, str)
-            or not header
-            or not set(header.lower().encode("latin-1", "replace")) <= _HEADER_CHARS
-        ):
-            raise ConfigurationError("header", f"{header!r} is not a header name")
-        self._header = header.lower().encode("latin-1")
+        self._header = header_name("header", header)
         self._header_text = header
         self._spellings = _spellings(self._header)
         for option, value in (

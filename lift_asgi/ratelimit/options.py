@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import Scope
 
+from lift_asgi._headers import header_name
 from lift_asgi._routes import RouteTable
 from lift_asgi.errors import ConfigurationError
 from lift_asgi.ratelimit.client_ip import ClientIP
@@ -33,8 +34,6 @@ from lift_asgi.stages import RATE_LIMIT, TENANT, Need
 __all__ = ["check_options", "compile_rules", "rules_from", "tenant_need"]
 
 logger = logging.getLogger("lift_asgi.ratelimit")
-
-_HEADER_NAME = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-")
 
 
 def _seconds(value: Any) -> bool:
@@ -108,12 +107,7 @@ def check_options(
         raise ConfigurationError("blocked_cache_size", "an integer >= 0 (0 disables)")
     if not callable(clock):
         raise ConfigurationError("clock", "a callable returning epoch seconds")
-    if (
-        not isinstance(api_key_header, str)
-        or not api_key_header
-        or not (set(api_key_header.lower().encode("latin-1", "replace")) <= _HEADER_NAME)
-    ):
-        raise ConfigurationError("api_key_header", f"{api_key_header!r} is not a header name")
+    header_name("api_key_header", api_key_header)
 
 
 def compile_rules(

@@ -3,11 +3,11 @@ per-resolver memo."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.types import Scope
 
+from lift_asgi._headers import header_name
 from lift_asgi.errors import ConfigurationError
 
 __all__ = ["MEMO_SIZE", "first_header", "header_name", "remember", "source_name"]
@@ -23,14 +23,6 @@ def first_header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def header_name(option: str, name: str) -> bytes:
-    """``name`` as the lower-case bytes ASGI uses; a :class:`ConfigurationError` on
-    ``option`` unless it is an HTTP token (RFC 9110 section 5.6.2)."""
-    if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-        raise ConfigurationError(option, f"{name!r} is not a valid HTTP header name")
-    return name.lower().encode("ascii")
 
 
 def source_name(option: str, name: Any) -> str:

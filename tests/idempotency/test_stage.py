@@ -49,6 +49,13 @@ def test_options_are_checked_at_construction() -> None:
 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"header": ""}, "header"),
+        # each of these was taken, and no request was ever deduplicated or replayed with
+        # its headers: a name with a space matches no header, a string is its letters
+        ({"header": "a b"}, "header"),
+        ({"header": "€"}, "header"),
+        ({"header": 5}, "header"),
+        ({"replay_headers": "etag"}, "replay_headers"),
+        ({"replay_headers": ["etag", "x y"]}, "replay_headers"),
         ({"methods": "POST"}, "methods"),
         ({"methods": []}, "methods"),
         ({"methods": ["POST", "GET"]}, "methods"),
