@@ -208,6 +208,8 @@ class DynamoTable:
         self.cursors = CursorSigner(resolve_secret(cursor_secret))
         self.name = spec.name
         self.spec = spec
+        if not isinstance(verify_table, bool):  # "no" would have been true
+            raise ConfigurationError("verify_table", "True or False")
         self._verified = not verify_table
         self._failure: LiftError | None = None
         self._failure_until = 0.0

@@ -526,6 +526,7 @@ def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTrans
         ({"table": "t-1", "endpoint": 5}, "endpoint"),
         ({"table": "t-1", "region": "us east 1"}, "region"),
         ({"table": "t-1", "region": 5}, "region"),
+        ({"table": "t-1", "verify_table": "no"}, "verify_table"),
     ]
     for options, option in cases:
         with pytest.raises(ConfigurationError) as caught:
