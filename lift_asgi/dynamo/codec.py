@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
-from lift_asgi.dynamo.limits import MAX_ITEM_BYTES
+from lift_asgi.dynamo.limits import MAX_ITEM_BYTES, MAX_NAME_BYTES
 from lift_asgi.errors import InvalidItem
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "encode_value",
     "int_text",
     "item_size",
+    "name_size",
     "number_size",
     "refuse_name",
     "text_size",
@@ -337,6 +338,19 @@ def refuse_name(name: object) -> NoReturn:
     if type(name) is str:
         raise InvalidItem("An attribute name must not be empty.")
     raise TypeError(f"attribute names must be non-empty strings, not {name!r}")
+
+
+def name_size(name: object) -> int:
+    """The size of a top-level attribute ``name``, checked: :func:`refuse_name` for no
+    name, :class:`~lift_asgi.errors.InvalidItem` past DynamoDB's 64 KB for one."""
+    if type(name) is not str or not name:
+        refuse_name(name)
+    size = _utf8_len(name)
+    if size > MAX_NAME_BYTES:
+        raise InvalidItem(
+            f"An attribute name is {size} bytes; DynamoDB takes at most {MAX_NAME_BYTES}."
+        )
+    return size
 
 
 def _utf8_len(text: str) -> int:

@@ -24,12 +24,12 @@ from lift_asgi.dynamo.codec import (
     decode_value,
     encode_sized,
     int_text,
+    name_size,
     number_size,
-    refuse_name,
     text_size,
     utf8_size,
 )
-from lift_asgi.dynamo.limits import MAX_NAME_BYTES, MAX_PK_BYTES, MAX_SK_BYTES
+from lift_asgi.dynamo.limits import MAX_PK_BYTES, MAX_SK_BYTES
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.errors import InvalidItem, InvalidTenant
 
@@ -95,13 +95,7 @@ class Schema:
             raise InvalidItem(
                 f"'{self.tenant_attribute}' is written by the unit of work, not by handlers."
             )
-        if type(name) is not str or not name:
-            refuse_name(name)
-        size = text_size(name)
-        if size > MAX_NAME_BYTES:
-            raise InvalidItem(
-                f"An attribute name is {size} bytes; DynamoDB takes at most {MAX_NAME_BYTES}."
-            )
+        size = name_size(name)
         if size <= _MAX_NAME_BYTES and len(self.names) < _MAX_NAMES:
             self.names[name] = size
         return size
@@ -400,17 +394,10 @@ class UnscopedScope:
                 text = check_key_value(name, value, limit)
                 encoded[name] = {"S": text}
                 size += text_size(name) + text_size(text)
-            elif type(name) is not str or not name:
-                refuse_name(name)
             else:
+                size += name_size(name)  # checked before its value is walked
                 encoded[name], value_size = encode_sized(value)
-                name_size = text_size(name)
-                if name_size > MAX_NAME_BYTES:
-                    raise InvalidItem(
-                        f"An attribute name is {name_size} bytes; DynamoDB takes at most "
-                        f"{MAX_NAME_BYTES}."
-                    )
-                size += name_size + value_size
+                size += value_size
         return encoded, size
 
     def visible(self, raw: Mapping[str, Any]) -> dict[str, Any] | None:
