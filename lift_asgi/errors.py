@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +26,7 @@ from starlette.types import Send
 
 from lift_asgi._body_parse import json_invalid
 from lift_asgi._json import strict_encoder
+from lift_asgi._late_keys import LateKeysDict
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:lift-asgi:problem:"
@@ -486,58 +487,21 @@ def _place(error: Any) -> str:
 
 
 def _fastapi_handlers() -> dict[Any, Any]:
-    """FastAPI's validation error, when FastAPI is in use (imported), never imported here."""
+    """FastAPI's validation error, when FastAPI is in use (imported), never imported here:
+    PROBLEM_HANDLERS's late keys (see lift_asgi._late_keys)."""
     exceptions = sys.modules.get("fastapi.exceptions")
     if exceptions is None:
         return {}
     return {exceptions.RequestValidationError: validation_exception_handler}
 
 
-class _ProblemHandlers(dict[Any, Any]):
-    """A dict that also holds FastAPI's ``RequestValidationError`` once FastAPI is imported.
-
-    ``FastAPI(exception_handlers=...)`` keeps its own 422 handler unless the dict it is
-    given names ``RequestValidationError`` itself (a base class is not enough), and
-    importing FastAPI here would cost every Starlette-only user its import time. So
-    the key appears in iteration, lookup and copies (``dict(...)``, ``{**...}``) when
-    ``fastapi.exceptions`` is loaded, which it is by the time a FastAPI app is built.
-    """
-
-    def __iter__(self) -> Iterator[Any]:
-        yield from super().__iter__()
-        yield from (k for k in _fastapi_handlers() if not dict.__contains__(self, k))
-
-    def keys(self) -> Any:
-        return list(self)
-
-    def items(self) -> Any:
-        return [(key, self[key]) for key in self]
-
-    def values(self) -> Any:
-        return [self[key] for key in self]
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or key in _fastapi_handlers()
-
-    def __missing__(self, key: Any) -> Any:
-        return _fastapi_handlers()[key]
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return self[key] if key in self else default  # noqa: SIM401 - dict.get skips __missing__
-
-    def copy(self) -> dict[Any, Any]:
-        return dict(self.items())
-
-
 #: ``exception_handlers=`` for Starlette and FastAPI apps: problem+json for the suite's
 #: errors and for Starlette's HTTPException (unknown routes, wrong methods), and
 #: FastAPI's 422 rendered safely (:func:`validation_exception_handler`).
-PROBLEM_HANDLERS: dict[Any, Any] = _ProblemHandlers(
+PROBLEM_HANDLERS: dict[Any, Any] = LateKeysDict(
     {
         LiftError: problem_exception_handler,
         StarletteHTTPException: problem_exception_handler,
-    }
+    },
+    late=_fastapi_handlers,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
+from lift_asgi._late_keys import LateKeysDict
 from lift_asgi.errors import (
     PROBLEM_HANDLERS,
     Conflict,
@@ -318,3 +320,19 @@ def test_problem_handlers_name_fastapis_validation_error_once_fastapi_is_loaded(
     assert dict(PROBLEM_HANDLERS)[RequestValidationError] is validation_exception_handler
     assert {**PROBLEM_HANDLERS}.keys() == dict(PROBLEM_HANDLERS).keys()
     assert len(PROBLEM_HANDLERS) == 3
+
+
+def test_late_keys_appear_when_supplied_and_the_dicts_own_items_win() -> None:
+    late: dict[str, str] = {}
+    handlers = LateKeysDict({"own": "mine", "both": "mine"}, late=lambda: late)
+    assert dict(handlers) == {"own": "mine", "both": "mine"} and "later" not in handlers
+    late.update(later="theirs", both="theirs")
+    assert dict(handlers) == {"own": "mine", "both": "mine", "later": "theirs"}
+    assert {**handlers} == dict(handlers) == handlers.copy()
+    assert len(handlers) == 3 and handlers["later"] == "theirs"
+    assert handlers.get("later") == "theirs" and handlers.get("absent", 0) == 0
+    with pytest.raises(KeyError):
+        handlers["absent"]
+    assert dict(copy.copy(handlers)) == dict(handlers)  # a copy keeps reading late keys
+    late["after the copy"] = "theirs"
+    assert "after the copy" in copy.copy(handlers)
