@@ -141,8 +141,9 @@ def relative_location(message: Message, origin: bytes) -> Message:
     ``/projects/`` with ``Host: evil.example`` would be sent, and a shared cache would
     store, a redirect to ``evil.example``. A relative reference resolves against the URL
     the client actually used (RFC 9110 section 10.2.2), so the redirect still works and
-    never names a host. Locations on other origins (an ``http`` to ``https`` upgrade,
-    another site) are left alone.
+    never names a host; a path that starts with ``//`` keeps a leading dot segment, so it
+    cannot be read as another host. Locations on other origins (an ``http`` to ``https``
+    upgrade, another site) are left alone.
     """
     headers = message.get("headers") or ()
     if type(headers) is not list and type(headers) is not tuple:
@@ -164,6 +165,11 @@ def relative_location(message: Message, origin: bytes) -> Message:
                 value = value[size:]
                 if not value.startswith(b"/"):
                     value = b"/" + value
+                elif value[1:2] in (b"/", b"\\"):
+                    # "//evil.example/x" alone is a network-path reference: another host
+                    # (browsers read a backslash as a slash). A dot segment keeps it a
+                    # path on this host, as RFC 3986 section 4.2 advises.
+                    value = b"/." + value
                 changed = True
         rewritten.append((name, value))
     if not changed:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lift_asgi.errors import Conflict
-from lift_asgi.send_wrapper import call_with_problems
+from lift_asgi.send_wrapper import call_with_problems, relative_location
 from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 
 
@@ -83,3 +83,47 @@ async def test_a_trailing_slash_redirect_is_relative_whatever_the_host_header(
     assert moved.headers["location"] == "/projects?page=2"
     # Another origin (an http -> https upgrade) is not the request's own: left alone.
     assert upgrade.headers["location"] == "https://evil.example/projects"
+
+
+async def _double_slash(request: Request) -> RedirectResponse:
+    return RedirectResponse("http://" + request.headers["host"] + request.query_params["to"])
+
+
+@pytest.mark.parametrize(
+    ("to", "expected"),
+    [
+        ("//evil.example/x", "/.//evil.example/x"),
+        ("/projects", "/projects"),
+    ],
+)
+async def test_a_same_origin_redirect_to_a_double_slash_path_stays_on_this_host(
+    to: str, expected: str
+) -> None:
+    # Made relative, "//evil.example/x" would be another host: the dot segment keeps it
+    # the same path on the host the client used.
+    inner = Starlette(routes=[Route("/go", _double_slash)])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await call_with_problems(inner, scope, receive, send)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        moved = await client.get("/go", params={"to": to}, headers={"host": "shop.example"})
+    assert moved.status_code == 307
+    assert moved.headers["location"] == expected
+    resolved = httpx.URL("https://shop.example/here").join(expected)
+    assert resolved.host == "shop.example"
+
+
+def test_a_backslash_after_the_first_slash_gets_the_dot_segment_too() -> None:
+    # Browsers read "/\\evil.example" as "//evil.example" (Starlette's own redirects
+    # quote the backslash; a handler's raw header need not).
+    start = {
+        "type": "http.response.start",
+        "status": 302,
+        "headers": [
+            (b"location", b"http://shop.example/\\evil.example/x"),
+        ],
+    }
+    moved = relative_location(start, b"http://shop.example")
+    assert moved["headers"] == [(b"location", b"/./\\evil.example/x")]
