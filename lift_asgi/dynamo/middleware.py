@@ -270,7 +270,12 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
         send: Send,
     ) -> None:
         """Claim, run the app with its whole response held (up to the record's cap), then
-        commit the app's writes and the record's completion together."""
+        commit the app's writes and the record's completion together, and send the answer.
+
+        That happens when the response is complete, inside the app's last ``send``, as
+        the plain path commits at the response's start: what runs after it (a
+        ``BackgroundTask``) runs after the commit, with or without a key. An exception it
+        raises cannot undo a commit already made and an answer already sent."""
         if not await request.claim(uow, send):
             ctx.commit = "none"
             return
@@ -284,11 +289,12 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
         async def hold(message: Message) -> None:
             nonlocal start, size, complete, unfit
             kind = message["type"]
+            if complete:
+                return
             if kind == "http.response.start":
                 start = message
-            elif kind == "http.response.body":
-                if complete:
-                    return
+                return
+            if kind == "http.response.body":
                 body = message.get("body", b"")
                 size += len(body)
                 if size > cap:
@@ -296,15 +302,19 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
                     chunks.clear()
                 elif body:
                     chunks.append(body)
-                if not message.get("more_body", False):
-                    complete = True
+                if message.get("more_body", False):
+                    return
             else:  # http.response.pathsend, trailers...: not something a record can replay
                 unfit = f"it uses {kind}"
-                complete = True
+            complete = True
+            if start is not None:
+                await self._finish(request, ctx, uow, scope, send, start, chunks, unfit)
 
         try:
             await self._next(scope, receive, hold)
         except LiftError as error:
+            if complete:
+                raise
             if start is not None:
                 await self._give_up(request, ctx, uow)
                 raise
@@ -312,16 +322,30 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
             # the handler's own answer, as if it had returned it
             await send_problem(hold, error)
         except BaseException:
-            await self._give_up(request, ctx, uow)
-            if start is not None and complete and unfit is None:
-                # e.g. Starlette's ServerErrorMiddleware: it sent its 500, then re-raised
-                await _forward(send, start, chunks)
+            # Complete: answered (Starlette's ServerErrorMiddleware sends its 500, then
+            # re-raises; a background task raises after the commit).
+            if not complete:
+                await self._give_up(request, ctx, uow)
             raise
-        if start is None or not complete:
+        if not complete or start is None:
             await self._give_up(request, ctx, uow)
             if start is not None:
                 await _forward(send, start, chunks)
-            return
+
+    async def _finish(
+        self,
+        request: IdempotentRequest,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        scope: Scope,
+        send: Send,
+        start: Message,
+        chunks: list[bytes],
+        unfit: str | None,
+    ) -> None:
+        """The held, complete response: remembered and committed with the app's writes,
+        then sent; or, when it cannot be (too large, a 5xx, a refused record), the key
+        released and the writes discarded."""
         status = start["status"]
         if unfit is not None:
             await self._give_up(request, ctx, uow)

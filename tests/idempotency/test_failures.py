@@ -356,3 +356,59 @@ async def test_a_table_whose_ttl_attribute_is_expires_at_keeps_claim_and_record_
         assert record["expires_at"] == math.ceil(clock.now + 24 * 3600)
         replay = await client.post("/items", json={"id": "t"}, headers=KEYED)
         assert replay.headers["idempotent-replayed"] == "true"
+
+
+@pytest.mark.parametrize("headers", [ACME, KEYED], ids=["no key", "keyed"])
+async def test_a_background_task_runs_after_the_commit_with_or_without_a_key(
+    dynamodb_table: TableSpec,
+    transport: AiodynamoTransport,
+    raw: AiodynamoTransport,
+    probe: Probe,
+    headers: dict[str, str],
+) -> None:
+    # The plain path commits at the response's start; a keyed request commits when its
+    # held response is complete. Either way a BackgroundTask runs after the commit: its
+    # failure cannot undo what the client was told, and its writes (without its own
+    # `await uow.commit()`) are not committed, keyed or not.
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from lift_asgi.dynamo import UnitOfWorkMiddleware, current_uow
+    from lift_asgi.errors import PROBLEM_HANDLERS
+    from lift_asgi.idempotency import IdempotencyMiddleware
+    from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
+
+    def after() -> None:
+        current_uow().put({"pk": "audit", "sk": "o1"})
+        raise ConnectionError("the mail server is unreachable")
+
+    async def create(request: Request) -> Response:
+        probe.ran("create")
+        current_uow().put({"pk": "orders", "sk": "o1"})
+        return JSONResponse({"id": "o1"}, status_code=201, background=BackgroundTask(after))
+
+    app = Starlette(
+        routes=[Route("/orders", create, methods=["POST"])],
+        middleware=[
+            Middleware(TenantMiddleware, resolvers=[HeaderResolver()]),
+            Middleware(IdempotencyMiddleware),
+            Middleware(UnitOfWorkMiddleware, table=dynamodb_table.name, transport=transport),
+        ],
+        exception_handlers=PROBLEM_HANDLERS,
+    )
+    async with client_for(app, raise_app_exceptions=False) as http:
+        first = await http.post("/orders", headers=headers)
+        again = await http.post("/orders", headers=headers)
+    assert first.status_code == 201
+    stored = await scan(raw, dynamodb_table.name)
+    assert set(data(stored)) == {"acme#orders/o1"}  # the handler's write, not the task's
+    if headers is KEYED:
+        assert again.headers["idempotent-replayed"] == "true"
+        assert probe.runs["create"] == 1
+        assert [record["state"] for record in records(stored).values()] == ["completed"]
+    else:
+        assert probe.runs["create"] == 2
