@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value, utf8_size
-from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES
+from lift_asgi.dynamo.codec import encode_value, text_size, utf8_size
+from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES, MAX_SK_BYTES
 from lift_asgi.errors import InvalidItem
 
 __all__ = ["SK", "Attr", "Condition", "Expression", "SortKeyCondition"]
@@ -386,8 +386,15 @@ class SortKeyCondition:
 
 
 def _sort_value(value: Any) -> str:
+    """A sort-key value as DynamoDB accepts it in a key condition: a non-empty string of
+    at most 1024 UTF-8 bytes. Such values often come from the client (``?after=``), so
+    what DynamoDB would refuse is an :class:`InvalidItem` (a 400), as for ``get``'s keys."""
     if not isinstance(value, str):
         raise TypeError(f"sort key values are strings, not {type(value).__name__}")
+    if not value:
+        raise InvalidItem("A sort key value must not be empty.")
+    if text_size(value) > MAX_SK_BYTES:  # a lone surrogate is refused here too
+        raise InvalidItem(f"A sort key value is longer than {MAX_SK_BYTES} bytes.")
     return value
 
 
@@ -421,10 +428,12 @@ class SK:
 
     @staticmethod
     def between(low: str, high: str) -> SortKeyCondition:
-        return SortKeyCondition("BETWEEN", (_sort_value(low), _sort_value(high)))
+        low, high = _sort_value(low), _sort_value(high)
+        # DynamoDB orders strings by their UTF-8 bytes, which is code point order
+        if low > high:
+            raise InvalidItem("A sort key range's low end is above its high end.")
+        return SortKeyCondition("BETWEEN", (low, high))
 
     @staticmethod
     def begins_with(prefix: str) -> SortKeyCondition:
-        if not _sort_value(prefix):
-            raise ValueError("begins_with needs a non-empty prefix")
-        return SortKeyCondition("begins_with", (prefix,))
+        return SortKeyCondition("begins_with", (_sort_value(prefix),))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lift_asgi.dynamo import SK, Attr, Condition
+from lift_asgi.errors import InvalidItem
 from lift_asgi.dynamo.conditions import Expression
 
 
@@ -91,8 +94,42 @@ def test_builder_refuses_bad_input() -> None:
         Attr("a").is_type("X")
     with pytest.raises(TypeError):
         SK.eq(3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        SK.begins_with("")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: SK.eq(""),
+        lambda: SK.gt(""),
+        lambda: SK.lte(""),
+        lambda: SK.begins_with(""),
+        lambda: SK.between("", "z"),
+        lambda: SK.between("b", "a"),
+        lambda: SK.gte("x" * 1025),
+        lambda: SK.lt("\ud800"),
+    ],
+    ids=[
+        "eq empty",
+        "gt empty",
+        "lte empty",
+        "prefix empty",
+        "from empty",
+        "reversed",
+        "too long",
+        "lone surrogate",
+    ],
+)
+def test_a_sort_key_value_dynamodb_would_refuse_is_a_400_before_any_call(build: Any) -> None:
+    # Such values come from the client (?after=, ?from=&to=): DynamoDB's ValidationException
+    # would be a 500, as get()'s keys are checked a 400.
+    with pytest.raises(InvalidItem) as caught:
+        build()
+    assert caught.value.status == 400
+
+
+def test_a_sort_key_range_may_be_one_value_and_a_value_may_fill_the_limit() -> None:
+    assert SK.between("a", "a").values == ("a", "a")
+    assert SK.gte("é" * 512).values == ("é" * 512,)  # 1024 UTF-8 bytes
 
 
 @pytest.mark.parametrize(
