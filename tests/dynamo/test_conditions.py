@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from lift_asgi.dynamo import SK, Attr, Condition
-from lift_asgi.errors import InvalidItem
 from lift_asgi.dynamo.conditions import Expression
+from lift_asgi.errors import InvalidItem
 
 
 def render(condition: Condition) -> tuple[str, dict[str, str], dict[str, object]]:
