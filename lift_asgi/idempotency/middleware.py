@@ -62,9 +62,16 @@ DEFAULT_REPLAY_HEADERS = (
 _MAX_KEY = 255
 
 
+#: The longest retention or expiry (seconds): ~31,700 years keeps its TTL a number
+#: DynamoDB stores (a float("inf") "forever" would fail on every keyed request).
+_MAX_SECONDS = 1e12
+
+
 def _positive(option: str, value: Any, kind: type = float) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(option, "must be a positive number")
+    if kind is float and not value <= _MAX_SECONDS:
+        raise ConfigurationError(option, f"must be at most {_MAX_SECONDS:.0e} seconds")
     if kind is int and not isinstance(value, int):
         raise ConfigurationError(option, "must be a positive int")
     return kind(value)

@@ -62,6 +62,9 @@ def test_options_are_checked_at_construction() -> None:
         ({"retention": 0}, "retention"),
         ({"retention": "1d"}, "retention"),
         ({"in_progress_expiry": -1}, "in_progress_expiry"),
+        # "forever" was taken and every keyed request then failed writing its TTL
+        ({"retention": float("inf")}, "retention"),
+        ({"in_progress_expiry": 1e40}, "in_progress_expiry"),
         ({"max_request_bytes": 0}, "max_request_bytes"),
         ({"max_request_bytes": 1.5}, "max_request_bytes"),
         ({"max_response_bytes": 400_000}, "max_response_bytes"),
