@@ -128,7 +128,17 @@ class FaultProxy:
         after: int = 0,
         table: str | None = None,
     ) -> Fault:
-        """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...)."""
+        """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...).
+
+        Only server errors: a 4xx needs its DynamoDB error code, given to :meth:`error`
+        (or :meth:`throttle`); ``fail(status=400)`` answered a throttle before, so a test
+        meaning a non-retryable error passed for the wrong reason.
+        """
+        if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
+            raise ValueError(
+                f"status: a 5xx, not {status!r}; for a 4xx use error(code, status=...) "
+                "or throttle()"
+            )
         return self.add(Fault("error", times, operation, status=status, after=after, table=table))
 
     def error(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.errors import DynamoDBThrottled, DynamoDBUnavailable
+from lift_asgi.errors import DynamoDBError, DynamoDBThrottled, DynamoDBUnavailable
 from lift_asgi.testing import FaultProxy
 
 
@@ -72,6 +73,24 @@ async def test_server_errors(
         await client.request("GetItem", _get(dynamodb_table))
     assert caught.value.aws_code == code
     assert dynamodb_fault_proxy.calls[0].status == status
+
+
+@pytest.mark.parametrize("status", [400, 429, 200, 600, "500"])
+def test_fail_takes_only_a_server_error(dynamodb_fault_proxy: FaultProxy, status: Any) -> None:
+    # fail(status=400) used to answer ProvisionedThroughputExceededException, a throttle
+    with pytest.raises(ValueError, match=r"error\(code"):
+        dynamodb_fault_proxy.fail(status=status)
+
+
+async def test_a_4xx_error_is_injected_with_its_code(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    dynamodb_fault_proxy.error("ValidationException")
+    with pytest.raises(DynamoDBError) as caught:
+        await client.request("GetItem", _get(dynamodb_table))
+    assert not isinstance(caught.value, DynamoDBUnavailable)
+    assert caught.value.aws_code == "ValidationException"
+    assert dynamodb_fault_proxy.calls[0].status == 400
 
 
 async def test_dropped_connection(
