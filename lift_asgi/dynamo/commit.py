@@ -14,7 +14,9 @@
   "retry shortly";
 - otherwise: one TransactWriteItems with a fresh ClientRequestToken, reused on every try
   (DynamoDB applies it at most once), retried on throttling, 5xx, timeouts, dropped
-  connections and cancellations by transaction conflicts or throttling.
+  connections and cancellations by transaction conflicts or throttling. Retries running
+  out after a try of unknown outcome are the same "outcome unknown" 503: the token
+  dedupes this request's tries, not the client's resend, which is a new request.
 
 A condition that fails is a 409 :class:`~lift_asgi.errors.ConditionFailed` that names
 the operation by its number (from 1, in the order the handler added them) and its kind;
@@ -71,10 +73,17 @@ async def commit_operations(table: TableHandle, ops: Sequence[Operation]) -> Non
         "TransactItems": [{_TRANSACT_KIND[op.kind]: op.request} for op in ops],
         "ClientRequestToken": str(uuid.uuid4()),
     }
+    attempt = _Attempt(table, "TransactWriteItems", payload)
     try:
-        await run_with_retries(
-            lambda: table.call("TransactWriteItems", payload), table.retry, _transaction_retryable
-        )
+        await run_with_retries(attempt, table.retry, _transaction_retryable)
+    except DynamoDBUnavailable as error:
+        # The token dedupes this request's own copies, never the client's resend (a new
+        # request, a new token): after an unheard copy (which may still land: an answer
+        # of TransactionInProgress says one is running), "retry shortly" could apply it
+        # twice.
+        if attempt.unknown:
+            raise _outcome_unknown(table, f"transaction of {len(ops)} operations", error) from error
+        raise
     except TransactionCancelled as exc:
         failed = [i for i, reason in enumerate(exc.reasons) if reason == "ConditionalCheckFailed"]
         if failed:
@@ -87,40 +96,53 @@ async def commit_operations(table: TableHandle, ops: Sequence[Operation]) -> Non
 
 async def _commit_conditional(table: TableHandle, op: Operation) -> None:
     """One write with a condition or an ADD (see the module docstring)."""
-    action = _SINGLE_ACTION[op.kind]
-    request = op.request
-    unknown = False  # an attempt failed without telling whether it was applied
-
-    async def attempt() -> dict[str, Any]:
-        nonlocal unknown
-        await table.verify()  # the table check's failures are no write of unknown outcome
-        try:
-            return await table.call(action, request)
-        except DynamoDBUnavailable as error:
-            if not isinstance(error, DynamoDBThrottled):
-                unknown = True  # throttles and write conflicts were not applied
-            raise
-
+    attempt = _Attempt(table, _SINGLE_ACTION[op.kind], op.request)
     try:
         await run_with_retries(
             attempt, table.retry, any_unavailable if op.replayable else not_applied
         )
     except ConditionFailed as failed:
-        if not unknown:
+        if not attempt.unknown:
             raise conflict([0], [op], table) from None
-        raise _outcome_unknown(table, op, failed) from failed
+        raise _outcome_unknown(table, _described(table, op), failed) from failed
     except DynamoDBUnavailable as error:
-        if unknown:
-            raise _outcome_unknown(table, op, error) from error
+        if attempt.unknown:
+            raise _outcome_unknown(table, _described(table, op), error) from error
         raise
 
 
-def _outcome_unknown(table: TableHandle, op: Operation, error: Exception) -> DynamoDBUnavailable:
+class _Attempt:
+    """One try of a write, remembering whether any try failed without telling whether
+    it was applied (``unknown``: 5xx, timeout, dropped connection, lost answer; not a
+    throttle or a write conflict, which DynamoDB refused)."""
+
+    __slots__ = ("action", "payload", "table", "unknown")
+
+    def __init__(self, table: TableHandle, action: str, payload: dict[str, Any]) -> None:
+        self.table = table
+        self.action = action
+        self.payload = payload
+        self.unknown = False
+
+    async def __call__(self) -> dict[str, Any]:
+        await self.table.verify()  # the table check's failures are no write of unknown outcome
+        try:
+            return await self.table.call(self.action, self.payload)
+        except DynamoDBUnavailable as error:
+            if not isinstance(error, DynamoDBThrottled):
+                self.unknown = True
+            raise
+
+
+def _described(table: TableHandle, op: Operation) -> str:
+    return f"{op.kind} of {show_key(table.schema, op.logical)}"
+
+
+def _outcome_unknown(table: TableHandle, what: str, error: Exception) -> DynamoDBUnavailable:
     """The 503 of a write that may or may not have been applied."""
     log.warning(
-        "the %s of %s on %r: outcome unknown (%s)",
-        op.kind,
-        show_key(table.schema, op.logical),
+        "the %s on %r: outcome unknown (%s)",
+        what,
         table.name,
         type(error).__name__,
     )

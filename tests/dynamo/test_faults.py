@@ -166,6 +166,101 @@ async def test_latency_past_the_timeout_is_a_503_not_a_hung_request(
     assert response.status_code == 503
     assert "retry-after" in response.headers
     assert len(dynamodb_fault_proxy.calls_of("TransactWriteItems")) == 2
+    # the tries were sent and never answered: they may land, so not "retry shortly"
+    assert response.json()["outcome"] == "unknown"
+
+
+async def until(predicate: Any, seconds: float = 10.0) -> None:
+    """Wait for a late copy to land (a guard against a hang, not a timing assertion)."""
+    for _ in range(int(seconds / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("it never happened")
+
+
+async def test_a_transaction_whose_tries_all_timed_out_lands_later_so_its_outcome_is_unknown(
+    dynamodb_table: TableSpec,
+    proxied: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+) -> None:
+    app = app_for(
+        dynamodb_table.name,
+        proxied,
+        timeout=0.2,
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
+    )
+    async with client_for(app) as client:
+        await client.get("/read", headers=ACME)
+        dynamodb_fault_proxy.delay(0.8, times=None, operation="TransactWriteItems")
+        response = await client.post("/write", json=TWO, headers=ACME)
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["outcome"] == "unknown" and "Read the data" in problem["detail"]
+    assert "retry shortly" not in problem["detail"]
+
+    async def landed() -> bool:
+        return await count(raw, dynamodb_table) == 2
+
+    await until(landed)  # what a "retry shortly" would have had the client write twice
+    assert len(set(tokens(dynamodb_fault_proxy))) == 1
+
+
+async def test_a_transaction_whose_every_answer_was_lost_says_its_outcome_is_unknown(
+    http: httpx.AsyncClient,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    dynamodb_fault_proxy.lose_answer(times=None, operation="TransactWriteItems")
+    response = await http.post("/write", json=TWO, headers=ACME)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["outcome"] == "unknown"
+    assert await count(raw, dynamodb_table) == 2  # applied once, by the first try
+    assert len(set(tokens(dynamodb_fault_proxy))) == 1
+
+
+async def test_a_running_first_copy_answered_in_progress_is_an_unknown_outcome(
+    dynamodb_table: TableSpec,
+    proxied: AiodynamoTransport,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+) -> None:
+    """What DynamoDB answers a same-token retry while the first copy still runs."""
+    app = app_for(
+        dynamodb_table.name,
+        proxied,
+        timeout=0.2,
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
+    )
+    async with client_for(app) as client:
+        await client.get("/read", headers=ACME)
+        dynamodb_fault_proxy.delay(0.8, operation="TransactWriteItems")
+        dynamodb_fault_proxy.error(
+            "TransactionInProgressException", times=None, operation="TransactWriteItems"
+        )
+        response = await client.post("/write", json=TWO, headers=ACME)
+    assert response.status_code == 503
+    assert response.json()["outcome"] == "unknown"
+    faults = [call.fault for call in dynamodb_fault_proxy.calls_of("TransactWriteItems")]
+    assert faults == ["delay", "error", "error"]
+
+    async def landed() -> bool:
+        return await count(raw, dynamodb_table) == 2
+
+    await until(landed)
+
+
+async def test_a_transaction_only_throttled_is_still_retry_shortly(
+    http: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    dynamodb_fault_proxy.throttle(times=None, operation="TransactWriteItems")
+    response = await http.post("/write", json=TWO, headers=ACME)
+    assert response.status_code == 503
+    assert "outcome" not in response.json()
+    assert response.json()["detail"] == "The database is busy; retry shortly."
 
 
 # -- single writes and reads -----------------------------------------------------------------
