@@ -45,6 +45,7 @@ from lift_asgi.dynamo.limits import MAX_TRANSACTION_ITEMS
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
     ConditionFailed,
+    DynamoDBUnavailable,
     IdempotencyClaimLost,
     IdempotencyInProgress,
     IdempotencyKeyReused,
@@ -385,6 +386,11 @@ class IdempotentRecord:
             self.claimed = False
             return None
         await self.release(uow)
+        if isinstance(error, DynamoDBUnavailable) and error.extra.get("outcome") == "unknown":
+            # The key makes the client's resend safe, so it is "retry shortly": a late
+            # copy of this commit fails its record condition once the claim is released,
+            # and one that landed first left a completed record, which the resend replays.
+            return DynamoDBUnavailable(aws_code=error.aws_code, retry_after=error.retry_after)
         if isinstance(error, ConditionFailed) and self._number:
             failed = error.extra.get("failed") or ()
             if any(entry.get("number") == self._number for entry in failed):

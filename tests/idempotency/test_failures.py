@@ -182,6 +182,38 @@ async def test_a_commit_slower_than_the_timeout_writes_once(
     assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
 
 
+async def test_every_commit_try_past_the_timeout_is_retry_shortly_with_a_key(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    """Without a key this is an "outcome unknown" 503 (the tries may land later); with
+    one the claim is released, the late tries fail its condition, the resend is safe."""
+    app = app_on(dynamodb_table, proxied, probe, clock, timeout=0.2)
+    # each try lands 1.5 s late, after the retries ran out and the record was read
+    dynamodb_fault_proxy.delay(1.5, times=None, operation="TransactWriteItems")
+    async with client_for(app) as client:
+        first = await client.post("/items", json={"id": "u"}, headers=KEYED)
+        tries = dynamodb_fault_proxy.calls_of("TransactWriteItems")
+        late = len(tries)
+        await asyncio.sleep(2.0)  # let the late tries land (no timing is asserted)
+        # each reached the server and was cancelled by the released record's condition
+        assert [call.status for call in tries] == [400] * late
+        assert await scan(raw, dynamodb_table.name) == {}
+        dynamodb_fault_proxy.reset()
+        again = await client.post("/items", json={"id": "u"}, headers=KEYED)
+    assert late > 1
+    assert first.status_code == 503, first.text
+    assert "outcome" not in first.json()
+    assert first.json()["detail"] == "The database is busy; retry shortly."
+    assert again.status_code == 201
+    assert probe.runs == {"create": 2}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+
+
 async def test_an_exception_after_the_handler_wrote_leaves_no_data_and_no_record(
     make: Any, probe: Probe, raw: AiodynamoTransport, dynamodb_table: TableSpec
 ) -> None:
