@@ -165,6 +165,11 @@ class DynamoTable:
         ):
             if not isinstance(value, str) or not value:
                 raise ConfigurationError(option, "must be a non-empty attribute name")
+        if version_attribute == tenant_attribute:
+            # both are the unit of work's own: every versioned write would then fail
+            raise ConfigurationError(
+                "version_attribute", f"{version_attribute!r} is the tenant_attribute too"
+            )
         try:
             self.schema = Schema.from_spec(
                 spec, tenant_attribute=tenant_attribute, version_attribute=version_attribute

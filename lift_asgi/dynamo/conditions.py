@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value, text_size, utf8_size
-from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES, MAX_SK_BYTES
+from lift_asgi.dynamo.codec import encode_value, name_size, text_size, utf8_size
+from lift_asgi.dynamo.limits import MAX_EXPRESSION_BYTES, MAX_NAME_BYTES, MAX_SK_BYTES
 from lift_asgi.errors import InvalidItem
 
 __all__ = ["SK", "Attr", "Condition", "Expression", "SortKeyCondition"]
@@ -316,6 +316,9 @@ class Attr:
         for part in path:
             if isinstance(part, bool) or not isinstance(part, str | int) or part == "":
                 raise ValueError(f"invalid path element {part!r}")
+        for part in (name, *path):
+            if isinstance(part, str) and len(part) > MAX_NAME_BYTES // 4:
+                name_size(part)  # a client-chosen name past 64 KB: a 400, as in put()
         self._path: tuple[str | int, ...] = (name, *path)
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value, item_size, refuse_name
+from lift_asgi.dynamo.codec import encode_value, item_size, name_size
 from lift_asgi.dynamo.conditions import Condition, Expression
 from lift_asgi.dynamo.keys import KeyLike, Schema, Scope, check_key_value
 from lift_asgi.dynamo.limits import MAX_ITEM_BYTES, MAX_SK_BYTES
@@ -300,10 +300,12 @@ def build_update(
     touched: dict[str, str] = {}
 
     def claim(name: Any, clause: str) -> str:
-        if not isinstance(name, str) or not name:
-            refuse_name(name)
+        name_size(name)  # a name put() refuses (none, past 64 KB) is refused here too
         if name in protected:
-            raise ValueError(f"update cannot {clause} '{name}': it is part of the key")
+            raise ValueError(
+                f"update cannot write '{name}' ({clause}): it is part of the key, or the "
+                "tenant attribute"
+            )
         if name in touched:
             raise ValueError(f"'{name}' is both in {touched[name]} and {clause}")
         touched[name] = clause

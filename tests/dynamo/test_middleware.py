@@ -514,6 +514,9 @@ def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTrans
         ({"table": "t-1", "cursor_secret": "short"}, "cursor_secret"),
         ({"table": "t-1", "tenant_attribute": ""}, "tenant_attribute"),
         ({"table": "t-1", "version_attribute": "sk"}, "table"),
+        # one attribute for both: every versioned update was a 500, a create a 400
+        ({"table": "t-1", "tenant_attribute": "version"}, "version_attribute"),
+        ({"table": "t-1", "version_attribute": "_tenant"}, "version_attribute"),
         ({"table": "t-1", "transport": aiodynamo_transport, "client": object()}, "transport"),
         ({"table": "t-1", "transport": object()}, "transport"),
         ({"table": "t-1", "tenant_from": "state"}, "tenant_from"),

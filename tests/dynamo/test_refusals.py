@@ -260,3 +260,42 @@ async def test_an_expression_of_4_kb_is_sent_and_applied(
     (call,) = dynamodb_fault_proxy.calls_of("PutItem")
     assert len(call.payload["ConditionExpression"]) == 4096
     assert (await uow.get_or_404("p", "s", consistent=True))["v"] == 1
+
+
+LONG_NAME = "n" * (64 * 1024 + 1)
+
+
+async def test_a_name_past_64_kb_is_refused_by_update_and_attr_as_by_put(
+    proxied_table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    # update(set=) took it and only put() refused it (DynamoDB answers a 500's
+    # ValidationException); a client-named field reaches both
+    uow = proxied_table.unit_of_work("acme")
+    with pytest.raises(InvalidItem, match="bytes"):
+        uow.put({"pk": "p", "sk": "s", LONG_NAME: 1})
+    for change in ({"set": {LONG_NAME: 1}}, {"add": {LONG_NAME: 1}}, {"remove": [LONG_NAME]}):
+        with pytest.raises(InvalidItem, match="bytes"):
+            uow.update(("p", "s"), **change)
+    with pytest.raises(InvalidItem, match="bytes"):
+        Attr(LONG_NAME)
+    with pytest.raises(InvalidItem, match="bytes"):
+        Attr("a", LONG_NAME)
+    assert uow.pending == 0
+    assert dynamodb_fault_proxy.calls == []
+
+
+async def test_a_name_of_exactly_64_kb_is_stored_by_update(proxied_table: DynamoTable) -> None:
+    name = "é" * (32 * 1024)  # 65,536 bytes
+    async with proxied_table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), set={name: 1}, condition=Attr(name).not_exists())
+    stored = await proxied_table.unit_of_work("acme").get_or_404("p", "s", consistent=True)
+    assert stored[name] == 1
+
+
+async def test_an_update_of_a_key_or_the_tenant_attribute_says_which_and_why(
+    proxied_table: DynamoTable,
+) -> None:
+    uow = proxied_table.unit_of_work("acme")
+    for name in ("pk", "sk", "_tenant"):
+        with pytest.raises(ValueError, match=f"update cannot write '{name}' \\(set\\)"):
+            uow.update(("p", "s"), set={name: "x"})
