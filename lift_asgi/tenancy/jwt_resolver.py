@@ -346,9 +346,10 @@ class JWTResolver:
         try:
             # PyJWKClient uses blocking urllib: keep it off the event loop.
             signing_key = await anyio.to_thread.run_sync(self._jwks.get_signing_key, kid)
-        except (jwt.PyJWKClientConnectionError, ValueError) as exc:
+        except (jwt.PyJWKClientConnectionError, ValueError, RecursionError) as exc:
             # unreachable, or a 200 that is not JSON (an HTML error or login page):
-            # json.load's ValueError, which PyJWT lets through
+            # json.load's ValueError, which PyJWT lets through, or JSON nested past the
+            # parser's recursion limit (its RecursionError)
             raise self._keys_unavailable(exc) from None
         except jwt.PyJWTError as exc:
             cache = self._jwks.jwk_set_cache
