@@ -2,8 +2,9 @@
 its limit in a process unless ``"open"`` is asked for by name.
 
 A free tenant (10/minute) sends 14 requests; after the first 3 the rate-limit table stops
-answering in one of five ways (slow past the timeout, throttled, 5xx, connection cut,
-unreachable), through the plugin's fault proxy.
+answering in one of six ways (slow past the timeout, throttled, 5xx, connection cut,
+its answers lost though it applies the updates, unreachable), through the plugin's fault
+proxy.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .conftest import Clock, client_for, scan, with_tenant
 
 pytestmark = pytest.mark.dynamodb
 
-FAULTS = ["slow", "throttle", "5xx", "cut", "unreachable"]
+FAULTS = ["slow", "throttle", "5xx", "cut", "lost", "unreachable"]
 POLICIES = ["local", "refuse", "open"]
 HEALTHY = 3  # requests answered by the table before it fails
 SENT = 14
@@ -53,6 +54,8 @@ def _break(proxy: FaultProxy, fault: str) -> None:
         proxy.fail(times=None, status=500)
     elif fault == "cut":
         proxy.drop(times=None)
+    elif fault == "lost":  # applied, unheard: the table counts what the process cannot see
+        proxy.lose_answer(times=None, operation="UpdateItem")
 
 
 def _app(storage: Any, clock: Clock, **options: Any) -> tuple[Any, RateLimitMiddleware]:
@@ -209,3 +212,36 @@ def test_an_unknown_failure_policy_is_refused(where: str) -> None:
         else:
             RateLimitMiddleware(Starlette(), rules=[Rule("1/minute", on_failure="unlimited")])
     assert info.value.option == "on_failure"
+
+
+async def test_two_processes_one_losing_its_answers_stay_within_the_stated_bound(
+    dynamodb_fault_proxy: FaultProxy,
+    proxy_transport: AiodynamoTransport,
+    transport: AiodynamoTransport,
+    rate_limit_table: TableSpec,
+    clock: Clock,
+) -> None:
+    """The README's fleet bound, with the table up: process A only loses its answers (a
+    refusal included), so it counts from what it last heard while B fills the window.
+    Each process stays within the limit; the two together within twice it."""
+    lossy, _ = _app(
+        AsyncDynamoDBStorage(table=rate_limit_table.name, transport=proxy_transport, clock=clock),
+        clock,
+        on_failure="local",
+    )
+    healthy, _ = _app(
+        AsyncDynamoDBStorage(table=rate_limit_table.name, transport=transport, clock=clock),
+        clock,
+        on_failure="local",
+    )
+    tenant = {"x-tenant": "free-co"}
+    async with client_for(lossy) as a, client_for(healthy) as b:
+        first = [(await a.get("/a", headers=tenant)).status_code for _ in range(2)]
+        dynamodb_fault_proxy.lose_answer(times=None, operation="UpdateItem")
+        from_b = [(await b.get("/a", headers=tenant)).status_code for _ in range(12)]
+        from_a = [(await a.get("/a", headers=tenant)).status_code for _ in range(12)]
+    admitted_a = (first + from_a).count(200)
+    admitted_b = from_b.count(200)
+    assert from_b == [200] * 8 + [429] * 4  # B heard the table: A's first 2 counted
+    assert admitted_a == 10  # A never passes the limit on its own
+    assert admitted_a + admitted_b <= 2 * 10  # the fleet's bound, the table up
