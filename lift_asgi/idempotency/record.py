@@ -58,6 +58,7 @@ from lift_asgi.stages import SCOPE_KEY
 __all__ = [
     "COMPLETED",
     "IN_PROGRESS",
+    "RELEASED",
     "IdempotencyClaimLost",
     "IdempotencyInProgress",
     "IdempotencyKeyReused",
@@ -74,6 +75,8 @@ log = logging.getLogger("lift_asgi.idempotency")
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
+#: A claim given up (see :meth:`IdempotentRecord.release`): free for any other request.
+RELEASED = "released"
 REPLAYED_HEADER = (b"idempotent-replayed", b"true")
 
 
@@ -218,6 +221,9 @@ class IdempotentRecord:
             Attr(schema.pk).not_exists()
             | Attr(ttl).lt(int(now))
             | (Attr("state").eq(IN_PROGRESS) & Attr(expiry).lt(int(now)))
+            # released by another request; one this request released is a late copy of
+            # its own claim, which must not take the key back (see release())
+            | (Attr("state").eq(RELEASED) & Attr("token").ne(self.token))
         )
         payload: dict[str, Any] = {
             "TableName": table.name,
@@ -248,7 +254,11 @@ class IdempotentRecord:
         return True
 
     async def _duplicate(self, record: dict[str, Any] | None, now: float, send: Send) -> bool:
-        if record is not None and record.get("token") == self.token:
+        if (
+            record is not None
+            and record.get("token") == self.token
+            and record.get("state") == IN_PROGRESS
+        ):
             self.claimed = True  # our own claim, whose first answer was lost
             return True
         if record is not None and record.get("fingerprint") != self.fingerprint:
@@ -336,24 +346,38 @@ class IdempotentRecord:
         self._number = uow.pending
 
     async def release(self, uow: UnitOfWork) -> None:
-        """Delete the claim if this request still holds it, so a retry executes."""
+        """Give the claim up if this request still holds it, so a retry executes.
+
+        The record is marked released under this request's token, not deleted: a copy
+        of this request's claim still on its way (sent, timed out, resent) would find a
+        deleted key free and take it back, leaving a claim no request owns and a 409 for
+        every retry until it expires. A released record is free to any other request
+        (see :meth:`claim`), and leaves with the claim's expiry.
+        """
         if not self.claimed:
             return
         self.claimed = False
         table = uow.table
         scope, key = self._locate(uow)
+        policy = self.policy
+        until = math.ceil(policy.clock() + self.expires_in)
         expr = Expression()
         mine = Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS)
         payload: dict[str, Any] = {
             "TableName": table.name,
             "Key": scope.key(key)[0],
+            "UpdateExpression": (
+                f"SET {expr.name('state')} = {expr.value(RELEASED)}, "
+                f"{expr.name(policy.expiry_name(table))} = {expr.value(until)}, "
+                f"{expr.name(policy.ttl_name(table))} = {expr.value(until)}"
+            ),
             "ConditionExpression": mine.render(expr),
         }
         expr.apply(payload)
         try:
-            await table.retrying("DeleteItem", payload)
+            await table.retrying("UpdateItem", payload)
         except ConditionFailed:
-            pass  # completed after all (a lost answer), or retaken: not ours to delete
+            pass  # completed after all (a lost answer), or retaken: not ours to give up
         except Exception as error:  # the claim expires on its own
             log.warning("releasing idempotency key %r failed: %r", self.key, error)
 

@@ -220,5 +220,15 @@ def data(items: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {key: item for key, item in items.items() if "#_idempotency#" not in key}
 
 
+def live(items: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stored items but released claims (kept until they expire so a late copy of
+    the released claim cannot take the key back; free to any other request)."""
+    return {
+        key: item
+        for key, item in items.items()
+        if not ("#_idempotency#" in key and item.get("state") == "released")
+    }
+
+
 def records(items: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {key: item for key, item in items.items() if "#_idempotency#" in key}

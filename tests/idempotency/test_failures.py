@@ -16,7 +16,7 @@ from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
 from lift_asgi.testing.faults import FaultProxy
 
-from .conftest import ACME, Clock, Probe, build, client_for, data, records, scan
+from .conftest import ACME, Clock, Probe, build, client_for, data, live, records, scan
 
 pytestmark = pytest.mark.dynamodb
 
@@ -65,7 +65,7 @@ async def test_a_5xx_is_not_remembered_and_the_retry_executes(
     probe.fail_first = 1
     failed = await http.post("/items", json={"id": "a"}, headers=KEYED)
     assert failed.status_code == 500
-    assert await scan(raw, dynamodb_table.name) == {}  # no data, the claim released
+    assert live(await scan(raw, dynamodb_table.name)) == {}  # no data, the claim released
     retried = await http.post("/items", json={"id": "a"}, headers=KEYED)
     assert retried.status_code == 201
     assert "idempotent-replayed" not in retried.headers
@@ -89,7 +89,7 @@ async def test_a_commit_that_fails_is_released_and_the_retry_executes(
         failed = await client.post("/items", json={"id": "b"}, headers=KEYED)
         assert failed.status_code == 503
         assert failed.headers["content-type"] == "application/problem+json"
-        assert await scan(raw, dynamodb_table.name) == {}
+        assert live(await scan(raw, dynamodb_table.name)) == {}
         dynamodb_fault_proxy.reset()
         retried = await client.post("/items", json={"id": "b"}, headers=KEYED)
     assert retried.status_code == 201
@@ -107,7 +107,7 @@ async def test_a_commit_refused_by_a_condition_is_not_remembered(
         assert taken.status_code == 409
         assert "idempotent-replayed" not in taken.headers
     assert probe.runs == {"create": 3}
-    assert records(await scan(raw, dynamodb_table.name)) == {}
+    assert records(live(await scan(raw, dynamodb_table.name))) == {}
 
 
 async def test_a_lost_commit_answer_writes_once_and_the_retry_replays_it(
@@ -202,7 +202,7 @@ async def test_every_commit_try_past_the_timeout_is_retry_shortly_with_a_key(
         await asyncio.sleep(2.0)  # let the late tries land (no timing is asserted)
         # each reached the server and was cancelled by the released record's condition
         assert [call.status for call in tries] == [400] * late
-        assert await scan(raw, dynamodb_table.name) == {}
+        assert live(await scan(raw, dynamodb_table.name)) == {}
         dynamodb_fault_proxy.reset()
         again = await client.post("/items", json={"id": "u"}, headers=KEYED)
     assert late > 1
@@ -220,7 +220,7 @@ async def test_an_exception_after_the_handler_wrote_leaves_no_data_and_no_record
     async with client_for(make(), raise_app_exceptions=False) as client:
         crashed = await client.post("/items", json={"id": "f", "raise": True}, headers=KEYED)
         assert crashed.status_code == 500
-        assert await scan(raw, dynamodb_table.name) == {}
+        assert live(await scan(raw, dynamodb_table.name)) == {}
         retried = await client.post("/items", json={"id": "f", "raise": True}, headers=KEYED)
     assert retried.status_code == 500
     assert probe.runs == {"create": 2}  # not remembered: the retry executed
@@ -239,7 +239,7 @@ async def test_a_crash_during_the_commit_leaves_no_data_and_no_completed_record(
         crashed = await client.post("/items", json={"id": "g"}, headers=KEYED)
         assert crashed.status_code == 500
         assert crashed.headers["content-type"] == "application/problem+json"
-        assert await scan(raw, dynamodb_table.name) == {}
+        assert live(await scan(raw, dynamodb_table.name)) == {}
         retried = await client.post("/items", json={"id": "g"}, headers=KEYED)
     assert retried.status_code == 201
     assert probe.runs == {"create": 2}
@@ -252,7 +252,7 @@ async def test_a_unit_of_work_at_100_operations_is_refused_before_anything_commi
     assert refused.status_code == 500
     assert refused.headers["content-type"] == "application/problem+json"
     assert "no room" in refused.json()["detail"]
-    assert await scan(raw, dynamodb_table.name) == {}
+    assert live(await scan(raw, dynamodb_table.name)) == {}
     assert (await http.post("/many", headers=ACME)).status_code == 201  # without a key: fine
 
 
@@ -353,6 +353,32 @@ async def test_a_lost_claim_answer_is_recognised_by_its_token(
     # the claim landed, its answer was lost; the retry's failed condition returned our token
     assert len(dynamodb_fault_proxy.calls_of("PutItem")) == 2
     assert probe.runs == {"create": 1}
+
+
+async def test_a_late_copy_of_a_released_claim_does_not_take_the_key_back(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+) -> None:
+    """The claim's first copy is slow: its resend takes the key, the handler's 500
+    releases it, then the first copy lands. Deleting the claim let that copy take the
+    key back for nobody: every retry was a 409 until the claim expired."""
+    app = app_on(dynamodb_table, proxied, probe, clock, timeout=0.3)
+    probe.fail_first = 1
+    dynamodb_fault_proxy.delay(1.0, operation="PutItem")
+    async with client_for(app) as client:
+        failed = await client.post("/items", json={"id": "r"}, headers=KEYED)
+        first_copy = dynamodb_fault_proxy.calls_of("PutItem")[0]
+        await asyncio.sleep(1.0)  # let the first copy land (no timing is asserted)
+        assert first_copy.fault == "delay" and first_copy.status == 400  # refused
+        assert live(await scan(raw, dynamodb_table.name)) == {}
+        retried = await client.post("/items", json={"id": "r"}, headers=KEYED)
+    assert failed.status_code == 500
+    assert retried.status_code == 201, retried.text
+    assert probe.runs == {"create": 2}
 
 
 async def _warm(app: ASGIApp) -> None:
