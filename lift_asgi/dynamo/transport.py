@@ -165,8 +165,16 @@ class AiodynamoTransport:
                 log.warning("DynamoDB %s failed: %r", action, exc)
                 raise DynamoDBUnavailable(aws_code="ConnectionError") from exc
             if status == 200:
-                result: dict[str, Any] = json.loads(answer)
-                return result
+                try:
+                    result = json.loads(answer)
+                except ValueError:
+                    result = None
+                if isinstance(result, dict):
+                    return result
+                # a 200 that is no answer (cut short, a middlebox's page): the call may
+                # have been applied, so it is a failure of unknown outcome, not a 500
+                log.warning("DynamoDB %s answered 200 with a body that is no JSON object", action)
+                raise DynamoDBUnavailable(aws_code="InvalidResponse")
             try:
                 data = json.loads(answer)
                 code = str(data.get("__type", "")).rpartition("#")[2]

@@ -8,6 +8,8 @@ proxy does, on demand, so tests can prove what an app does when DynamoDB does::
     proxy.delay(2.0, operation="GetItem")   # the next GetItem waits 2 s first
     proxy.drop(times=None)                  # every call: connection closed, no answer
     proxy.lose_answer(operation="TransactWriteItems")  # applied upstream, answer lost
+    proxy.fail(status=500, applied=True)    # applied upstream, then answered 500
+    proxy.garble_answer()                   # applied upstream, a 200 that is not JSON
     proxy.error("TransactionConflictException", operation="UpdateItem")
     proxy.reset()                           # no faults, no recorded calls
 
@@ -40,7 +42,7 @@ import aiohttp
 
 __all__ = ["Call", "Fault", "FaultProxy"]
 
-FaultKind = Literal["throttle", "error", "delay", "drop", "lose"]
+FaultKind = Literal["throttle", "error", "delay", "drop", "lose", "garble"]
 
 _THROTTLE_TYPES = {
     "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#",
@@ -58,6 +60,7 @@ class Fault:
     status: int = 500
     code: str = "ProvisionedThroughputExceededException"
     seconds: float = 0.0
+    applied: bool = False  # an "error" after forwarding the call (the server applied it)
     after: int = 0  # let this many matching calls through first
     table: str | None = None  # only calls on this table (see FaultProxy)
 
@@ -127,8 +130,11 @@ class FaultProxy:
         status: int = 500,
         after: int = 0,
         table: str | None = None,
+        applied: bool = False,
     ) -> Fault:
-        """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...).
+        """Answer ``status`` (500 InternalServerError, 503 ServiceUnavailable, ...);
+        with ``applied=True`` after forwarding the call, which the server applies (a 5xx
+        DynamoDB may answer for a request it carried out).
 
         Only server errors: a 4xx needs its DynamoDB error code, given to :meth:`error`
         (or :meth:`throttle`); ``fail(status=400)`` answered a throttle before, so a test
@@ -139,7 +145,11 @@ class FaultProxy:
                 f"status: a 5xx, not {status!r}; for a 4xx use error(code, status=...) "
                 "or throttle()"
             )
-        return self.add(Fault("error", times, operation, status=status, after=after, table=table))
+        return self.add(
+            Fault(
+                "error", times, operation, status=status, applied=applied, after=after, table=table
+            )
+        )
 
     def error(
         self,
@@ -194,6 +204,19 @@ class FaultProxy:
         ``ClientRequestToken`` exists for. The answer the client never saw is kept in
         :attr:`Call.status` / :attr:`Call.lost_answer`."""
         return self.add(Fault("lose", times, operation, after=after, table=table))
+
+    def garble_answer(
+        self,
+        times: int | None = 1,
+        *,
+        operation: str | None = None,
+        after: int = 0,
+        table: str | None = None,
+    ) -> Fault:
+        """Forward the call (the server applies it), then answer 200 with the first half
+        of its answer, which is not JSON (a broken middlebox, a body cut short). The
+        answer the client never saw whole is kept in :attr:`Call.lost_answer`."""
+        return self.add(Fault("garble", times, operation, after=after, table=table))
 
     def reset(self) -> None:
         with self._lock:
@@ -360,7 +383,7 @@ class FaultProxy:
                     _error_body(error_type, "Rate of requests exceeds the allowed throughput."),
                 )
                 return True
-            elif fault.kind == "error":
+            elif fault.kind == "error" and not fault.applied:
                 if fault.status < 500:
                     name = fault.code
                 elif fault.status == 503:
@@ -390,6 +413,19 @@ class FaultProxy:
             call.lost_answer = data
             writer.transport.abort()
             return False
+        if fault is not None and fault.kind == "garble":
+            call.lost_answer = data
+            await self._write(writer, 200, data[: len(data) // 2], content_type)
+            return True
+        if fault is not None and fault.kind == "error":  # applied, then a server error
+            call.lost_answer, call.status = data, fault.status
+            name = "ServiceUnavailable" if fault.status == 503 else "InternalServerError"
+            await self._write(
+                writer,
+                fault.status,
+                _error_body(f"com.amazonaws.dynamodb.v20120810#{name}", "Injected failure"),
+            )
+            return True
         await self._write(writer, call.status, data, content_type)
         return True
 

@@ -112,6 +112,27 @@ async def test_transient_commit_faults_are_retried_with_the_same_token(
     assert await count(raw, dynamodb_table) == 2
 
 
+@pytest.mark.parametrize("answer", ["applied-then-500", "no-json-200"])
+async def test_a_transaction_applied_but_answered_badly_is_retried_into_its_success(
+    http: httpx.AsyncClient,
+    dynamodb_fault_proxy: FaultProxy,
+    raw: AiodynamoTransport,
+    dynamodb_table: TableSpec,
+    answer: str,
+) -> None:
+    """The server applied it; its answer was a 5xx or a 200 that is no JSON. The resend
+    carries the same token, so DynamoDB answers it without applying it again."""
+    if answer == "applied-then-500":
+        dynamodb_fault_proxy.fail(operation="TransactWriteItems", applied=True)
+    else:
+        dynamodb_fault_proxy.garble_answer(operation="TransactWriteItems")
+    response = await http.post("/write", json=TWO, headers=ACME)
+    assert response.status_code == 201, response.text
+    sent = tokens(dynamodb_fault_proxy)
+    assert len(sent) == 2 and len(set(sent)) == 1
+    assert await count(raw, dynamodb_table) == 2
+
+
 async def test_each_commit_gets_its_own_token(
     http: httpx.AsyncClient, dynamodb_fault_proxy: FaultProxy
 ) -> None:

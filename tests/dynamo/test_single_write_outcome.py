@@ -191,6 +191,39 @@ async def test_an_add_without_a_version_is_not_resent_and_its_outcome_is_unknown
     assert (await stored(table) or {})["n"] == 6
 
 
+@pytest.mark.parametrize("answer", ["applied-then-500", "no-json-200"])
+async def test_an_add_that_landed_but_was_answered_badly_is_an_unknown_outcome(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy, answer: str
+) -> None:
+    """DynamoDB may answer a 5xx for a request it carried out; a 200 may come back cut
+    short. Neither says whether the add was applied (it was: the proxy forwarded it)."""
+    if answer == "no-json-200" and isinstance(table.transport, Aioboto3Transport):
+        pytest.skip("botocore parses a 200 that is no JSON as an empty answer (a success)")
+    await seed(table, dynamodb_fault_proxy, {"pk": "p", "sk": "s", "n": 5})
+    if answer == "applied-then-500":
+        dynamodb_fault_proxy.fail(operation="UpdateItem", applied=True)
+    else:
+        dynamodb_fault_proxy.garble_answer(operation="UpdateItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            uow.update(("p", "s"), add={"n": 1}, if_exists=True)
+    assert_unknown(caught.value)
+    assert len(dynamodb_fault_proxy.calls_of("UpdateItem")) == 1  # never added twice
+    assert (await stored(table) or {})["n"] == 6
+
+
+async def test_a_put_answered_with_no_json_is_resent_and_the_resend_is_the_commit(
+    table: DynamoTable, dynamodb_fault_proxy: FaultProxy
+) -> None:
+    if isinstance(table.transport, Aioboto3Transport):
+        pytest.skip("botocore parses a 200 that is no JSON as an empty answer (a success)")
+    dynamodb_fault_proxy.garble_answer(operation="PutItem")
+    async with table.unit_of_work("acme") as uow:
+        uow.put({"pk": "p", "sk": "s", "v": 1})
+    assert [call.fault for call in dynamodb_fault_proxy.calls_of("PutItem")] == ["garble", None]
+    assert (await stored(table) or {})["v"] == 1
+
+
 async def test_retries_that_run_out_after_an_unknown_outcome_say_so(
     table: DynamoTable, dynamodb_fault_proxy: FaultProxy
 ) -> None:

@@ -93,6 +93,26 @@ async def test_a_4xx_error_is_injected_with_its_code(
     assert dynamodb_fault_proxy.calls[0].status == 400
 
 
+async def test_an_error_after_applying_and_a_garbled_answer_both_forward_the_call(
+    client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
+) -> None:
+    dynamodb_fault_proxy.fail(status=503, applied=True, operation="PutItem")
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        await client.request("PutItem", _put(dynamodb_table))
+    assert caught.value.aws_code == "ServiceUnavailable"
+    assert (await client.request("GetItem", _get(dynamodb_table)))["Item"]  # applied
+    dynamodb_fault_proxy.garble_answer(operation="GetItem")
+    with pytest.raises(DynamoDBUnavailable) as garbled:
+        await client.request("GetItem", _get(dynamodb_table))
+    assert garbled.value.aws_code == "InvalidResponse"  # not a ValueError: a 503
+    put, get = (
+        dynamodb_fault_proxy.calls_of("PutItem")[0],
+        dynamodb_fault_proxy.calls_of("GetItem")[-1],
+    )
+    assert (put.status, put.lost_answer) == (503, b"{}")
+    assert get.status == 200 and get.lost_answer and b"Item" in get.lost_answer
+
+
 async def test_dropped_connection(
     client: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy, dynamodb_table: TableSpec
 ) -> None:
