@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +60,8 @@ __all__ = [
 log = logging.getLogger("lift_asgi.dynamo")
 
 _FAILURE_MEMORY = 5.0  # seconds a failed table check is remembered
+_MAX_TIMEOUT = 1e9  # seconds: past it (an int too large for a float) no timeout is meant
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB's rule for table names
 
 
 def _describe_problems(schema: Schema, table: Mapping[str, Any]) -> list[str]:
@@ -157,8 +159,11 @@ class DynamoTable:
             spec = table
         else:
             raise ConfigurationError("table", "must be a table name or a TableSpec")
-        if not 3 <= len(spec.name) <= 255:
-            raise ConfigurationError("table", f"{spec.name!r} is not a valid DynamoDB table name")
+        if not isinstance(spec.name, str) or _TABLE_NAME.fullmatch(spec.name) is None:
+            raise ConfigurationError(
+                "table",
+                f"{spec.name!r} is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)",
+            )
         for option, value in (
             ("tenant_attribute", tenant_attribute),
             ("version_attribute", version_attribute),
@@ -189,7 +194,7 @@ class DynamoTable:
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
-            or not 0 < timeout < math.inf
+            or not 0 < timeout < _MAX_TIMEOUT
         ):
             raise ConfigurationError("timeout", "must be a positive number of seconds")
         self.timeout = float(timeout)

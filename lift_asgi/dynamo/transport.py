@@ -359,12 +359,18 @@ _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # "local" too, for a local ser
 def checked_endpoint(option: str, value: object) -> str:
     """An ``http(s)://host[:port]`` URL, else a ConfigurationError naming ``option`` (a
     URL without its scheme would be read as a path: every call a misleading 503)."""
-    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
-    try:
+    try:  # urlsplit raises on a broken IPv6 host ("http://[::1"), .port on a bad port
+        parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
         port_ok = parts is not None and (parts.port is None or parts.port > 0)
     except ValueError:
-        port_ok = False
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or any(char.isspace() for char in str(value))
+    ):
         raise ConfigurationError(option, f"an http(s)://host[:port] URL, not {value!r}")
     return str(value)
 
@@ -387,7 +393,11 @@ def shared_transport(endpoint: str | None = None, region: str | None = None) -> 
         endpoint = checked_endpoint(
             "AWS_ENDPOINT_URL_DYNAMODB", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
         )
-    region = checked_region("region" if region is not None else "AWS_REGION", region or _region())
+    region = (
+        checked_region("region", region)
+        if region is not None
+        else checked_region("AWS_REGION", _region())
+    )
     key = (endpoint, region)
     transport = _SHARED.get(key)
     if transport is None:

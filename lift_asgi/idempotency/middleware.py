@@ -34,7 +34,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lift_asgi._chain import Chained
-from lift_asgi._headers import header_name, header_names
+from lift_asgi._headers import header_name, header_names, method_names
 from lift_asgi._startup import LoudStartup
 from lift_asgi.errors import BadRequest, ConfigurationError, HTTPProblem, LiftError, send_problem
 from lift_asgi.idempotency.record import IdempotentRecord, RecordPolicy, fingerprint
@@ -116,11 +116,7 @@ class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
     ) -> None:
         self.app = app
         self._header = header_name("header", header)
-        if isinstance(methods, str):
-            raise ConfigurationError("methods", "a list of methods, not one string")
-        self._methods = frozenset(str(method).upper() for method in methods)
-        if not self._methods:
-            raise ConfigurationError("methods", "name at least one method")
+        self._methods = method_names("methods", methods)
         if self._methods & {"GET", "HEAD", "OPTIONS"}:
             raise ConfigurationError("methods", "safe methods need no idempotency key")
         response_cap = _positive("max_response_bytes", max_response_bytes, int)

@@ -4,11 +4,11 @@ limit sets, cost and failure policy, ready for the request path."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from starlette.types import Scope
 
+from lift_asgi._headers import method_names
 from lift_asgi._paths import compile_prefixes, under
 from lift_asgi._routes import template_of
 from lift_asgi.errors import ConfigurationError
@@ -72,18 +72,13 @@ class CompiledRule:
         self.key = compile_key(
             rule.key, client_ip=client_ip, api_key_header=api_key_header, route=route
         )
-        if rule.methods is None:
-            self.methods: frozenset[str] | None = None
-        else:
-            if isinstance(rule.methods, str):
-                raise ConfigurationError("methods", "a list of methods, such as ['POST']")
-            self.methods = frozenset(_method(m) for m in rule.methods)
-            if not self.methods:
-                raise ConfigurationError("methods", "an empty list would match nothing")
+        self.methods: frozenset[str] | None = (
+            None if rule.methods is None else method_names("methods", rule.methods)
+        )
         if rule.routes is None:
             self.templates: frozenset[str] | None = None
         else:
-            if isinstance(rule.routes, str):
+            if isinstance(rule.routes, str | bytes) or not isinstance(rule.routes, Iterable):
                 raise ConfigurationError("routes", "a list of route templates")
             self.templates = frozenset(template_of("routes", t) for t in rule.routes)
         self.prefixes = compile_prefixes("path_prefix", rule.path_prefix)
@@ -138,13 +133,3 @@ class CompiledRule:
         if self.prefixes and under(path, self.prefixes):
             return True
         return templates is not None and route(scope) in templates
-
-
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _method(method: Any) -> str:
-    """An HTTP method name (a token, RFC 9110 section 9.1), upper-cased."""
-    if not isinstance(method, str) or not method or not set(method.upper()) <= _TOKEN:
-        raise ConfigurationError("methods", f"{method!r} is not an HTTP method such as 'POST'")
-    return method.upper()

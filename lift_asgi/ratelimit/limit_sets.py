@@ -102,6 +102,9 @@ class LimitSet:
         )
 
 
+#: A count DynamoDB can store: numbers hold 38 significant digits.
+_MAX_COUNT = 10**38
+
 _ZERO_WINDOW = re.compile(r"(?:/|\bper)\s*0+\s*(?:second|minute|hour|day|month|year)", re.I)
 
 
@@ -120,6 +123,12 @@ def parse_limit(text: Any, strategy: str, policy_name: str, option: str = "limit
     sliding = strategy == "sliding-window-counter"
     by_seconds: dict[int, Window] = {}
     for item in items:
+        if item.amount >= _MAX_COUNT:
+            # every count DynamoDB stores would fail (a ValidationException per call):
+            # under "local" a limiter counting in process forever, under "refuse" a 503
+            raise ConfigurationError(
+                option, f"{text!r} counts past the 38 digits a DynamoDB number holds"
+            )
         seconds = item.get_expiry()
         known = by_seconds.get(seconds)
         if known is None or item.amount < known.limit:  # the same window twice: the smaller

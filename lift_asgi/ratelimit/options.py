@@ -38,8 +38,14 @@ logger = logging.getLogger("lift_asgi.ratelimit")
 
 def _seconds(value: Any) -> bool:
     """Whether ``value`` is a finite number (not a bool): NaN compares false with
-    everything, so ``timeout=nan`` would never time out."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    everything, so ``timeout=nan`` would never time out; an int too large for a float is
+    no number of seconds either (``math.isfinite`` raises ``OverflowError`` on it)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _whole(value: Any, least: int) -> bool:

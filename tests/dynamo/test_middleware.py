@@ -530,6 +530,14 @@ def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTrans
         ({"table": "t-1", "region": "us east 1"}, "region"),
         ({"table": "t-1", "region": 5}, "region"),
         ({"table": "t-1", "verify_table": "no"}, "verify_table"),
+        # each escaped as a bare ValueError/OverflowError, or was taken
+        ({"table": "bad name!"}, "table"),
+        ({"table": "t-1", "timeout": 10**400}, "timeout"),
+        ({"table": "t-1", "endpoint": "http://[::1"}, "endpoint"),
+        ({"table": "t-1", "endpoint": "http://a b"}, "endpoint"),
+        ({"table": "t-1", "region": 0}, "region"),
+        ({"table": "t-1", "region": []}, "region"),
+        ({"table": "t-1", "region": ""}, "region"),
     ]
     for options, option in cases:
         with pytest.raises(ConfigurationError) as caught:

@@ -59,6 +59,12 @@ def test_options_are_checked_at_construction() -> None:
         ({"methods": "POST"}, "methods"),
         ({"methods": []}, "methods"),
         ({"methods": ["POST", "GET"]}, "methods"),
+        # a TypeError, or taken as the method "B'POST'"
+        ({"methods": None}, "methods"),
+        ({"methods": b"POST"}, "methods"),
+        ({"methods": [5]}, "methods"),
+        ({"replay_headers": None}, "replay_headers"),
+        ({"retention": 10**400}, "retention"),  # an OverflowError
         ({"retention": 0}, "retention"),
         ({"retention": "1d"}, "retention"),
         ({"in_progress_expiry": -1}, "in_progress_expiry"),

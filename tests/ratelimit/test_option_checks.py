@@ -26,6 +26,13 @@ from lift_asgi.ratelimit import MemoryBackend, RateLimitMiddleware
         ({"storage": "memory://?max_keys=x"}, "storage"),
         ({"router": 42}, "router"),
         ({"headers": "no"}, "headers"),  # was read as True
+        # past 38 digits every DynamoDB update failed: counted in process forever, or 503s
+        ({"limit": "1" + "0" * 38 + "/second"}, "limit"),
+        ({"limit": {"pro": "1" + "0" * 40 + "/day", "default": "10/day"}}, "limit"),
+        ({"methods": 5}, "methods"),  # TypeError: 'int' object is not iterable
+        ({"routes": 5}, "routes"),
+        ({"timeout": 10**400}, "timeout"),  # OverflowError
+        ({"warn_interval": 10**400}, "warn_interval"),
     ],
 )
 def test_a_bad_option_is_refused_naming_it(options: dict[str, Any], option: str) -> None:
@@ -47,6 +54,7 @@ def test_memory_uri_takes_max_keys() -> None:
         {"routes": ["/p/{id}", "/q/{id:int}/r"]},
         {"limit": "10 per 10 seconds"},
         {"limit": "0/minute"},  # a limit of 0 refuses everything, on purpose
+        {"limit": "9" * 38 + "/second"},  # the largest count DynamoDB stores
     ],
 )
 def test_good_options_stay_accepted(options: dict[str, Any]) -> None:
