@@ -2,9 +2,9 @@
 its limit in a process unless ``"open"`` is asked for by name.
 
 A free tenant (10/minute) sends 14 requests; after the first 3 the rate-limit table stops
-answering in one of six ways (slow past the timeout, throttled, 5xx, connection cut,
-its answers lost though it applies the updates, unreachable), through the plugin's fault
-proxy.
+answering in one of seven ways (slow past the timeout, throttled, 5xx, connection cut,
+its answers lost though it applies the updates, access denied (a 4xx no retry fixes),
+unreachable), through the plugin's fault proxy.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .conftest import Clock, client_for, scan, with_tenant
 
 pytestmark = pytest.mark.dynamodb
 
-FAULTS = ["slow", "throttle", "5xx", "cut", "lost", "unreachable"]
+FAULTS = ["slow", "throttle", "5xx", "cut", "lost", "denied", "unreachable"]
 POLICIES = ["local", "refuse", "open"]
 HEALTHY = 3  # requests answered by the table before it fails
 SENT = 14
@@ -56,6 +56,8 @@ def _break(proxy: FaultProxy, fault: str) -> None:
         proxy.drop(times=None)
     elif fault == "lost":  # applied, unheard: the table counts what the process cannot see
         proxy.lose_answer(times=None, operation="UpdateItem")
+    elif fault == "denied":  # a policy changed under a running service
+        proxy.error("AccessDeniedException", times=None, operation="UpdateItem")
 
 
 def _app(storage: Any, clock: Clock, **options: Any) -> tuple[Any, RateLimitMiddleware]:
