@@ -63,6 +63,16 @@ def app_for(table: str, transport: AiodynamoTransport, **options: Any) -> Starle
     )
 
 
+def slow_app(table: TableSpec, transport: AiodynamoTransport, *, attempts: int) -> Starlette:
+    """An app whose DynamoDB calls time out after 0.2 s, tried ``attempts`` times."""
+    return app_for(
+        table.name,
+        transport,
+        timeout=0.2,
+        retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.02),
+    )
+
+
 @pytest.fixture
 async def http(
     dynamodb_table: TableSpec, proxied: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy
@@ -171,61 +181,35 @@ async def test_persistent_dropped_connections_are_a_503(
 
 
 async def test_latency_past_the_timeout_is_a_503_not_a_hung_request(
-    dynamodb_table: TableSpec, proxied: AiodynamoTransport, dynamodb_fault_proxy: FaultProxy
-) -> None:
-    app = app_for(
-        dynamodb_table.name,
-        proxied,
-        timeout=0.2,
-        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
-    )
-    async with client_for(app) as client:
-        await client.get("/read", headers=ACME)
-        dynamodb_fault_proxy.delay(3.0, times=None, operation="TransactWriteItems")
-        # the guard only turns a hang into a failure; it is not a timing assertion
-        response = await asyncio.wait_for(client.post("/write", json=TWO, headers=ACME), 30)
-    assert response.status_code == 503
-    assert "retry-after" in response.headers
-    assert len(dynamodb_fault_proxy.calls_of("TransactWriteItems")) == 2
-    # the tries were sent and never answered: they may land, so not "retry shortly"
-    assert response.json()["outcome"] == "unknown"
-
-
-async def until(predicate: Any, seconds: float = 10.0) -> None:
-    """Wait for a late copy to land (a guard against a hang, not a timing assertion)."""
-    for _ in range(int(seconds / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("it never happened")
-
-
-async def test_a_transaction_whose_tries_all_timed_out_lands_later_so_its_outcome_is_unknown(
     dynamodb_table: TableSpec,
     proxied: AiodynamoTransport,
     dynamodb_fault_proxy: FaultProxy,
     raw: AiodynamoTransport,
 ) -> None:
-    app = app_for(
-        dynamodb_table.name,
-        proxied,
-        timeout=0.2,
-        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02),
-    )
+    app = slow_app(dynamodb_table, proxied, attempts=2)
     async with client_for(app) as client:
         await client.get("/read", headers=ACME)
         dynamodb_fault_proxy.delay(0.8, times=None, operation="TransactWriteItems")
-        response = await client.post("/write", json=TWO, headers=ACME)
+        # the guard only turns a hang into a failure; it is not a timing assertion
+        response = await asyncio.wait_for(client.post("/write", json=TWO, headers=ACME), 30)
     assert response.status_code == 503
+    assert "retry-after" in response.headers
+    assert len(dynamodb_fault_proxy.calls_of("TransactWriteItems")) == 2
+    # the tries were sent and never answered: they land later, so not "retry shortly"
     problem = response.json()
     assert problem["outcome"] == "unknown" and "Read the data" in problem["detail"]
-    assert "retry shortly" not in problem["detail"]
-
-    async def landed() -> bool:
-        return await count(raw, dynamodb_table) == 2
-
-    await until(landed)  # what a "retry shortly" would have had the client write twice
+    # what a "retry shortly" would have had the client write twice
+    await until_stored(raw, dynamodb_table, 2)
     assert len(set(tokens(dynamodb_fault_proxy))) == 1
+
+
+async def until_stored(raw: AiodynamoTransport, table: TableSpec, items: int) -> None:
+    """Wait for late copies to land (a guard against a hang, not a timing assertion)."""
+    for _ in range(200):
+        if await count(raw, table) == items:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{items} items were never stored")
 
 
 async def test_a_transaction_whose_every_answer_was_lost_says_its_outcome_is_unknown(
@@ -250,12 +234,7 @@ async def test_a_running_first_copy_answered_in_progress_is_an_unknown_outcome(
     raw: AiodynamoTransport,
 ) -> None:
     """What DynamoDB answers a same-token retry while the first copy still runs."""
-    app = app_for(
-        dynamodb_table.name,
-        proxied,
-        timeout=0.2,
-        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02),
-    )
+    app = slow_app(dynamodb_table, proxied, attempts=3)
     async with client_for(app) as client:
         await client.get("/read", headers=ACME)
         dynamodb_fault_proxy.delay(0.8, operation="TransactWriteItems")
@@ -268,10 +247,7 @@ async def test_a_running_first_copy_answered_in_progress_is_an_unknown_outcome(
     faults = [call.fault for call in dynamodb_fault_proxy.calls_of("TransactWriteItems")]
     assert faults == ["delay", "error", "error"]
 
-    async def landed() -> bool:
-        return await count(raw, dynamodb_table) == 2
-
-    await until(landed)
+    await until_stored(raw, dynamodb_table, 2)
 
 
 async def test_a_transaction_only_throttled_is_still_retry_shortly(
