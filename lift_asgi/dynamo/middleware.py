@@ -242,14 +242,17 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
             try:
                 await self._next(scope, receive, send_committing)
             except LiftError as error:
+                if forward is not None:
+                    raise  # after the start: what is buffered now is the finally's leftover
                 if uow.discard():
                     ctx.commit = "discarded"
-                if forward is not None:
-                    raise
                 log.debug("%s raised before responding: %s", scope.get("path"), error.detail)
                 await send_problem(send, error)
             except BaseException:
-                if uow.discard():
+                # before the start the buffer is the response's, discarded with it; after
+                # it (a BackgroundTask that wrote, then raised) it is the leftover the
+                # finally logs, as when nothing raised
+                if forward is None and uow.discard():
                     ctx.commit = "discarded"
                 raise
         finally:

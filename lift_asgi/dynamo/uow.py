@@ -409,10 +409,11 @@ class UnitOfWork(_View):
         """The request is over: no more writes are accepted."""
         leftover = self.discard()
         self._closed = True
-        if leftover:
-            log.warning(
+        if leftover:  # written data lost: the handler's mistake, an error for the log
+            log.error(
                 "%d operation(s) buffered after the response started were discarded; "
-                "call `await uow.commit()` for writes made while streaming",
+                "call `await uow.commit()` for writes made while streaming or in a "
+                "BackgroundTask",
                 leftover,
             )
 

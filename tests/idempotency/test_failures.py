@@ -423,6 +423,7 @@ async def test_a_background_task_runs_after_the_commit_with_or_without_a_key(
     raw: AiodynamoTransport,
     probe: Probe,
     headers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The plain path commits at the response's start; a keyed request commits when its
     # held response is complete. Either way a BackgroundTask runs after the commit: its
@@ -464,6 +465,10 @@ async def test_a_background_task_runs_after_the_commit_with_or_without_a_key(
     assert first.status_code == 201
     stored = await scan(raw, dynamodb_table.name)
     assert set(data(stored)) == {"acme#orders/o1"}  # the handler's write, not the task's
+    lost = [r for r in caplog.records if "were discarded" in r.getMessage()]
+    # each run of the task: its write is discarded, and said so, though the task raised
+    assert [r.levelname for r in lost] == ["ERROR"] * probe.runs["create"]
+    assert "BackgroundTask" in lost[0].getMessage()
     if headers is KEYED:
         assert again.headers["idempotent-replayed"] == "true"
         assert probe.runs["create"] == 1
