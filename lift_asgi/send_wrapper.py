@@ -165,10 +165,11 @@ def relative_location(message: Message, origin: bytes) -> Message:
                 value = value[size:]
                 if not value.startswith(b"/"):
                     value = b"/" + value
-                elif value[1:2] in (b"/", b"\\"):
+                elif value[1:].lstrip(b"\t\r\n")[:1] in (b"/", b"\\"):
                     # "//evil.example/x" alone is a network-path reference: another host
-                    # (browsers read a backslash as a slash). A dot segment keeps it a
-                    # path on this host, as RFC 3986 section 4.2 advises.
+                    # (browsers read a backslash as a slash, and drop tabs and newlines
+                    # first: "/\t/evil.example" too). A dot segment keeps it a path on
+                    # this host, as RFC 3986 section 4.2 advises.
                     value = b"/." + value
                 changed = True
         rewritten.append((name, value))

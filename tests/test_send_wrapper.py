@@ -127,3 +127,15 @@ def test_a_backslash_after_the_first_slash_gets_the_dot_segment_too() -> None:
     }
     moved = relative_location(start, b"http://shop.example")
     assert moved["headers"] == [(b"location", b"/./\\evil.example/x")]
+
+
+@pytest.mark.parametrize("hidden", [b"\t", b"\n", b"\r\n", b"\t\t"])
+def test_tabs_and_newlines_after_the_first_slash_hide_no_second_host(hidden: bytes) -> None:
+    # Browsers drop them before parsing: "/\t/evil.example" is "//evil.example"
+    start = {
+        "type": "http.response.start",
+        "status": 302,
+        "headers": [(b"location", b"http://shop.example/" + hidden + b"/evil.example/x")],
+    }
+    moved = relative_location(start, b"http://shop.example")
+    assert moved["headers"] == [(b"location", b"/./" + hidden + b"/evil.example/x")]
