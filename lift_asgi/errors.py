@@ -498,10 +498,21 @@ def _fastapi_handlers() -> dict[Any, Any]:
 #: ``exception_handlers=`` for Starlette and FastAPI apps: problem+json for the suite's
 #: errors and for Starlette's HTTPException (unknown routes, wrong methods), and
 #: FastAPI's 422 rendered safely (:func:`validation_exception_handler`).
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """The 500 of an exception nothing handled, as a problem document with no internals.
+
+    Registered under ``Exception``, it is the handler of Starlette's outermost
+    ``ServerErrorMiddleware``, which answers with it (unless ``debug`` is on, or the
+    response already started) and then re-raises ``exc``, so the server still logs it.
+    """
+    return problem_response(LiftError())
+
+
 PROBLEM_HANDLERS: dict[Any, Any] = LateKeysDict(
     {
         LiftError: problem_exception_handler,
         StarletteHTTPException: problem_exception_handler,
+        Exception: internal_error_handler,
     },
     late=_fastapi_handlers,
 )

@@ -99,6 +99,33 @@ async def test_starlette_errors_and_unknown_routes_are_problems() -> None:
         assert (await client.get("/teapot")).json()["detail"] == "short and stout"
 
 
+async def _crash(request: Request) -> None:
+    raise RuntimeError("secret internals: db password hunter2")
+
+
+@pytest.mark.parametrize("framework", ["starlette", "fastapi"])
+async def test_an_exception_nothing_handled_is_a_500_problem_and_still_raised(
+    framework: str,
+) -> None:
+    # without the observer stage it was Starlette's text/plain "Internal Server Error"
+    if framework == "fastapi":
+        app: Any = FastAPI(exception_handlers=PROBLEM_HANDLERS)
+        app.add_api_route("/crash", _crash)
+    else:
+        app = Starlette(routes=[Route("/crash", _crash)], exception_handlers=PROBLEM_HANDLERS)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.get("/crash")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 500
+    assert "hunter2" not in answer.text and "RuntimeError" not in answer.text
+    raising = httpx.ASGITransport(app=app)  # the server still sees (and logs) it
+    async with httpx.AsyncClient(transport=raising, base_url="http://t") as client:
+        with pytest.raises(RuntimeError, match="hunter2"):
+            await client.get("/crash")
+
+
 # -- FastAPI's 422, rendered whatever the input ---------------------------------------------
 
 
@@ -319,7 +346,7 @@ def test_problem_handlers_name_fastapis_validation_error_once_fastapi_is_loaded(
     assert RequestValidationError in PROBLEM_HANDLERS
     assert dict(PROBLEM_HANDLERS)[RequestValidationError] is validation_exception_handler
     assert {**PROBLEM_HANDLERS}.keys() == dict(PROBLEM_HANDLERS).keys()
-    assert len(PROBLEM_HANDLERS) == 3
+    assert len(PROBLEM_HANDLERS) == 4  # LiftError, HTTPException, Exception, the 422
 
 
 def test_late_keys_appear_when_supplied_and_the_dicts_own_items_win() -> None:
