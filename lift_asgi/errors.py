@@ -42,6 +42,7 @@ __all__ = [
     "DynamoDBError",
     "DynamoDBThrottled",
     "DynamoDBUnavailable",
+    "DynamoDBUnreachable",
     "DynamoDBWriteConflict",
     "Forbidden",
     "HTTPProblem",
@@ -337,6 +338,12 @@ class DynamoDBUnavailable(ServiceUnavailable):
 
 class DynamoDBThrottled(DynamoDBUnavailable):
     code = "dynamodb-throttled"
+
+
+class DynamoDBUnreachable(DynamoDBUnavailable):
+    """No connection could be made (refused, no route, DNS, TLS): the request was never
+    sent, so it was not applied, and a write may be sent again whatever it does. (A
+    timeout, a dropped connection or a lost answer may come after sending it.)"""
 
 
 class DynamoDBWriteConflict(DynamoDBThrottled):

@@ -20,11 +20,23 @@ import re
 from collections.abc import Mapping
 
 from lift_asgi.dynamo.error_codes import error_from_code
-from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable, LiftError
+from lift_asgi.errors import DynamoDBError, DynamoDBUnavailable, DynamoDBUnreachable, LiftError
 
 __all__ = ["error_code", "from_botocore", "method_name"]
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+#: Failures to connect, by class name (botocore is imported only when needed): the
+#: request was never sent. ConnectTimeoutError is botocore's connect-phase timeout.
+_CONNECT_FAILURES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ClientConnectorError",
+        "ClientConnectorDNSError",
+        "ClientConnectorCertificateError",
+        "ClientConnectorSSLError",
+    }
+)
 
 
 @functools.lru_cache(maxsize=128)
@@ -52,6 +64,8 @@ def from_botocore(exc: BaseException) -> LiftError | None:
             str(error.get("Code", "")), str(error.get("Message", "")), status, response
         )
     name = type(exc).__name__
+    if name in _CONNECT_FAILURES:  # botocore's, or aiohttp's let through unwrapped
+        return DynamoDBUnreachable(aws_code=name)
     if (
         isinstance(exc, asyncio.TimeoutError | OSError)
         or "Connect" in name

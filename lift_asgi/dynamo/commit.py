@@ -37,6 +37,7 @@ from lift_asgi.errors import (
     DynamoDBError,
     DynamoDBThrottled,
     DynamoDBUnavailable,
+    DynamoDBUnreachable,
     TransactionCancelled,
 )
 
@@ -114,7 +115,8 @@ async def _commit_conditional(table: TableHandle, op: Operation) -> None:
 class _Attempt:
     """One try of a write, remembering whether any try failed without telling whether
     it was applied (``unknown``: 5xx, timeout, dropped connection, lost answer; not a
-    throttle or a write conflict, which DynamoDB refused)."""
+    throttle or a write conflict, which DynamoDB refused, nor a failure to connect, which
+    sent nothing)."""
 
     __slots__ = ("action", "payload", "table", "unknown")
 
@@ -129,7 +131,7 @@ class _Attempt:
         try:
             return await self.table.call(self.action, self.payload)
         except DynamoDBUnavailable as error:
-            if not isinstance(error, DynamoDBThrottled):
+            if not isinstance(error, DynamoDBThrottled | DynamoDBUnreachable):
                 self.unknown = True
             raise
 

@@ -8,7 +8,7 @@ retried is the caller's decision, given as a predicate; the loop only paces the 
 callers share are here: :func:`any_unavailable` (any 503: throttling, 5xx, timeouts,
 dropped connections, for a request that may be sent again whatever happened) and
 :func:`not_applied` (throttling and write conflicts: DynamoDB refused it, applied
-nothing).
+nothing; failures to connect: nothing was sent).
 
 When the policy is exhausted the loop raises a *new* 503
 (:class:`~lift_asgi.errors.DynamoDBUnavailable`, of the caught error's class when it is
@@ -26,7 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lift_asgi.errors import ConfigurationError, DynamoDBThrottled, DynamoDBUnavailable
+from lift_asgi.errors import (
+    ConfigurationError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+    DynamoDBUnreachable,
+)
 
 __all__ = ["RetryPolicy", "any_unavailable", "exhausted", "not_applied", "run_with_retries"]
 
@@ -74,8 +79,9 @@ def any_unavailable(error: Exception) -> bool:
 
 
 def not_applied(error: Exception) -> bool:
-    """Throttling and write conflicts: DynamoDB refused the request, did not apply it."""
-    return isinstance(error, DynamoDBThrottled)
+    """Throttling and write conflicts (DynamoDB refused the request, did not apply it),
+    and failures to connect (it was never sent)."""
+    return isinstance(error, DynamoDBThrottled | DynamoDBUnreachable)
 
 
 def exhausted(error: BaseException, policy: RetryPolicy) -> DynamoDBUnavailable:

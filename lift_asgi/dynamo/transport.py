@@ -46,7 +46,12 @@ from lift_asgi.dynamo.credentials import SEARCHED, default_credentials
 from lift_asgi.dynamo.error_codes import EXPIRED_CREDENTIALS_CODES, QUIET_CODES, error_from_code
 from lift_asgi.dynamo.protocol import DynamoTransport
 from lift_asgi.dynamo.sigv4 import SigV4Signer
-from lift_asgi.errors import ConfigurationError, DynamoDBError, DynamoDBUnavailable
+from lift_asgi.errors import (
+    ConfigurationError,
+    DynamoDBError,
+    DynamoDBUnavailable,
+    DynamoDBUnreachable,
+)
 from lift_asgi.observe.cost import current_cost
 
 __all__ = [
@@ -161,13 +166,16 @@ class AiodynamoTransport:
             except TimeoutError as exc:
                 log.warning("DynamoDB %s timed out after %.1fs", action, self.timeout)
                 raise DynamoDBUnavailable(aws_code="Timeout") from exc
+            except aiohttp.ClientConnectorError as exc:  # before anything was sent
+                log.warning("DynamoDB %s: cannot connect: %r", action, exc)
+                raise DynamoDBUnreachable(aws_code="ConnectFailed") from exc
             except aiohttp.ClientError as exc:
                 log.warning("DynamoDB %s failed: %r", action, exc)
                 raise DynamoDBUnavailable(aws_code="ConnectionError") from exc
             if status == 200:
                 try:
                     result = json.loads(answer)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested past the parser
                     result = None
                 if isinstance(result, dict):
                     return result
@@ -179,7 +187,7 @@ class AiodynamoTransport:
                 data = json.loads(answer)
                 code = str(data.get("__type", "")).rpartition("#")[2]
                 message = str(data.get("message") or data.get("Message") or "")
-            except ValueError:
+            except (ValueError, RecursionError, AttributeError):  # no JSON object
                 data, code, message = {}, "", answer[:200].decode(errors="replace")
             expired = code in EXPIRED_CREDENTIALS_CODES and not refreshed
             if expired and self.credentials.invalidate():

@@ -242,3 +242,44 @@ def assert_unknown(error: DynamoDBUnavailable) -> None:
     assert "retry shortly" not in error.detail
     assert error.extra["outcome"] == "unknown"
     assert error.extra["retry_after"] == RETRY.retry_after
+
+
+@pytest.fixture(params=["aiodynamo", "aioboto3"])
+async def unreachable(request: pytest.FixtureRequest) -> AsyncIterator[DynamoTransport]:
+    """A transport to a port nobody listens on: every call fails to connect."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    if request.param == "aioboto3":
+        async with aioboto3.Session().client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        ) as client:
+            yield Aioboto3Transport(client)
+        return
+    aiodynamo = AiodynamoTransport.static(endpoint)
+    yield aiodynamo
+    await aiodynamo.close()
+
+
+@pytest.mark.parametrize("writes", [1, 2], ids=["one-write", "transaction"])
+async def test_a_commit_that_could_not_connect_is_retry_shortly_not_unknown(
+    dynamodb_table: TableSpec, unreachable: DynamoTransport, writes: int
+) -> None:
+    """Nothing was sent, so nothing can have been applied: the outcome is known."""
+    table = DynamoTable(
+        dynamodb_table.name, transport=unreachable, retry=RETRY, timeout=2.0, verify_table=False
+    )
+    with pytest.raises(DynamoDBUnavailable) as caught:
+        async with table.unit_of_work("acme") as uow:
+            for sk in range(writes):
+                uow.update(("p", str(sk)), add={"n": 1})  # never sent twice once sent
+    assert "outcome" not in caught.value.extra
+    assert caught.value.detail == "The database is busy; retry shortly."
+    assert unreachable.calls == RETRY.attempts
