@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -60,8 +61,10 @@ __all__ = [
 log = logging.getLogger("lift_asgi.dynamo")
 
 _FAILURE_MEMORY = 5.0  # seconds a failed table check is remembered
-_MAX_TIMEOUT = 1e9  # seconds: past it (an int too large for a float) no timeout is meant
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")  # DynamoDB's rule for table names
+#: DynamoDB's rule for a table's name, or its ARN (another account's table)
+_TABLE_NAME = re.compile(
+    r"[A-Za-z0-9_.-]{3,255}|arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}"
+)
 
 
 def _describe_problems(schema: Schema, table: Mapping[str, Any]) -> list[str]:
@@ -191,13 +194,13 @@ class DynamoTable:
             raise ConfigurationError("transport", "must implement request(), close() and calls")
         self._owns_transport = transport is None
         self.transport: DynamoTransport = transport or shared_transport(endpoint, region)
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout < _MAX_TIMEOUT
-        ):
+        try:  # an int too large for a float is no number of seconds either
+            seconds = float(timeout) if not isinstance(timeout, bool | str) else math.nan
+        except (TypeError, ValueError, OverflowError):
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
             raise ConfigurationError("timeout", "must be a positive number of seconds")
-        self.timeout = float(timeout)
+        self.timeout = seconds
         # A transport that bounds every call itself and says so (``timeout``, seconds:
         # AiodynamoTransport's aiohttp timer) needs no second timer, which would cost
         # ~10 µs a call; others are wrapped in asyncio.timeout.

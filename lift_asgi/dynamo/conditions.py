@@ -318,7 +318,7 @@ class Attr:
                 raise ValueError(f"invalid path element {part!r}")
         for part in (name, *path):
             if isinstance(part, str) and len(part) > MAX_NAME_BYTES // 4:
-                name_size(part)  # a client-chosen name past 64 KB: a 400, as in put()
+                name_size(str(part))  # a client-chosen name past 64 KB: a 400, as in put()
         self._path: tuple[str | int, ...] = (name, *path)
 
     def __repr__(self) -> str:

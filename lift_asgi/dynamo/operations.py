@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lift_asgi.dynamo.codec import encode_value, item_size, name_size
+from lift_asgi.dynamo.codec import encode_value, item_size, name_size, refuse_name
 from lift_asgi.dynamo.conditions import Condition, Expression
 from lift_asgi.dynamo.keys import KeyLike, Schema, Scope, check_key_value
 from lift_asgi.dynamo.limits import MAX_ITEM_BYTES, MAX_SK_BYTES
@@ -300,7 +300,9 @@ def build_update(
     touched: dict[str, str] = {}
 
     def claim(name: Any, clause: str) -> str:
-        name_size(name)  # a name put() refuses (none, past 64 KB) is refused here too
+        if not isinstance(name, str):
+            refuse_name(name)
+        name_size(str(name))  # none, or past 64 KB: refused as put() does (a StrEnum kept)
         if name in protected:
             raise ValueError(
                 f"update cannot write '{name}' ({clause}): it is part of the key, or the "

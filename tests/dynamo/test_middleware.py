@@ -501,6 +501,14 @@ async def test_shared_transport_opens_lazily_and_closes_on_shutdown(
     assert shared._session is None
 
 
+def test_a_table_arn_and_a_long_timeout_stay_accepted(
+    aiodynamo_transport: AiodynamoTransport,
+) -> None:
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/saas-data"  # another account's
+    table = DynamoTable(arn, transport=aiodynamo_transport, timeout=2e9)
+    assert table.name == arn and table.timeout == 2e9
+
+
 def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTransport) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None: ...
 
@@ -532,6 +540,7 @@ def test_options_are_checked_at_construction(aiodynamo_transport: AiodynamoTrans
         ({"table": "t-1", "verify_table": "no"}, "verify_table"),
         # each escaped as a bare ValueError/OverflowError, or was taken
         ({"table": "bad name!"}, "table"),
+        ({"table": "arn:aws:dynamodb:eu-west-1:12345:table/t-1"}, "table"),  # no account
         ({"table": "t-1", "timeout": 10**400}, "timeout"),
         ({"table": "t-1", "endpoint": "http://[::1"}, "endpoint"),
         ({"table": "t-1", "endpoint": "http://a b"}, "endpoint"),

@@ -299,3 +299,20 @@ async def test_an_update_of_a_key_or_the_tenant_attribute_says_which_and_why(
     for name in ("pk", "sk", "_tenant"):
         with pytest.raises(ValueError, match=f"update cannot write '{name}' \\(set\\)"):
             uow.update(("p", "s"), set={name: "x"})
+
+
+async def test_an_update_still_takes_a_str_enum_member_as_a_name(
+    proxied_table: DynamoTable,
+) -> None:
+    import enum
+
+    class Field(enum.StrEnum):
+        STATUS = "status"
+        NOTE = "note"
+
+    async with proxied_table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), set={Field.STATUS: "done", "note": "x"})
+    async with proxied_table.unit_of_work("acme") as uow:
+        uow.update(("p", "s"), remove=[Field.NOTE], condition=Attr(Field.STATUS).eq("done"))
+    stored = await proxied_table.unit_of_work("acme").get_or_404("p", "s", consistent=True)
+    assert stored["status"] == "done" and "note" not in stored
