@@ -215,7 +215,8 @@ class FaultProxy:
     ) -> Fault:
         """Forward the call (the server applies it), then answer 200 with the first half
         of its answer, which is not JSON (a broken middlebox, a body cut short). The
-        answer the client never saw whole is kept in :attr:`Call.lost_answer`."""
+        answer the client never saw whole is kept in :attr:`Call.lost_answer`. A call
+        the server refused (a failed condition) is answered as it is."""
         return self.add(Fault("garble", times, operation, after=after, table=table))
 
     def reset(self) -> None:
@@ -413,7 +414,7 @@ class FaultProxy:
             call.lost_answer = data
             writer.transport.abort()
             return False
-        if fault is not None and fault.kind == "garble":
+        if fault is not None and fault.kind == "garble" and call.status == 200:
             call.lost_answer = data
             await self._write(writer, 200, data[: len(data) // 2], content_type)
             return True
