@@ -159,6 +159,10 @@ class IdempotentRequest(Protocol):
     ) -> None:
         """Buffer the record's completion in ``uow`` (raises a LiftError when it cannot)."""
 
+    async def keep_alive(self, uow: Any) -> None:
+        """Renew the claim while the app runs (until cancelled), so a request slower than
+        the claim's expiry keeps it; returns at once when there is nothing to renew."""
+
     async def release(self, uow: Any) -> None:
         """Give the claim up (a 5xx, a failed commit, an exception): a retry executes."""
 

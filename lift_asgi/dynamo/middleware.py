@@ -44,6 +44,7 @@ opened is closed. ``websocket`` passes through without a unit of work.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -282,6 +283,25 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
         if not await request.claim(uow, send):
             ctx.commit = "none"
             return
+        # the claim renewed while the app runs, so a slow request keeps its key
+        keeper = asyncio.ensure_future(request.keep_alive(uow))
+        try:
+            await self._hold_and_finish(request, ctx, uow, scope, receive, send, keeper)
+        finally:
+            keeper.cancel()  # not awaited: that could swallow this task's own cancellation
+
+    async def _hold_and_finish(
+        self,
+        request: IdempotentRequest,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        keeper: asyncio.Future[None],
+    ) -> None:
+        """The app under its claim (see :meth:`_run_idempotent`); ``keeper`` renews the
+        claim and is stopped once the response is complete, before the commit."""
         cap = request.max_response_bytes
         start: Message | None = None
         chunks: list[bytes] = []
@@ -310,6 +330,7 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
             else:  # http.response.pathsend, trailers...: not something a record can replay
                 unfit = f"it uses {kind}"
             complete = True
+            keeper.cancel()  # the commit decides the claim now
             if start is not None:
                 await self._finish(request, ctx, uow, scope, send, start, chunks, unfit)
 

@@ -180,9 +180,11 @@ class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
         expires_in = policy.in_progress_expiry
         lambda_context = scope.get("aws.context")
         remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+        renewable = True
         if callable(remaining):
             with contextlib.suppress(TypeError, ValueError):
                 expires_in = max(1.0, float(remaining()) / 1000)
+                renewable = False  # the claim outlasts the invocation, and so the request
         path = scope.get("root_path", "") + scope["path"]
         ctx.idempotency = record = IdempotentRecord(
             policy,
@@ -190,6 +192,7 @@ class IdempotencyMiddleware(Chained, metaclass=LoudStartup):
             fingerprint(scope["method"], path, body, scope.get("query_string") or b""),
             expires_in,
             uuid.uuid4().hex,
+            renewable=renewable,
         )
         sent = False
 

@@ -29,6 +29,7 @@ handler's writes or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -153,17 +154,28 @@ class IdempotentRecord:
         "key",
         "max_response_bytes",
         "policy",
+        "renewable",
         "token",
     )
 
     def __init__(
-        self, policy: RecordPolicy, key: str, fingerprint: str, expires_in: float, token: str
+        self,
+        policy: RecordPolicy,
+        key: str,
+        fingerprint: str,
+        expires_in: float,
+        token: str,
+        *,
+        renewable: bool = True,
     ) -> None:
         self.policy = policy
         self.key = key
         self.fingerprint = fingerprint
         self.expires_in = expires_in
         self.token = token
+        #: False under Lambda: the claim lasts the invocation, which the request cannot
+        #: outlive, so there is nothing to renew
+        self.renewable = renewable
         self.max_response_bytes = policy.max_response_bytes
         self.claimed = False
         self._scope: TenantScope | None = None
@@ -344,6 +356,39 @@ class IdempotentRecord:
                 f"({error.detail}); nothing was written."
             ) from None
         self._number = uow.pending
+
+    async def keep_alive(self, uow: UnitOfWork) -> None:
+        """Push the claim's expiry forward every third of it while the app runs (the
+        unit of work cancels this when the response is complete), so a request slower
+        than ``in_progress_expiry`` (a long import under throttling) keeps its key
+        instead of a retry taking it over and running alongside. One conditional
+        ``UpdateItem`` per renewal: none for a request faster than a third of the expiry.
+        A renewal that fails leaves the claim to its expiry; the commit then finds out
+        whether it was lost (``IdempotencyClaimLost``)."""
+        if not self.renewable or not self.claimed:
+            return
+        table = uow.table
+        scope, key = self._locate(uow)
+        policy = self.policy
+        expiry = policy.expiry_name(table)
+        while True:
+            await asyncio.sleep(self.expires_in / 3)
+            expr = Expression()
+            until = math.ceil(policy.clock() + self.expires_in)
+            mine = Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS)
+            payload: dict[str, Any] = {
+                "TableName": table.name,
+                "Key": scope.key(key)[0],
+                "UpdateExpression": f"SET {expr.name(expiry)} = {expr.value(until)}",
+                "ConditionExpression": mine.render(expr),
+            }
+            expr.apply(payload)
+            try:
+                await table.retrying("UpdateItem", payload)
+            except ConditionFailed:
+                return  # completed, released or taken over: nothing of ours to renew
+            except LiftError as error:
+                log.warning("renewing idempotency key %r failed: %s", self.key, error.detail)
 
     async def release(self, uow: UnitOfWork) -> None:
         """Give the claim up if this request still holds it, so a retry executes.

@@ -355,6 +355,89 @@ async def test_a_lost_claim_answer_is_recognised_by_its_token(
     assert probe.runs == {"create": 1}
 
 
+@pytest.mark.parametrize("renewed", [True, False], ids=["renewed", "under-lambda"])
+async def test_a_request_slower_than_the_claim_expiry_keeps_its_key_while_it_runs(
+    dynamodb_table: TableSpec,
+    transport: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    raw: AiodynamoTransport,
+    renewed: bool,
+) -> None:
+    """The claim is renewed every third of in_progress_expiry while the app runs: a
+    retry of a slow request (a long import under throttling) is a 409, not a second
+    run alongside it whose success makes the first one's commit a claim lost. Under
+    Lambda the claim lasts the invocation and is not renewed (the old behaviour)."""
+    app = build(
+        dynamodb_table.name,
+        transport,
+        probe,
+        idempotency={"clock": clock, "in_progress_expiry": 1},
+    )
+
+    async def post() -> httpx.Response:
+        scope = {} if renewed else {"aws.context": _Context()}
+        async with client_for(_with_scope(app, scope)) as client:
+            return await client.post("/items", json={"id": "s"}, headers=KEYED)
+
+    probe.gate = asyncio.Event()
+    first = asyncio.create_task(post())
+    await probe.entered.wait()
+    for _ in range(5):  # 2.5 s of the claim's clock pass, renewals in between
+        clock.now += 0.5
+        await asyncio.sleep(0.4)  # past a renewal's period (1/3 s; no timing is asserted)
+    retry = await post()
+    probe.gate.set()
+    answered = await first
+    if renewed:
+        assert retry.status_code == 409, retry.text
+        assert answered.status_code == 201
+        assert probe.runs == {"create": 1}
+    else:  # expired and retaken: the retry ran; the first lost its claim
+        assert retry.status_code == 201
+        assert answered.status_code == 409 and "claim" in answered.json()["type"]
+        assert probe.runs == {"create": 2}
+    assert data(await scan(raw, dynamodb_table.name))["acme#stats/counts"]["items"] == 1
+
+
+async def test_a_renewal_that_fails_leaves_the_claim_to_its_expiry_and_the_request_runs_on(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    dynamodb_table: TableSpec,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = build(
+        dynamodb_table.name, proxied, probe, idempotency={"clock": clock, "in_progress_expiry": 1}
+    )
+    dynamodb_fault_proxy.fail(times=None, operation="UpdateItem")  # every renewal: a 500
+    probe.gate = asyncio.Event()
+    async with client_for(app) as client:
+        first = asyncio.create_task(client.post("/items", json={"id": "f"}, headers=KEYED))
+        await probe.entered.wait()
+        await asyncio.sleep(0.8)  # two renewals' time (no timing is asserted)
+        probe.gate.set()
+        answered = await first
+    assert answered.status_code == 201  # the claim had not expired: its commit held
+    assert dynamodb_fault_proxy.calls_of("UpdateItem")  # renewals were tried
+    assert any("renewing idempotency key" in r.getMessage() for r in caplog.records)
+
+
+class _Context:
+    """A Lambda context whose invocation has 1 s left (the claim's expiry under it)."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 1000
+
+
+def _with_scope(app: ASGIApp, extra: dict[str, Any]) -> ASGIApp:
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, **extra}, receive, send)
+
+    return wrapped
+
+
 async def test_a_late_copy_of_a_released_claim_does_not_take_the_key_back(
     dynamodb_fault_proxy: FaultProxy,
     proxied: AiodynamoTransport,
