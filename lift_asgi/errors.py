@@ -198,7 +198,7 @@ class IdempotencyInProgress(Conflict):
 
 
 class IdempotencyKeyReused(LiftError):
-    """The key was first used for another method, path or body (422)."""
+    """The key was first used for another method, path, query string or body (422)."""
 
     status = 422
     title = "Idempotency key reused"

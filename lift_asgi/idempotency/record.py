@@ -278,7 +278,7 @@ class IdempotentRecord:
                 send,
                 IdempotencyKeyReused(
                     "This Idempotency-Key was first used for a request with another method, "
-                    "path or body; use a new key for a new request."
+                    "path, query string or body; use a new key for a new request."
                 ),
             )
             return False

@@ -297,3 +297,14 @@ async def test_a_record_is_kept_for_the_retention_and_forgotten_after(
     fresh = await http.post("/noop", headers=keyed("r"))
     assert "idempotent-replayed" not in fresh.headers
     assert probe.runs == {"noop": 2}
+
+
+async def test_another_query_string_is_a_422_that_says_so(
+    http: httpx.AsyncClient, raw: AiodynamoTransport, dynamodb_table: TableSpec
+) -> None:
+    # the query string is part of what makes two requests the same (POST /transfer?amount=)
+    first = await http.post("/items", json={"id": "q"}, headers=keyed("query"))
+    again = await http.post("/items?source=retry", json={"id": "q"}, headers=keyed("query"))
+    assert first.status_code == 201
+    assert again.status_code == 422
+    assert "query string" in again.json()["detail"]
