@@ -6,12 +6,15 @@ stored under the tenant's prefix like any other item (``{tenant}#_idempotency#{k
 and carries the tenant attribute:
 
 ==================  =========================================================
-``state``           ``in_progress`` (claimed) or ``completed`` (remembered)
-``token``           the claiming request's random token: only it may complete
-                    or release the claim
+``state``           ``in_progress`` (claimed, renewed while its request runs),
+                    ``completed`` (remembered) or ``released`` (given up: free
+                    to any other request, never to a late copy of its own claim)
+``token``           the claiming request's random token: only it may complete,
+                    renew or release the claim
 ``fingerprint``     SHA-256 of method, path, query string and body bytes
 ``expires_at``      epoch seconds after which an in-progress claim may be retaken
-                    (the Lambda deadline, or ``in_progress_expiry``); named
+                    (the Lambda deadline, or ``in_progress_expiry`` from its last
+                    renewal), or a released one leaves; named
                     ``claim_expires_at`` on a table whose TTL attribute is
                     ``expires_at``, so the two never share an attribute
 TTL attribute       epoch seconds after which the key is forgotten (``retention``)
