@@ -36,7 +36,7 @@ the commit's outcome ``context(scope).commit``.
 A request the idempotency stage marked (``context(scope).idempotency``) is handled whole:
 the key is claimed before the app runs, the response is held until its body is complete,
 and the record's completion commits in the same call as the app's writes (see
-:mod:`lift_asgi.idempotency`).
+:mod:`lift_asgi.dynamo.keyed` and :mod:`lift_asgi.idempotency`).
 
 ``lifespan`` passes through; when the server shuts down, the transport the middleware
 opened is closed. ``websocket`` passes through without a unit of work.
@@ -44,7 +44,6 @@ opened is closed. ``websocket`` passes through without a unit of work.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -58,10 +57,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lift_asgi._chain import Chained
 from lift_asgi._startup import LoudStartup
 from lift_asgi.dynamo.client import DynamoTable
+from lift_asgi.dynamo.keyed import commit_answer, run_keyed
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.uow import UnitOfWork
 from lift_asgi.errors import (
-    ConditionFailed,
     ConfigurationError,
     LiftError,
     Unauthorized,
@@ -72,7 +71,6 @@ from lift_asgi.stages import (
     SCOPE_KEY,
     TENANT,
     UNIT_OF_WORK,
-    IdempotentRequest,
     Need,
     RequestContext,
     context,
@@ -208,7 +206,7 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
         try:
             request = ctx.idempotency
             if request is not None and tenant_id is not None:
-                await self._run_idempotent(request, ctx, uow, scope, receive, send)
+                await run_keyed(self._next, request, ctx, uow, scope, receive, send)
                 return
             # The app with the start message held until the commit answered (written
             # here, not in a method of its own: one coroutine frame less per request).
@@ -228,7 +226,7 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
 
                         async def commit_then_send(start: Message) -> None:
                             nonlocal forward
-                            error = await _commit(uow, ctx)
+                            error = await commit_answer(uow, ctx)
                             if error is not None:
                                 forward = _dropped
                                 await send_problem(send, error)
@@ -263,154 +261,6 @@ class UnitOfWorkMiddleware(Chained, metaclass=LoudStartup):
                 uow._end()
             if reset is not None:
                 _reset_context(reset)
-
-    async def _run_idempotent(
-        self,
-        request: IdempotentRequest,
-        ctx: RequestContext,
-        uow: UnitOfWork,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        """Claim, run the app with its whole response held (up to the record's cap), then
-        commit the app's writes and the record's completion together, and send the answer.
-
-        That happens when the response is complete, inside the app's last ``send``, as
-        the plain path commits at the response's start: what runs after it (a
-        ``BackgroundTask``) runs after the commit, with or without a key. An exception it
-        raises cannot undo a commit already made and an answer already sent."""
-        if not await request.claim(uow, send):
-            ctx.commit = "none"
-            return
-        # the claim renewed while the app runs, so a slow request keeps its key
-        keeper = asyncio.ensure_future(request.keep_alive(uow))
-        try:
-            await self._hold_and_finish(request, ctx, uow, scope, receive, send, keeper)
-        finally:
-            keeper.cancel()  # not awaited: that could swallow this task's own cancellation
-
-    async def _hold_and_finish(
-        self,
-        request: IdempotentRequest,
-        ctx: RequestContext,
-        uow: UnitOfWork,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        keeper: asyncio.Future[None],
-    ) -> None:
-        """The app under its claim (see :meth:`_run_idempotent`); ``keeper`` renews the
-        claim and is stopped once the response is complete, before the commit."""
-        cap = request.max_response_bytes
-        start: Message | None = None
-        chunks: list[bytes] = []
-        size = 0
-        complete = False
-        unfit: str | None = None  # why the response cannot be remembered
-
-        async def hold(message: Message) -> None:
-            nonlocal start, size, complete, unfit
-            kind = message["type"]
-            if complete:
-                return
-            if kind == "http.response.start":
-                start = message
-                return
-            if kind == "http.response.body":
-                body = message.get("body", b"")
-                size += len(body)
-                if size > cap:
-                    unfit = f"its body is larger than max_response_bytes={cap}"
-                    chunks.clear()
-                elif body:
-                    chunks.append(body)
-                if message.get("more_body", False):
-                    return
-            else:  # http.response.pathsend, trailers...: not something a record can replay
-                unfit = f"it uses {kind}"
-            complete = True
-            keeper.cancel()  # the commit decides the claim now
-            if start is not None:
-                await self._finish(request, ctx, uow, scope, send, start, chunks, unfit)
-
-        try:
-            await self._next(scope, receive, hold)
-        except LiftError as error:
-            if complete:
-                raise
-            if start is not None:
-                await self._give_up(request, ctx, uow)
-                raise
-            log.debug("%s raised before responding: %s", scope.get("path"), error.detail)
-            # the handler's own answer, as if it had returned it
-            await send_problem(hold, error)
-        except BaseException:
-            # Complete: answered (Starlette's ServerErrorMiddleware sends its 500, then
-            # re-raises; a background task raises after the commit).
-            if not complete:
-                await self._give_up(request, ctx, uow)
-            raise
-        if not complete or start is None:
-            await self._give_up(request, ctx, uow)
-            if start is not None:
-                await _forward(send, start, chunks)
-
-    async def _finish(
-        self,
-        request: IdempotentRequest,
-        ctx: RequestContext,
-        uow: UnitOfWork,
-        scope: Scope,
-        send: Send,
-        start: Message,
-        chunks: list[bytes],
-        unfit: str | None,
-    ) -> None:
-        """The held, complete response: remembered and committed with the app's writes,
-        then sent; or, when it cannot be (too large, a 5xx, a refused record), the key
-        released and the writes discarded."""
-        status = start["status"]
-        if unfit is not None:
-            await self._give_up(request, ctx, uow)
-            log.error("%s: the response cannot be remembered: %s", scope.get("path"), unfit)
-            await send_problem(
-                send,
-                LiftError(
-                    f"The response to this idempotent request cannot be remembered ({unfit}); "
-                    "nothing was written."
-                ),
-            )
-            return
-        if status >= 500:
-            await self._give_up(request, ctx, uow)
-            await _forward(send, start, chunks)
-            return
-        if status >= 400 and uow.discard():
-            ctx.commit = "discarded"
-        body = b"".join(chunks)
-        try:
-            request.complete(uow, status, list(start.get("headers", ())), body)
-        except LiftError as error:
-            await self._give_up(request, ctx, uow)
-            log.error("%s: the idempotency record was refused: %s", scope.get("path"), error)
-            await send_problem(send, error)
-            return
-        failure = await _commit(uow, ctx)
-        if failure is not None:
-            answer = await request.recover(uow, failure)
-            if answer is not None:
-                await send_problem(send, answer if isinstance(answer, LiftError) else failure)
-                return
-            log.info("%s: the commit's answer was lost, but it landed", scope.get("path"))
-            ctx.commit = "committed"
-        await _forward(send, start, [body])
-
-    @staticmethod
-    async def _give_up(request: IdempotentRequest, ctx: RequestContext, uow: UnitOfWork) -> None:
-        if uow.discard():
-            ctx.commit = "discarded"
-        await request.release(uow)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         enter(scope, UNIT_OF_WORK)
@@ -463,31 +313,6 @@ def _answer_lift_errors(app: ASGIApp) -> None:
         )
         return
     app.exception_handlers[LiftError] = problem_exception_handler
-
-
-async def _forward(send: Send, start: Message, chunks: list[bytes]) -> None:
-    await send(start)
-    await send({"type": "http.response.body", "body": b"".join(chunks)})
-
-
-async def _commit(uow: UnitOfWork, ctx: RequestContext) -> LiftError | None:
-    """Commit ``uow``; the error to answer with instead of the app's response, if any."""
-    try:
-        await uow.commit()
-    except ConditionFailed as error:
-        log.info("commit refused: %s", error.detail)
-        ctx.commit = "conflict"
-        return error
-    except LiftError as error:
-        log.warning("commit failed (%s): %s", error.status, error.detail)
-        ctx.commit = "failed"
-        return error
-    except Exception:
-        log.exception("commit failed")
-        ctx.commit = "failed"
-        return LiftError("The request could not be completed.")
-    ctx.commit = "committed"
-    return None
 
 
 def current_uow() -> UnitOfWork:
