@@ -11,6 +11,7 @@ outcome is unknown. Through the fault proxy, on both transports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,10 +34,17 @@ RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, deadline=10.0)
 async def transport(
     request: pytest.FixtureRequest, dynamodb_fault_proxy: FaultProxy
 ) -> AsyncIterator[DynamoTransport]:
-    if request.param == "aioboto3":
+    async with transport_to(request.param, dynamodb_fault_proxy.endpoint) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def transport_to(kind: str, endpoint: str) -> AsyncIterator[DynamoTransport]:
+    """A transport of ``kind`` to ``endpoint``, without the client's own retries."""
+    if kind == "aioboto3":
         async with aioboto3.Session().client(
             "dynamodb",
-            endpoint_url=dynamodb_fault_proxy.endpoint,
+            endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -44,9 +52,11 @@ async def transport(
         ) as client:
             yield Aioboto3Transport(client)
         return
-    aiodynamo = AiodynamoTransport.static(dynamodb_fault_proxy.endpoint)
-    yield aiodynamo
-    await aiodynamo.close()
+    aiodynamo = AiodynamoTransport.static(endpoint)
+    try:
+        yield aiodynamo
+    finally:
+        await aiodynamo.close()
 
 
 @pytest.fixture
@@ -252,20 +262,8 @@ async def unreachable(request: pytest.FixtureRequest) -> AsyncIterator[DynamoTra
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    if request.param == "aioboto3":
-        async with aioboto3.Session().client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-        ) as client:
-            yield Aioboto3Transport(client)
-        return
-    aiodynamo = AiodynamoTransport.static(endpoint)
-    yield aiodynamo
-    await aiodynamo.close()
+    async with transport_to(request.param, endpoint) as made:
+        yield made
 
 
 @pytest.mark.parametrize("writes", [1, 2], ids=["one-write", "transaction"])
