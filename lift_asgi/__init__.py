@@ -21,7 +21,8 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from lift_asgi.aws import handler
     from lift_asgi.dynamo import SK, Attr, UnitOfWork, UnitOfWorkMiddleware, current_uow, get_uow
-    from lift_asgi.errors import PROBLEM_HANDLERS, LiftError
+    from lift_asgi.errors import LiftError
+    from lift_asgi.exception_handlers import PROBLEM_HANDLERS
     from lift_asgi.idempotency import IdempotencyMiddleware
     from lift_asgi.installer import install
     from lift_asgi.observe import RequestObserver
@@ -85,7 +86,7 @@ _WHERE = {
     "get_uow": "lift_asgi.dynamo",
     "current_uow": "lift_asgi.dynamo",
     "LiftError": "lift_asgi.errors",
-    "PROBLEM_HANDLERS": "lift_asgi.errors",
+    "PROBLEM_HANDLERS": "lift_asgi.exception_handlers",
     "handler": "lift_asgi.aws",
 }
 

@@ -5,7 +5,7 @@ FastAPI answers a body that is not JSON (``json.JSONDecodeError``) with a 422
 ``HTTPException(400, "There was an error parsing the body")``: bytes that are not UTF-8,
 arrays or objects nested past the parser's recursion limit, an integer of more digits
 than Python converts (``sys.get_int_max_str_digits()``). Each is a body that cannot be
-read as JSON, so :func:`lift_asgi.errors.problem_exception_handler` answers them as
+read as JSON, so :func:`lift_asgi.exception_handlers.problem_exception_handler` answers them as
 FastAPI answers any such body: the same 422, the same shape, a reason a client can act on.
 """
 

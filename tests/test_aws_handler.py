@@ -563,7 +563,7 @@ def test_text_types_come_back_as_text(
 
 
 def test_a_suite_error_is_a_text_problem(container: Callable[[LambdaHandler], Invoke]) -> None:
-    from lift_asgi.errors import PROBLEM_HANDLERS
+    from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 
     app = Starlette(routes=[], exception_handlers=PROBLEM_HANDLERS)
     answer = container(handler(app))(api_gateway_v1_event("GET", "/nowhere"))

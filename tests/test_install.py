@@ -27,7 +27,8 @@ import lift_asgi
 from lift_asgi.aws import handler
 from lift_asgi.dynamo import UnitOfWork, get_uow
 from lift_asgi.dynamo.tables import TableSpec
-from lift_asgi.errors import PROBLEM_HANDLERS, ConfigurationError
+from lift_asgi.errors import ConfigurationError
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.ratelimit import Rule
 from lift_asgi.stages import context
 from lift_asgi.tenancy import HeaderResolver, JWTResolver, current_tenant

@@ -39,8 +39,8 @@ from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
     Unauthorized,
-    problem_exception_handler,
 )
+from lift_asgi.exception_handlers import problem_exception_handler
 from lift_asgi.tenancy import (
     HeaderResolver,
     JWTResolver,

@@ -64,9 +64,9 @@ from lift_asgi.errors import (
     ConfigurationError,
     LiftError,
     Unauthorized,
-    problem_exception_handler,
     send_problem,
 )
+from lift_asgi.exception_handlers import problem_exception_handler
 from lift_asgi.stages import (
     SCOPE_KEY,
     TENANT,

@@ -72,7 +72,7 @@ def get_tenant(request: HTTPConnection) -> Tenant:
 
     Works for HTTP and WebSocket routes (FastAPI injects the connection). Raises
     :class:`Unauthorized` on a route the middleware let through without a tenant (an
-    exempt path); register :func:`lift_asgi.errors.problem_exception_handler` for
+    exempt path); register :func:`lift_asgi.exception_handlers.problem_exception_handler` for
     :class:`~lift_asgi.errors.LiftError` so that becomes a 401 problem response.
     """
     tenant = tenant_from_scope(request.scope)

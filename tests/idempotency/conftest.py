@@ -24,7 +24,7 @@ from lift_asgi.dynamo import UnitOfWorkMiddleware, current_uow
 from lift_asgi.dynamo.codec import decode_item
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport, DynamoTransport
-from lift_asgi.errors import PROBLEM_HANDLERS
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.idempotency import IdempotencyMiddleware
 from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 from tests.dynamo.conftest import FAST_RETRY

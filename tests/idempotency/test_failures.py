@@ -520,7 +520,7 @@ async def test_a_background_task_runs_after_the_commit_with_or_without_a_key(
     from starlette.routing import Route
 
     from lift_asgi.dynamo import UnitOfWorkMiddleware, current_uow
-    from lift_asgi.errors import PROBLEM_HANDLERS
+    from lift_asgi.exception_handlers import PROBLEM_HANDLERS
     from lift_asgi.idempotency import IdempotencyMiddleware
     from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from lift_asgi.dynamo import UnitOfWorkMiddleware, current_uow
 from lift_asgi.dynamo.tables import TableSpec, create_table
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.errors import PROBLEM_HANDLERS
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.idempotency import IdempotencyMiddleware
 from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 from tests.dynamo.conftest import FAST_RETRY

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from lift_asgi.dynamo import UnitOfWorkMiddleware
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.errors import PROBLEM_HANDLERS
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.idempotency import IdempotencyMiddleware, retry_seed
 from lift_asgi.tenancy import HeaderResolver, TenantMiddleware
 from tests.dynamo.conftest import FAST_RETRY

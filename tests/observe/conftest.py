@@ -25,7 +25,7 @@ import lift_asgi
 from lift_asgi.dynamo import DynamoTable, RetryPolicy, UnitOfWork, get_uow
 from lift_asgi.dynamo.tables import TableSpec
 from lift_asgi.dynamo.transport import AiodynamoTransport
-from lift_asgi.errors import PROBLEM_HANDLERS
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.observe import current_cost, current_request_id, log_handler
 from lift_asgi.ratelimit import AsyncDynamoDBStorage
 from lift_asgi.tenancy import JWTResolver

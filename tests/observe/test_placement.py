@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import lift_asgi
-from lift_asgi.errors import PROBLEM_HANDLERS
+from lift_asgi.exception_handlers import PROBLEM_HANDLERS
 from lift_asgi.observe import RequestObserver
 from lift_asgi.tenancy import HeaderResolver
 from tests.observe.conftest import client
