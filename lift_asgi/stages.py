@@ -30,7 +30,7 @@ per stage: a set and reset costs ~2,250 machine instructions. Lifespan scopes ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -159,9 +159,9 @@ class IdempotentRequest(Protocol):
     ) -> None:
         """Buffer the record's completion in ``uow`` (raises a LiftError when it cannot)."""
 
-    async def keep_alive(self, uow: Any) -> None:
-        """Renew the claim while the app runs (until cancelled), so a request slower than
-        the claim's expiry keeps it; returns at once when there is nothing to renew."""
+    def keep_alive(self, uow: Any) -> Callable[[], None]:
+        """Start renewing the claim while the app runs, so a request slower than the
+        claim's expiry keeps it; returns the function that stops the renewals."""
 
     async def release(self, uow: Any) -> None:
         """Give the claim up (a 5xx, a failed commit, an exception): a retry executes."""

@@ -18,8 +18,8 @@ as on the plain path, which commits at the response's start.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,11 +52,11 @@ async def run_keyed(
         ctx.commit = "none"
         return
     # the claim renewed while the app runs, so a slow request keeps its key
-    keeper = asyncio.ensure_future(request.keep_alive(uow))
+    stop_renewing = request.keep_alive(uow)
     try:
-        await _held(app, request, ctx, uow, scope, receive, send, keeper)
+        await _held(app, request, ctx, uow, scope, receive, send, stop_renewing)
     finally:
-        keeper.cancel()  # not awaited: that could swallow this task's own cancellation
+        stop_renewing()
 
 
 async def _held(
@@ -67,10 +67,10 @@ async def _held(
     scope: Scope,
     receive: Receive,
     send: Send,
-    keeper: asyncio.Future[None],
+    stop_renewing: Callable[[], None],
 ) -> None:
-    """The app under its claim (see :func:`run_keyed`); ``keeper`` renews the
-    claim and is stopped once the response is complete, before the commit."""
+    """The app under its claim (see :func:`run_keyed`); the claim's renewals are
+    stopped once the response is complete, before the commit."""
     cap = request.max_response_bytes
     start: Message | None = None
     chunks: list[bytes] = []
@@ -99,7 +99,7 @@ async def _held(
         else:  # http.response.pathsend, trailers...: not something a record can replay
             unfit = f"it uses {kind}"
         complete = True
-        keeper.cancel()  # the commit decides the claim now
+        stop_renewing()  # the commit decides the claim now
         if start is not None:
             await _finish(request, ctx, uow, scope, send, start, chunks, unfit)
 

@@ -360,22 +360,40 @@ class IdempotentRecord:
             ) from None
         self._number = uow.pending
 
-    async def keep_alive(self, uow: UnitOfWork) -> None:
-        """Push the claim's expiry forward every third of it while the app runs (the
-        unit of work cancels this when the response is complete), so a request slower
-        than ``in_progress_expiry`` (a long import under throttling) keeps its key
-        instead of a retry taking it over and running alongside. One conditional
-        ``UpdateItem`` per renewal: none for a request faster than a third of the expiry.
-        A renewal that fails leaves the claim to its expiry; the commit then finds out
-        whether it was lost (``IdempotencyClaimLost``)."""
+    def keep_alive(self, uow: UnitOfWork) -> Callable[[], None]:
+        """Push the claim's expiry forward every third of it while the app runs, so a
+        request slower than ``in_progress_expiry`` (a long import under throttling)
+        keeps its key instead of a retry taking it over and running alongside; returns
+        the function that stops it (the unit of work calls it once the response is
+        complete). One conditional ``UpdateItem`` per renewal. Until the first is due
+        there is only a timer on the loop: a request faster than a third of the expiry
+        costs no task and no call. A renewal that fails leaves the claim to its expiry;
+        the commit then finds out whether it was lost (``IdempotencyClaimLost``)."""
         if not self.renewable or not self.claimed:
-            return
+            return _nothing
+        loop = asyncio.get_running_loop()
+        every = self.expires_in / 3
+        task: asyncio.Task[None] | None = None
+
+        def start() -> None:
+            nonlocal task
+            task = loop.create_task(self._renew_every(uow, every))
+
+        timer = loop.call_later(every, start)
+
+        def stop() -> None:
+            timer.cancel()
+            if task is not None:
+                task.cancel()  # not awaited: that could swallow the caller's cancellation
+
+        return stop
+
+    async def _renew_every(self, uow: UnitOfWork, every: float) -> None:
         table = uow.table
         scope, key = self._locate(uow)
         policy = self.policy
         expiry = policy.expiry_name(table)
         while True:
-            await asyncio.sleep(self.expires_in / 3)
             expr = Expression()
             until = math.ceil(policy.clock() + self.expires_in)
             mine = Attr("token").eq(self.token) & Attr("state").eq(IN_PROGRESS)
@@ -392,6 +410,7 @@ class IdempotentRecord:
                 return  # completed, released or taken over: nothing of ours to renew
             except LiftError as error:
                 log.warning("renewing idempotency key %r failed: %s", self.key, error.detail)
+            await asyncio.sleep(every)
 
     async def release(self, uow: UnitOfWork) -> None:
         """Give the claim up if this request still holds it, so a retry executes.
@@ -471,3 +490,7 @@ class IdempotentRecord:
                     "took it before this one committed; nothing was written."
                 )
         return error
+
+
+def _nothing() -> None:
+    """The stop of a claim with nothing to renew."""

@@ -424,6 +424,26 @@ async def test_a_renewal_that_fails_leaves_the_claim_to_its_expiry_and_the_reque
     assert any("renewing idempotency key" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_request_faster_than_a_renewal_makes_none_even_after_its_answer(
+    dynamodb_fault_proxy: FaultProxy,
+    proxied: AiodynamoTransport,
+    probe: Probe,
+    clock: Clock,
+    dynamodb_table: TableSpec,
+) -> None:
+    """The first renewal waits on a timer the answer stops: no UpdateItem is sent, not
+    during the request nor once a renewal's period has passed after it."""
+    app = build(
+        dynamodb_table.name, proxied, probe, idempotency={"clock": clock, "in_progress_expiry": 1}
+    )
+    async with client_for(app) as client:
+        answered = await client.post("/items", json={"id": "q"}, headers=KEYED)
+        await asyncio.sleep(0.5)  # past the first renewal's time (no timing is asserted)
+    assert answered.status_code == 201
+    assert dynamodb_fault_proxy.calls_of("TransactWriteItems")  # the request went through
+    assert dynamodb_fault_proxy.calls_of("UpdateItem") == []
+
+
 class _Context:
     """A Lambda context whose invocation has 1 s left (the claim's expiry under it)."""
 
