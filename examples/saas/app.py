@@ -33,8 +33,9 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
@@ -66,6 +67,7 @@ TaskId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 STORED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Title = Annotated[str, Field(min_length=1, max_length=500)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])
 
 ANALYTICS = {"pk": "analytics", "sk": "summary"}
 
@@ -345,6 +347,19 @@ def _maybe_applied(failure: LiftError, chunk: list[dict[str, Any]]) -> int:
 # -- the app ------------------------------------------------------------------------
 
 
+def readable(app: FastAPI, path: str) -> Callable[[Endpoint], Endpoint]:
+    """Register ``endpoint`` for GET and HEAD on ``path``: RFC 9110 (9.1) asks every
+    general-purpose server to support both, and FastAPI's ``@app.get`` answers HEAD with
+    a 405. The HEAD route stays out of the OpenAPI document, which then lists one
+    operation per route (one route for both would give them the same operation id)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+        return app.get(path)(endpoint)
+
+    return register
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     if settings.log_format == "json":
@@ -415,8 +430,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exempt=["/health"],
     )
 
-    # HEAD too: load balancers and uptime checks often ask with it
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    # HEAD too, on every GET route (see readable): load balancers and uptime checks ask with it
+    @readable(app, "/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -437,7 +452,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uow.update(ANALYTICS, add={"projects": 1})
         return project_out(item)
 
-    @app.get("/projects")
+    @readable(app, "/projects")
     async def list_projects(
         uow: Uow,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -452,7 +467,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return {"items": [project_out(i) for i in page.items], "next_cursor": page.next_cursor}
 
-    @app.get("/projects/{project_id}")
+    @readable(app, "/projects/{project_id}")
     async def get_project(project_id: str, uow: Uow) -> dict[str, Any]:
         return project_out(await existing_project(uow, project_id))
 
@@ -504,7 +519,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         count_tasks(uow, Counter(task.status for task in body.tasks))
         return {"items": [task_out(i) for i in items]}
 
-    @app.get("/projects/{project_id}/tasks")
+    @readable(app, "/projects/{project_id}/tasks")
     async def list_tasks(
         project_id: str,
         uow: Uow,
@@ -629,7 +644,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise import_failed(failure, sum(written.values()) - assumed, assumed, len(body.tasks))
         return {"imported": sum(written.values())}
 
-    @app.get("/analytics/summary")
+    @readable(app, "/analytics/summary")
     async def analytics(uow: Uow) -> dict[str, Any]:
         item = await uow.get(ANALYTICS) or {}
         return {
